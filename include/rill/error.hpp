@@ -1,0 +1,75 @@
+// rill's exception hierarchy. End of stream is never an exception: it is an empty optional.
+#pragma once
+
+#include <stdexcept>
+#include <string>
+#include <system_error>
+
+namespace rill {
+
+// Base of every exception rill throws.
+class error : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+// A system call or resolver failure. The message names the operation and the address or
+// object involved: "tcp_server_stream: bind 127.0.0.1:2020: Address already in use".
+class os_error : public error {
+public:
+    os_error(std::error_code code, const std::string& context)
+        : error(context + ": " + code.message()), code_(code) {}
+    // A resolver failure has no errno; its text comes from gai_strerror.
+    os_error(std::error_code code, const std::string& context, const std::string& reason)
+        : error(context + ": " + reason), code_(code) {}
+    const std::error_code& code() const noexcept { return code_; }
+
+private:
+    std::error_code code_;
+};
+
+// A bad argument from the caller: "port_number must be 0..65535, got 70000".
+class argument_error : public error {
+public:
+    using error::error;
+};
+
+// Bytes from the stream that are not valid in the stream's codec (error mode raise).
+class decoding_error : public error {
+public:
+    using error::error;
+};
+
+// A character the stream's codec cannot encode (error mode raise).
+class encoding_error : public error {
+public:
+    using error::error;
+};
+
+// read_line met a line longer than the stream's max_line_length; the rest of that line is
+// discarded and the stream continues after the next line end.
+class line_too_long : public error {
+public:
+    using error::error;
+};
+
+// A write waited longer than the stream's writer_timeout.
+class timeout_error : public error {
+public:
+    using error::error;
+};
+
+// Thrown from a blocking call of a task that is being cancelled (run's main returned).
+// Let it propagate: it unwinds the task so destructors run and streams close.
+class task_cancelled : public error {
+public:
+    task_cancelled() : error("task cancelled") {}
+};
+
+namespace detail {
+[[noreturn]] inline void throw_os_error(int err, const std::string& context) {
+    throw os_error(std::error_code(err, std::system_category()), context);
+}
+} // namespace detail
+
+} // namespace rill

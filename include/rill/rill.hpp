@@ -1,0 +1,11 @@
+// Everything rill offers: tasks, channels, addresses, TCP streams, stream operations and
+// transcoders.
+#pragma once
+
+#include <rill/address.hpp>
+#include <rill/channel.hpp>
+#include <rill/error.hpp>
+#include <rill/runtime.hpp>
+#include <rill/stream.hpp>
+#include <rill/tcp.hpp>
+#include <rill/transcoder.hpp>

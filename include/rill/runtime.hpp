@@ -1,0 +1,119 @@
+// Tasks: Slogan's `task` and `!`. A task is a fiber with a small pooled stack, run by the
+// scheduler of one worker thread; blocking calls suspend only the calling task.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <memory>
+#include <type_traits>
+#include <utility>
+
+namespace rill {
+
+// Which I/O backend the workers use.
+enum class backend {
+    automatic,  // io_uring, falling back to epoll when the kernel or a seccomp profile refuses it
+    io_uring,
+    epoll,
+};
+
+// Reserved per task stack; pages are committed only when touched, and a guard page sits below.
+inline constexpr std::size_t default_stack_size_bytes = 64 * 1024;
+
+struct runtime_options {
+    int workers = 1;                                 // worker threads, each with its own scheduler
+    rill::backend backend = rill::backend::automatic;  // env RILL_BACKEND=epoll|io_uring overrides
+    std::size_t stack_size = default_stack_size_bytes;  // per task; rounded up to whole pages
+};
+
+namespace detail {
+struct task_control;
+
+// A type-erased task body: the callable lives in the heap block that holds this header.
+struct task_body {
+    void (*invoke)(task_body*);
+    void (*destroy)(task_body*);
+};
+
+template <class F>
+struct task_body_of final : task_body {
+    F fn;
+    explicit task_body_of(F&& f) : task_body{&call, &drop}, fn(std::move(f)) {}
+    static void call(task_body* b) { static_cast<task_body_of*>(b)->fn(); }
+    static void drop(task_body* b) { delete static_cast<task_body_of*>(b); }
+};
+
+task_control* spawn_task(task_body* body);
+void release_task(task_control* t, bool joined) noexcept;
+void join_task(task_control* t);
+std::uint64_t task_id(const task_control* t) noexcept;
+int run_runtime(task_body* main_body, const int* main_result, const runtime_options& options);
+} // namespace detail
+
+// Handle to a spawned task. Dropping it detaches the task (it keeps running); an exception
+// that ends a detached task is reported on stderr with the task id, never rethrown.
+class task {
+public:
+    task() noexcept = default;
+    explicit task(detail::task_control* t) noexcept : control_(t) {}
+    task(task&& other) noexcept : control_(std::exchange(other.control_, nullptr)) {}
+    task& operator=(task&& other) noexcept {
+        if (this != &other) {
+            reset();
+            control_ = std::exchange(other.control_, nullptr);
+        }
+        return *this;
+    }
+    task(const task&) = delete;
+    task& operator=(const task&) = delete;
+    ~task() { reset(); }
+
+    // Waits for the task to finish and rethrows the exception that ended it, if any.
+    // Throws argument_error on an empty handle, task_cancelled if the caller is cancelled.
+    void join();
+    bool joinable() const noexcept { return control_ != nullptr; }
+    std::uint64_t id() const noexcept { return control_ ? detail::task_id(control_) : 0; }
+
+private:
+    void reset() noexcept {
+        if (control_) detail::release_task(std::exchange(control_, nullptr), false);
+    }
+    detail::task_control* control_ = nullptr;
+};
+
+// Slogan's `!`: starts `fn` in a new task on one of the workers and returns at once.
+// Must be called from inside run().
+template <class F>
+task spawn(F&& fn) {
+    using body = detail::task_body_of<std::decay_t<F>>;
+    return task(detail::spawn_task(new body(std::decay_t<F>(std::forward<F>(fn)))));
+}
+
+// Starts the runtime on this thread (plus workers - 1 more threads) and runs `main` as the
+// first task. When `main` returns, every task still alive is cancelled: its blocking call
+// throws task_cancelled, so destructors run and streams close. Returns main's int (0 for a
+// void main) once every task has ended; an exception from `main` is rethrown here.
+template <class F>
+int run(F&& main, runtime_options options = {}) {
+    int result = 0;
+    auto wrapper = [&result, fn = std::forward<F>(main)]() mutable {
+        if constexpr (std::is_void_v<std::invoke_result_t<decltype(fn)&>>) {
+            fn();
+        } else {
+            result = static_cast<int>(fn());
+        }
+    };
+    using body = detail::task_body_of<decltype(wrapper)>;
+    return detail::run_runtime(new body(std::move(wrapper)), &result, options);
+}
+
+// Suspends the calling task for at least `d`. Throws task_cancelled when cancelled.
+void task_sleep(std::chrono::nanoseconds d);
+// Lets the other ready tasks of this worker run. Throws task_cancelled when cancelled.
+void task_yield();
+// True inside a task (inside run()).
+bool in_task() noexcept;
+
+} // namespace rill

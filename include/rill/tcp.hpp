@@ -1,0 +1,86 @@
+// TCP server and client streams (Slogan's tcp_server_stream and tcp_client_stream, on
+// Gambit's open-tcp-server and open-tcp-client).
+#pragma once
+
+#include <memory>
+#include <optional>
+
+#include <rill/address.hpp>
+#include <rill/stream.hpp>
+#include <rill/transcoder.hpp>
+
+namespace rill {
+
+inline constexpr int default_backlog = 128;
+
+struct server_options {
+    std::optional<int> port_number;            // wins over a port in the address
+    int backlog = default_backlog;             // positive; passed to listen()
+    bool reuse_address = true;                 // SO_REUSEADDR; false + a busy port => os_error
+    bool reuse_port = false;                   // SO_REUSEPORT: several servers share the port
+    std::optional<rill::transcoder> transcoder;  // for every client stream handed out
+    // For every client stream handed out:
+    std::size_t max_line_length = default_max_line_length_bytes;  // read_line's cap; 0 = none
+    std::optional<std::chrono::milliseconds> reader_timeout;  // a read waiting longer sees end of stream
+    std::optional<std::chrono::milliseconds> writer_timeout;  // a write waiting longer throws timeout_error
+};
+
+struct client_options {
+    std::optional<int> port_number;  // wins over a port in the address
+    bool keep_alive = false;         // SO_KEEPALIVE
+    bool coalesce = true;            // true: Nagle on; false: TCP_NODELAY. Never affects buffering
+    std::optional<rill::transcoder> transcoder;
+    std::size_t max_line_length = default_max_line_length_bytes;  // read_line's cap; 0 = none
+    std::optional<std::chrono::milliseconds> reader_timeout;  // a read waiting longer sees end of stream
+    std::optional<std::chrono::milliseconds> writer_timeout;  // a write waiting longer throws timeout_error
+};
+
+class tcp_server_stream;
+
+// A connection: what tcp_client_stream(...) opens and what read(server) returns.
+class tcp_client_stream : public stream {
+public:
+    // Connects, blocking the calling task (so: inside run). Throws argument_error for a bad
+    // address or option, os_error naming the address for resolution or connection failures.
+    explicit tcp_client_stream(address where, client_options options = {});
+    tcp_client_stream() noexcept = default;  // a closed stream
+    tcp_client_stream(tcp_client_stream&&) noexcept = default;
+    tcp_client_stream& operator=(tcp_client_stream&&) noexcept = default;
+
+private:
+    friend std::optional<tcp_client_stream> read(tcp_server_stream& server);
+    explicit tcp_client_stream(std::unique_ptr<detail::stream_state> state) noexcept;
+};
+
+namespace detail {
+struct server_state;
+}
+
+class tcp_server_stream {
+public:
+    // Binds and listens. Throws argument_error (bad address, port_number, backlog) or
+    // os_error ("tcp_server_stream: bind 127.0.0.1:2020: Address already in use").
+    explicit tcp_server_stream(address where, server_options options = {});
+    tcp_server_stream(tcp_server_stream&&) noexcept;
+    tcp_server_stream& operator=(tcp_server_stream&&) noexcept;
+    ~tcp_server_stream();
+
+    bool is_open() const noexcept;
+    detail::server_state& state() const;
+
+private:
+    std::unique_ptr<detail::server_state> state_;
+};
+
+// The next client, blocking this task; empty once the server is closed (also when it is
+// closed from another task while this one waits). When the process is out of descriptors it
+// waits (backing off) and keeps trying; the clients already accepted keep being served.
+std::optional<tcp_client_stream> read(tcp_server_stream& server);
+// Closes the listening socket and wakes a task blocked in read(server). Harmless twice.
+void close_stream(tcp_server_stream& server);
+
+socket_info tcp_server_socket_info(const tcp_server_stream& server);
+socket_info tcp_client_self_socket_info(const tcp_client_stream& client);
+socket_info tcp_client_peer_socket_info(const tcp_client_stream& client);
+
+} // namespace rill

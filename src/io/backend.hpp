@@ -1,0 +1,66 @@
+// The seam between the scheduler and the kernel: one small interface, one file per backend
+// (uring_backend.cpp, epoll_backend.cpp), chosen at run time.
+#pragma once
+
+#include <sys/socket.h>
+
+#include <chrono>
+#include <cstddef>
+#include <optional>
+
+#include "runtime/scheduler.hpp"
+
+namespace rill::detail {
+
+class backend;
+
+// A socket as the backends see it. Movable: it holds no pointer into itself.
+struct io_handle {
+    int fd = -1;
+    backend* registered = nullptr;  // epoll: the set this fd was added to
+};
+
+// connect: the socket's non-blocking connect() already said EINPROGRESS; complete it (wait
+// until writable, then read SO_ERROR).
+enum class io_kind : std::uint8_t { recv, send, accept, connect };
+
+struct io_op {
+    io_kind kind;
+    void* buffer = nullptr;          // recv/send data; accept: sockaddr out
+    std::size_t length = 0;          // recv/send bytes
+    socklen_t* address_length = nullptr;  // accept: in/out
+    std::optional<time_point> deadline;
+};
+
+class backend {
+public:
+    virtual ~backend() = default;
+    virtual const char* name() const noexcept = 0;
+
+    // From a task, after a non-blocking attempt said EAGAIN (or EINPROGRESS for connect):
+    // completes `op`, parking the task meanwhile. Returns the system call's result, -errno,
+    // -ETIMEDOUT when the deadline passed first, -ECANCELED when the task was cancelled. A
+    // result the kernel produced is never dropped: an accepted descriptor or received bytes
+    // that race with a timeout or cancellation are returned.
+    virtual long perform(io_handle& h, io_op& op) = 0;
+
+    // From the scheduler loop: submits what is queued and waits up to `timeout` (none: no
+    // limit; zero: just poll) for completions, making their tasks ready.
+    virtual void wait(std::optional<std::chrono::nanoseconds> timeout) = 0;
+
+    // From any thread: makes a concurrent or next wait() return.
+    virtual void wake() noexcept = 0;
+
+    // Before the descriptor is closed.
+    virtual void forget(io_handle& h) noexcept = 0;
+};
+
+// One non-blocking attempt of `op`; -EAGAIN when it would block.
+long try_io(const io_handle& h, io_op& op) noexcept;
+// The outcome of a connect that said EINPROGRESS, once the socket is writable.
+long connect_result(int fd) noexcept;
+
+// try_io, then the current scheduler's backend when it would block. Returns as backend::perform.
+long perform_io(io_handle& h, io_op& op);
+
+} // namespace rill::detail

@@ -1,0 +1,180 @@
+// The epoll backend: each socket is registered once, edge-triggered, for both directions. An
+// operation that would block parks its task in the socket's reader or writer slot; an event
+// wakes the slot's task, which retries the system call.
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <vector>
+
+#include <rill/error.hpp>
+
+#include "io/backend.hpp"
+
+namespace rill::detail {
+
+namespace {
+
+constexpr int events_per_wait = 256;
+
+class epoll_backend;
+
+// A task waiting for one direction of one descriptor.
+struct epoll_waiter final : park_point {
+    epoll_backend* backend;
+    int fd;
+    bool writing;
+    void interrupt(task_control* t) noexcept override;
+};
+
+class epoll_backend final : public backend {
+public:
+    explicit epoll_backend(scheduler& owner) : owner_(owner) {
+        epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
+        if (epoll_fd_ < 0) throw_os_error(errno, "epoll_create1");
+        wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        if (wake_fd_ < 0) {
+            int err = errno;
+            close(epoll_fd_);
+            throw_os_error(err, "eventfd");
+        }
+        epoll_event ev{};
+        ev.events = EPOLLIN;
+        ev.data.fd = wake_fd_;
+        if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, wake_fd_, &ev) != 0) {
+            int err = errno;
+            close(wake_fd_);
+            close(epoll_fd_);
+            throw_os_error(err, "epoll_ctl add eventfd");
+        }
+    }
+
+    ~epoll_backend() override {
+        close(wake_fd_);
+        close(epoll_fd_);
+    }
+
+    const char* name() const noexcept override { return "epoll"; }
+
+    long perform(io_handle& h, io_op& op) override {
+        if (h.registered != this) {
+            if (long r = enroll(h); r < 0) return r;
+        }
+        const bool writing = op.kind == io_kind::send || op.kind == io_kind::connect;
+        epoll_waiter w;
+        w.backend = this;
+        w.fd = h.fd;
+        w.writing = writing;
+        for (;;) {
+            task_control*& slot = slot_for(h.fd, writing);
+            slot = owner_.running();
+            wake_reason why = owner_.park(&w, op.deadline);
+            if (why == wake_reason::timeout) return -ETIMEDOUT;
+            if (why == wake_reason::cancelled) return -ECANCELED;
+            long r = op.kind == io_kind::connect ? connect_state(h.fd) : try_io(h, op);
+            if (r != -EAGAIN) return r;
+        }
+    }
+
+    void wait(std::optional<std::chrono::nanoseconds> timeout) override {
+        epoll_event events[events_per_wait];
+        timespec ts{};
+        if (timeout) {
+            ts.tv_sec = timeout->count() / 1'000'000'000;
+            ts.tv_nsec = timeout->count() % 1'000'000'000;
+        }
+        int n = epoll_pwait2(epoll_fd_, events, events_per_wait, timeout ? &ts : nullptr, nullptr);
+        if (n < 0) {
+            if (errno != EINTR) std::fprintf(stderr, "rill: epoll_pwait2 failed: %s\n", std::strerror(errno));
+            return;
+        }
+        for (int i = 0; i < n; ++i) {
+            const int fd = events[i].data.fd;
+            const std::uint32_t e = events[i].events;
+            if (fd == wake_fd_) {
+                std::uint64_t value;
+                [[maybe_unused]] ssize_t got = ::read(wake_fd_, &value, sizeof value);
+                continue;
+            }
+            if (static_cast<std::size_t>(fd) >= waiters_.size()) continue;
+            if (e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) wake_slot(waiters_[fd].reader);
+            if (e & (EPOLLOUT | EPOLLHUP | EPOLLERR)) wake_slot(waiters_[fd].writer);
+        }
+    }
+
+    void wake() noexcept override {
+        std::uint64_t one = 1;
+        [[maybe_unused]] ssize_t n = ::write(wake_fd_, &one, sizeof one);
+    }
+
+    void forget(io_handle& h) noexcept override {
+        if (h.registered == this) {
+            epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, h.fd, nullptr);
+            if (static_cast<std::size_t>(h.fd) < waiters_.size()) waiters_[h.fd] = {};
+        }
+        h.registered = nullptr;
+    }
+
+    void clear_slot(int fd, bool writing) noexcept { slot_for(fd, writing) = nullptr; }
+    scheduler& owner() noexcept { return owner_; }
+
+private:
+    struct fd_waiters {
+        task_control* reader = nullptr;
+        task_control* writer = nullptr;
+    };
+
+    // Adds the socket to this set. A stream moved to a task of another worker leaves the
+    // other worker's set first (epoll_ctl on another thread's set is safe).
+    long enroll(io_handle& h) {
+        if (h.registered) h.registered->forget(h);
+        epoll_event ev{};
+        ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+        ev.data.fd = h.fd;
+        if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, h.fd, &ev) != 0) {
+            // EEXIST: a descriptor number reused before this set noticed the old one closed.
+            if (errno != EEXIST || epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, h.fd, &ev) != 0) return -errno;
+        }
+        h.registered = this;
+        return 0;
+    }
+
+    task_control*& slot_for(int fd, bool writing) {
+        if (static_cast<std::size_t>(fd) >= waiters_.size()) waiters_.resize(static_cast<std::size_t>(fd) + 64);
+        return writing ? waiters_[fd].writer : waiters_[fd].reader;
+    }
+
+    void wake_slot(task_control*& slot) noexcept {
+        if (task_control* t = slot) {
+            slot = nullptr;
+            owner_.ready(t);
+        }
+    }
+
+    static long connect_state(int fd) noexcept {
+        io_handle probe{fd, nullptr};
+        io_op op{io_kind::connect, nullptr, 0, nullptr, {}};
+        return try_io(probe, op);
+    }
+
+    scheduler& owner_;
+    int epoll_fd_ = -1;
+    int wake_fd_ = -1;
+    std::vector<fd_waiters> waiters_;
+};
+
+void epoll_waiter::interrupt(task_control* t) noexcept {
+    backend->clear_slot(fd, writing);
+    backend->owner().ready(t);
+}
+
+} // namespace
+
+std::unique_ptr<backend> make_epoll_backend(scheduler& owner) {
+    return std::make_unique<epoll_backend>(owner);
+}
+
+} // namespace rill::detail

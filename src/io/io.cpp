@@ -1,0 +1,66 @@
+// The part of every blocking socket call that is the same on both backends: try the system
+// call first, and only when it would block hand it to the backend.
+#include <sys/socket.h>
+
+#include <cerrno>
+
+#include "io/backend.hpp"
+
+namespace rill::detail {
+
+long connect_result(int fd) noexcept {
+    int err = 0;
+    socklen_t len = sizeof err;
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) return -errno;
+    return err ? -err : 0;
+}
+
+long try_io(const io_handle& h, io_op& op) noexcept {
+    for (;;) {
+        long r = -EINVAL;
+        switch (op.kind) {
+        case io_kind::recv: r = ::recv(h.fd, op.buffer, op.length, MSG_DONTWAIT); break;
+        case io_kind::send:
+            r = ::send(h.fd, op.buffer, op.length, MSG_DONTWAIT | MSG_NOSIGNAL);
+            break;
+        case io_kind::accept:
+            r = ::accept4(h.fd, static_cast<sockaddr*>(op.buffer), op.address_length,
+                          SOCK_NONBLOCK | SOCK_CLOEXEC);
+            break;
+        case io_kind::connect: {
+            // Still in progress unless the socket already reports an outcome.
+            int err = 0;
+            socklen_t len = sizeof err;
+            if (getsockopt(h.fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) return -errno;
+            if (err) return -err;
+            sockaddr_storage peer;
+            socklen_t peer_len = sizeof peer;
+            if (getpeername(h.fd, reinterpret_cast<sockaddr*>(&peer), &peer_len) == 0) return 0;
+            return -EAGAIN;
+        }
+        }
+        if (r >= 0) return r;
+        if (errno == EINTR) continue;
+        return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+    }
+}
+
+long perform_io(io_handle& h, io_op& op) {
+    if (op.kind != io_kind::connect) {
+        long r = try_io(h, op);
+        if (r != -EAGAIN) return r;
+    }
+    task_control& t = current_task("I/O");
+    if (t.cancelled) return -ECANCELED;
+    return t.owner->io().perform(h, op);
+}
+
+std::unique_ptr<backend> make_epoll_backend(scheduler& owner);
+std::unique_ptr<backend> make_uring_backend(scheduler& owner);
+
+std::unique_ptr<backend> make_backend(rill::backend kind, scheduler& owner) {
+    if (kind == rill::backend::epoll) return make_epoll_backend(owner);
+    return make_uring_backend(owner);
+}
+
+} // namespace rill::detail

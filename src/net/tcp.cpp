@@ -1,0 +1,293 @@
+// TCP server and client streams: bind, listen, accept, connect and socket options. The
+// buffered reading and writing is the stream layer's.
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <mutex>
+
+#include <rill/error.hpp>
+#include <rill/runtime.hpp>
+#include <rill/tcp.hpp>
+
+#include "io/backend.hpp"
+#include "net/resolve.hpp"
+#include "stream/stream_state.hpp"
+
+namespace rill {
+namespace detail {
+
+namespace {
+
+// Out of descriptors (or kernel memory), read(server) waits this long before trying again,
+// doubling up to the maximum: the connections it has keep being served meanwhile, and the
+// pending clients stay in the listen backlog until a descriptor frees up.
+constexpr std::chrono::milliseconds accept_backoff_initial{1};
+constexpr std::chrono::milliseconds accept_backoff_max{100};
+
+// A descriptor owned from the moment the kernel returns it.
+class unique_fd {
+public:
+    explicit unique_fd(int fd = -1) noexcept : fd_(fd) {}
+    unique_fd(unique_fd&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
+    unique_fd& operator=(unique_fd&& o) noexcept {
+        reset(std::exchange(o.fd_, -1));
+        return *this;
+    }
+    ~unique_fd() { reset(); }
+    int get() const noexcept { return fd_; }
+    int release() noexcept { return std::exchange(fd_, -1); }
+    void reset(int fd = -1) noexcept {
+        if (fd_ >= 0) ::close(fd_);
+        fd_ = fd;
+    }
+
+private:
+    int fd_;
+};
+
+void set_flag_option(int fd, int level, int name, bool on, const char* operation, const char* what) {
+    int value = on ? 1 : 0;
+    if (setsockopt(fd, level, name, &value, sizeof value) != 0)
+        throw_os_error(errno, std::string(operation) + ": setsockopt " + what);
+}
+
+std::string describe_peer(int fd) {
+    sockaddr_storage ss{};
+    socklen_t len = sizeof ss;
+    if (getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return "a closed connection";
+    return to_socket_info(reinterpret_cast<sockaddr*>(&ss)).to_string();
+}
+
+socket_info socket_name(int fd, bool peer, const char* operation) {
+    if (fd < 0) throw error(std::string(operation) + ": the stream is closed");
+    sockaddr_storage ss{};
+    socklen_t len = sizeof ss;
+    int r = peer ? getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len)
+                 : getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len);
+    if (r != 0) throw_os_error(errno, operation);
+    return to_socket_info(reinterpret_cast<sockaddr*>(&ss));
+}
+
+template <class Options>
+std::unique_ptr<stream_state> make_client_state(unique_fd fd, const Options& o) {
+    stream_options settings{o.max_line_length, o.reader_timeout, o.writer_timeout};
+    auto st = std::make_unique<stream_state>(fd.release(), settings, o.transcoder);
+    st->describe = &describe_peer;
+    return st;
+}
+
+bool out_of_descriptors(long r) noexcept {
+    return r == -EMFILE || r == -ENFILE || r == -ENOBUFS || r == -ENOMEM;
+}
+
+// Errors of one pending connection, not of the listening socket: try the next one.
+bool connection_gone(long r) noexcept {
+    return r == -ECONNABORTED || r == -EPROTO || r == -EPERM || r == -ENETDOWN ||
+           r == -ENOPROTOOPT || r == -EHOSTDOWN || r == -ENONET || r == -EHOSTUNREACH ||
+           r == -EOPNOTSUPP || r == -ENETUNREACH;
+}
+
+} // namespace
+
+struct server_state {
+    io_handle io;
+    server_options options;
+    std::string name;  // "127.0.0.1:2020", for messages
+    // Closing may come from any task while another waits in read(server): the waiter owns
+    // the descriptor until it returns, the closer shuts the socket down to wake it.
+    std::mutex mutex;
+    bool closed = false;
+    bool accepting = false;
+
+    void close_now() noexcept {
+        if (io.fd >= 0) ::close(io.fd);
+        io.fd = -1;
+        io.registered = nullptr;
+    }
+    ~server_state() { close_now(); }
+};
+
+} // namespace detail
+
+// ---- server ---------------------------------------------------------------------------------
+
+tcp_server_stream::tcp_server_stream(address where, server_options options) {
+    constexpr const char* op = "tcp_server_stream";
+    if (options.backlog <= 0)
+        throw argument_error(std::string("backlog must be positive, got ") + std::to_string(options.backlog));
+    if (options.port_number) detail::checked_port_number(*options.port_number);
+    auto endpoints = detail::resolve(where, options.port_number, detail::resolve_purpose::listen, op);
+    int first_error = 0;
+    std::string first_context;
+    for (const auto& e : endpoints) {
+        const std::string text = detail::to_string(e);
+        detail::unique_fd fd(::socket(e.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+        int err = 0;
+        std::string context;
+        if (fd.get() < 0) {
+            err = errno;
+            context = std::string(op) + ": socket for " + text;
+        } else {
+            if (options.reuse_address)
+                detail::set_flag_option(fd.get(), SOL_SOCKET, SO_REUSEADDR, true, op, "SO_REUSEADDR");
+            if (options.reuse_port)
+                detail::set_flag_option(fd.get(), SOL_SOCKET, SO_REUSEPORT, true, op, "SO_REUSEPORT");
+            if (::bind(fd.get(), e.get(), e.length) != 0) {
+                err = errno;
+                context = std::string(op) + ": bind " + text;
+            } else if (::listen(fd.get(), options.backlog) != 0) {
+                err = errno;
+                context = std::string(op) + ": listen " + text;
+            }
+        }
+        if (err == 0) {
+            state_ = std::make_unique<detail::server_state>();
+            state_->io.fd = fd.release();
+            state_->options = std::move(options);
+            state_->name = detail::socket_name(state_->io.fd, false, op).to_string();
+            return;
+        }
+        if (!first_error) {
+            first_error = err;
+            first_context = context;
+        }
+    }
+    detail::throw_os_error(first_error, first_context);
+}
+
+tcp_server_stream::tcp_server_stream(tcp_server_stream&&) noexcept = default;
+tcp_server_stream& tcp_server_stream::operator=(tcp_server_stream&&) noexcept = default;
+tcp_server_stream::~tcp_server_stream() = default;
+
+bool tcp_server_stream::is_open() const noexcept {
+    if (!state_) return false;
+    std::lock_guard lock(state_->mutex);
+    return !state_->closed;
+}
+
+detail::server_state& tcp_server_stream::state() const {
+    if (!state_) throw error("tcp_server_stream: operation on a moved-from server stream");
+    return *state_;
+}
+
+std::optional<tcp_client_stream> read(tcp_server_stream& server) {
+    detail::server_state& st = server.state();
+    auto backoff = detail::accept_backoff_initial;
+    for (;;) {
+        {
+            std::lock_guard lock(st.mutex);
+            if (st.closed) return std::nullopt;
+            st.accepting = true;
+        }
+        sockaddr_storage peer{};
+        socklen_t peer_length = sizeof peer;
+        detail::io_op op{detail::io_kind::accept, &peer, 0, &peer_length, std::nullopt};
+        long r = detail::perform_io(st.io, op);
+        detail::unique_fd fd(r >= 0 ? static_cast<int>(r) : -1);
+        bool closed;
+        {
+            std::lock_guard lock(st.mutex);
+            st.accepting = false;
+            closed = st.closed;
+            if (closed) st.close_now();
+        }
+        if (closed) return std::nullopt;  // fd, if any, is closed on the way out
+        if (r >= 0) {
+            try {
+                return tcp_client_stream(detail::make_client_state(std::move(fd), st.options));
+            } catch (const std::bad_alloc&) {
+                continue;  // drop this connection; the server carries on
+            }
+        }
+        if (r == -ECANCELED) throw task_cancelled();
+        if (r == -EINVAL || r == -EBADF) return std::nullopt;  // shut down under us
+        if (detail::connection_gone(r) || r == -EINTR) continue;
+        if (detail::out_of_descriptors(r)) {
+            task_sleep(backoff);
+            backoff = std::min(backoff * 2, detail::accept_backoff_max);
+            continue;
+        }
+        detail::throw_os_error(static_cast<int>(-r), "read: accept on " + st.name);
+    }
+}
+
+void close_stream(tcp_server_stream& server) {
+    if (!server.is_open()) return;
+    detail::server_state& st = server.state();
+    std::lock_guard lock(st.mutex);
+    if (st.closed) return;
+    st.closed = true;
+    if (st.accepting) {
+        // Wakes the accept in flight (it fails with EINVAL); its task closes the socket.
+        ::shutdown(st.io.fd, SHUT_RDWR);
+    } else {
+        st.close_now();
+    }
+}
+
+socket_info tcp_server_socket_info(const tcp_server_stream& server) {
+    return detail::socket_name(server.state().io.fd, false, "tcp_server_socket_info");
+}
+
+// ---- client ---------------------------------------------------------------------------------
+
+tcp_client_stream::tcp_client_stream(std::unique_ptr<detail::stream_state> state) noexcept
+    : stream(std::move(state)) {}
+
+tcp_client_stream::tcp_client_stream(address where, client_options options) {
+    constexpr const char* op = "tcp_client_stream";
+    detail::current_task(op);  // connecting blocks the task: only inside run
+    auto endpoints = detail::resolve(where, options.port_number, detail::resolve_purpose::connect, op);
+    int first_error = 0;
+    std::string first_context;
+    for (const auto& e : endpoints) {
+        const std::string text = detail::to_string(e);
+        detail::unique_fd fd(::socket(e.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+        long r = 0;
+        if (fd.get() < 0) {
+            r = -errno;
+        } else {
+            if (options.keep_alive)
+                detail::set_flag_option(fd.get(), SOL_SOCKET, SO_KEEPALIVE, true, op, "SO_KEEPALIVE");
+            if (!options.coalesce)
+                detail::set_flag_option(fd.get(), IPPROTO_TCP, TCP_NODELAY, true, op, "TCP_NODELAY");
+            // The stream owns the socket from here; its io handle keeps the backend's
+            // registration made while connecting.
+            auto st = detail::make_client_state(std::move(fd), options);
+            if (::connect(st->io.fd, e.get(), e.length) != 0) {
+                r = -errno;
+                if (r == -EINPROGRESS || r == -EAGAIN) {
+                    detail::io_op wait{detail::io_kind::connect, nullptr, 0, nullptr, std::nullopt};
+                    r = detail::perform_io(st->io, wait);
+                }
+            }
+            if (r == 0) {
+                static_cast<stream&>(*this) = tcp_client_stream(std::move(st));
+                return;
+            }
+        }
+        if (r == -ECANCELED) throw task_cancelled();
+        if (!first_error) {
+            first_error = static_cast<int>(-r);
+            first_context = std::string(op) + ": connect " + text;
+        }
+    }
+    detail::throw_os_error(first_error, first_context);
+}
+
+socket_info tcp_client_self_socket_info(const tcp_client_stream& client) {
+    return detail::socket_name(client.is_open() ? client.state().io.fd : -1, false,
+                               "tcp_client_self_socket_info");
+}
+
+socket_info tcp_client_peer_socket_info(const tcp_client_stream& client) {
+    return detail::socket_name(client.is_open() ? client.state().io.fd : -1, true,
+                               "tcp_client_peer_socket_info");
+}
+
+} // namespace rill

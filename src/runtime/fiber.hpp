@@ -1,0 +1,77 @@
+// Fiber stacks and the one place where execution switches between fibers. Every switch goes
+// through switch_context so the sanitizer annotations can't be forgotten.
+#pragma once
+
+#include <cstddef>
+#include <vector>
+
+namespace rill::detail {
+
+using context = void*;  // a Boost.Context fcontext_t
+
+// A task stack: [base, base + guard) is the guard page, [base + guard, top) is usable.
+struct stack_block {
+    char* base = nullptr;
+    std::size_t usable_bytes = 0;
+    char* top() const noexcept { return base + guard_bytes() + usable_bytes; }
+    char* bottom() const noexcept { return base + guard_bytes(); }
+    static std::size_t guard_bytes() noexcept;
+};
+
+// Stacks of one size, pooled per scheduler. Reserving does not commit memory; a page is
+// committed when the task first touches it.
+class stack_pool {
+public:
+    explicit stack_pool(std::size_t usable_bytes);
+    ~stack_pool();
+    stack_pool(const stack_pool&) = delete;
+    stack_pool& operator=(const stack_pool&) = delete;
+
+    stack_block acquire();
+    // Keeps the stack for reuse. Past the first few free stacks, the pages are given back to
+    // the kernel, so a burst of tasks does not pin its peak memory forever.
+    void release(stack_block s) noexcept;
+
+    // Which guard mechanism this process uses: MADV_GUARD_INSTALL (Linux 6.13+, no extra
+    // mapping per stack) or mprotect (one more mapping per stack).
+    static const char* guard_mechanism() noexcept;
+
+private:
+    void grow();
+    std::size_t usable_bytes_;
+    std::vector<stack_block> free_;
+    std::vector<std::pair<char*, std::size_t>> slabs_;
+};
+
+// Per-fiber bookkeeping for the sanitizers (all unused without them).
+struct fiber_sanitizer_state {
+    void* asan_fake_stack = nullptr;
+    const void* stack_bottom = nullptr;  // this fiber's stack, for the switch that enters it
+    std::size_t stack_size = 0;
+    void* tsan_fiber = nullptr;
+};
+
+struct transfer {
+    context from;  // where the fiber that switched to us is suspended
+    void* data;
+};
+
+// Creates a context that starts `entry` on stack `s` at the first switch to it. `entry` must
+// call fiber_entered first, and must never return: its last act is a switch away with
+// `finishing` = true.
+context make_context(const stack_block& s, void (*entry)(transfer));
+
+// Switches from the running fiber (`self`) to `to` (`target`), passing `data`; returns when
+// something switches back. `finishing` tells the sanitizers `self` will never run again.
+transfer switch_context(context to, void* data, fiber_sanitizer_state& self,
+                        const fiber_sanitizer_state& target, bool finishing = false);
+
+// First call on a new fiber: completes the sanitizers' view of the switch that started it and
+// records the bounds of the stack it came from into `from` (the scheduler's stack).
+void fiber_entered(fiber_sanitizer_state& self, fiber_sanitizer_state& from);
+
+void* tsan_create_fiber() noexcept;
+void tsan_destroy_fiber(void* fiber) noexcept;
+void* tsan_current_fiber() noexcept;
+
+} // namespace rill::detail

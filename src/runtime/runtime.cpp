@@ -1,0 +1,241 @@
+// run, spawn, join, sleep and yield: the public face of the scheduler.
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <condition_variable>
+#include <thread>
+
+#include <rill/error.hpp>
+#include <rill/runtime.hpp>
+
+#include "io/backend.hpp"
+#include "runtime/scheduler.hpp"
+
+namespace rill {
+namespace detail {
+
+runtime_state* current_runtime = nullptr;
+
+namespace {
+// Owns a task body until it is destroyed (also on the error paths of run).
+struct body_owner {
+    task_body* body;
+    explicit body_owner(task_body* b) : body(b) {}
+    body_owner(body_owner&& o) noexcept : body(std::exchange(o.body, nullptr)) {}
+    body_owner(const body_owner&) = delete;
+    ~body_owner() {
+        if (body) body->destroy(body);
+    }
+};
+} // namespace
+
+runtime_state::runtime_state(const runtime_options& options, rill::backend kind)
+    : options_(options), kind_(kind) {
+    schedulers_.resize(static_cast<std::size_t>(options.workers));
+}
+
+scheduler& runtime_state::next_scheduler() noexcept {
+    // While stopping, a task spawned by a dying task stays on its worker, which is sure to be
+    // running until it has no task left.
+    if (schedulers_.size() == 1 || stopping()) return *scheduler::current();
+    unsigned i = next_worker_.fetch_add(1, std::memory_order_relaxed);
+    return *schedulers_[i % schedulers_.size()];
+}
+
+void runtime_state::stop() noexcept {
+    stopping_.store(true, std::memory_order_release);
+    for (auto& s : schedulers_) s->request_cancel_all();
+}
+
+task_control* spawn_task(task_body* body) {
+    scheduler* here = scheduler::current();
+    if (!here || !here->running()) {
+        body->destroy(body);
+        throw error("spawn: called outside a rill task (inside rill::run only)");
+    }
+    auto* t = new task_control;
+    t->body = body;
+    t->id = current_runtime->next_task_id();
+    try {
+        current_runtime->next_scheduler().start(t);
+    } catch (...) {
+        body->destroy(body);
+        delete t;
+        throw;
+    }
+    return t;
+}
+
+void release_task(task_control* t, bool joined) noexcept {
+    bool report = false;
+    {
+        std::lock_guard lock(t->join_mutex);
+        if (t->finished) {
+            report = !joined;
+        } else {
+            t->detached = true;
+        }
+    }
+    if (report && t->error) {
+        try {
+            std::rethrow_exception(t->error);
+        } catch (const task_cancelled&) {
+        } catch (const std::exception& e) {
+            std::fprintf(stderr, "rill: task %llu ended with an exception nobody joined: %s\n",
+                         static_cast<unsigned long long>(t->id), e.what());
+        } catch (...) {
+            std::fprintf(stderr, "rill: task %llu ended with a non-standard exception nobody joined\n",
+                         static_cast<unsigned long long>(t->id));
+        }
+    }
+    if (t->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete t;
+}
+
+void join_task(task_control* t) {
+    task_control& self = current_task("task.join");
+    if (&self == t) throw error("task.join: a task cannot join itself");
+    std::unique_lock lock(t->join_mutex);
+    while (!t->finished) t->joiners.wait(lock);
+}
+
+std::uint64_t task_id(const task_control* t) noexcept { return t->id; }
+
+rill::backend resolve_backend(rill::backend requested) {
+    if (const char* env = std::getenv("RILL_BACKEND"); env && *env) {
+        std::string v(env);
+        if (v == "epoll") return rill::backend::epoll;
+        if (v == "io_uring" || v == "uring") return rill::backend::io_uring;
+        if (v != "automatic" && v != "auto")
+            throw argument_error("RILL_BACKEND must be epoll, io_uring or automatic, got \"" + v + "\"");
+    }
+    if (requested != rill::backend::automatic) return requested;
+    return probe_io_uring();
+}
+
+int run_runtime(task_body* main_body, const int* main_result, const runtime_options& options) {
+    body_owner owner(main_body);
+    if (scheduler::current()) {
+        throw error("run: already running on this thread (rill::run does not nest)");
+    }
+    if (options.workers < 1) {
+        throw argument_error("workers must be at least 1, got " + std::to_string(options.workers));
+    }
+    rill::backend kind;
+    try {
+        kind = resolve_backend(options.backend);
+    } catch (...) {
+        throw;
+    }
+    runtime_state rt(options, kind);
+    current_runtime = &rt;
+    auto& scheds = rt.schedulers();
+
+    // Worker 0 is this thread. The others construct their scheduler (and ring: io_uring's
+    // SINGLE_ISSUER wants the creating thread to be the submitting one) on their own thread.
+    std::vector<std::thread> threads;
+    std::exception_ptr start_error;
+    try {
+        scheds[0] = std::make_unique<scheduler>(rt, 0, kind, options.stack_size);
+    } catch (...) {
+        current_runtime = nullptr;
+        throw;
+    }
+    std::mutex started_mutex;
+    std::condition_variable started_cv;
+    int started = 1;
+    for (int i = 1; i < options.workers; ++i) {
+        threads.emplace_back([&, i] {
+            try {
+                scheds[i] = std::make_unique<scheduler>(rt, i, kind, options.stack_size);
+            } catch (...) {
+                std::lock_guard lock(started_mutex);
+                if (!start_error) start_error = std::current_exception();
+            }
+            {
+                std::lock_guard lock(started_mutex);
+                ++started;
+            }
+            started_cv.notify_all();
+            if (!scheds[i]) return;
+            {
+                // Wait until every worker exists, so request_cancel_all can reach them all.
+                std::unique_lock lock(started_mutex);
+                started_cv.wait(lock, [&] { return started == options.workers; });
+            }
+            scheds[i]->run_loop();
+            scheds[i].reset();
+        });
+    }
+    {
+        std::unique_lock lock(started_mutex);
+        started_cv.wait(lock, [&] { return started == options.workers; });
+    }
+    if (start_error) {
+        // Tear down the workers that did start.
+        for (auto& s : scheds)
+            if (s) s->request_cancel_all();
+        for (auto& th : threads) th.join();
+        scheds[0].reset();
+        current_runtime = nullptr;
+        std::rethrow_exception(start_error);
+    }
+
+    // Main's end stops the runtime; its captures are destroyed on the task, like any task's.
+    auto wrapper = [owned = std::move(owner), &rt]() {
+        struct stopper {
+            runtime_state& rt;
+            ~stopper() { rt.stop(); }
+        } stop{rt};
+        owned.body->invoke(owned.body);
+    };
+    auto* main_task = new task_control;
+    main_task->body = new task_body_of<decltype(wrapper)>(std::move(wrapper));
+    main_task->id = rt.next_task_id();
+    scheds[0]->start(main_task);
+    scheds[0]->run_loop();
+    for (auto& th : threads) th.join();
+    scheds[0].reset();
+    current_runtime = nullptr;
+
+    std::exception_ptr main_error = main_task->error;
+    // The handle's reference: nobody else joins main.
+    if (main_task->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete main_task;
+    if (main_error) std::rethrow_exception(main_error);
+    return *main_result;
+}
+
+} // namespace detail
+
+void task::join() {
+    if (!control_) throw argument_error("task.join: the task handle is empty (moved from or joined)");
+    detail::join_task(control_);
+    std::exception_ptr e = control_->error;
+    detail::release_task(std::exchange(control_, nullptr), true);
+    if (e) std::rethrow_exception(e);
+}
+
+void task_sleep(std::chrono::nanoseconds d) {
+    detail::task_control& t = detail::current_task("task_sleep");
+    detail::check_cancelled(t);
+    if (d <= std::chrono::nanoseconds::zero()) {
+        t.owner->yield();
+    } else if (t.owner->park(nullptr, detail::clock::now() + d) == detail::wake_reason::timeout) {
+        return;
+    }
+    detail::check_cancelled(t);
+}
+
+void task_yield() {
+    detail::task_control& t = detail::current_task("task_yield");
+    detail::check_cancelled(t);
+    t.owner->yield();
+    detail::check_cancelled(t);
+}
+
+bool in_task() noexcept {
+    auto* s = detail::scheduler::current();
+    return s && s->running();
+}
+
+} // namespace rill

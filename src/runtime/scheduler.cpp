@@ -1,0 +1,402 @@
+#include "runtime/scheduler.hpp"
+
+#include <cstdio>
+#include <utility>
+
+#include <rill/error.hpp>
+
+#include "io/backend.hpp"
+
+namespace rill::detail {
+
+namespace {
+thread_local scheduler* current_scheduler = nullptr;
+
+bool is_cancellation(const std::exception_ptr& e) noexcept {
+    try {
+        std::rethrow_exception(e);
+    } catch (const task_cancelled&) {
+        return true;
+    } catch (...) {
+        return false;
+    }
+}
+
+void report_unjoined_error(std::uint64_t id, const std::exception_ptr& e) noexcept {
+    if (!e || is_cancellation(e)) return;
+    try {
+        std::rethrow_exception(e);
+    } catch (const std::exception& ex) {
+        std::fprintf(stderr, "rill: task %llu ended with an exception nobody joined: %s\n",
+                     static_cast<unsigned long long>(id), ex.what());
+    } catch (...) {
+        std::fprintf(stderr, "rill: task %llu ended with a non-standard exception nobody joined\n",
+                     static_cast<unsigned long long>(id));
+    }
+}
+
+void drop_ref(task_control* t) noexcept {
+    if (t->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete t;
+}
+} // namespace
+
+scheduler::scheduler(runtime_state& runtime, int index, rill::backend kind,
+                     std::size_t stack_bytes)
+    : runtime_(runtime), index_(index), stacks_(stack_bytes) {
+    current_scheduler = this;
+    backend_ = make_backend(kind, *this);
+}
+
+scheduler::~scheduler() {
+    backend_.reset();
+    if (current_scheduler == this) current_scheduler = nullptr;
+}
+
+scheduler* scheduler::current() noexcept { return current_scheduler; }
+
+void scheduler::start(task_control* t) {
+    t->owner = this;
+    if (current_scheduler != this) {
+        ready(t);  // prepared by take_remote on the owner's thread
+        return;
+    }
+    t->stack = stacks_.acquire();
+    t->ctx = make_context(t->stack, &scheduler::task_entry);
+    t->sanitizer.stack_bottom = t->stack.bottom();
+    t->sanitizer.stack_size = t->stack.usable_bytes;
+    t->sanitizer.tsan_fiber = tsan_create_fiber();
+    t->live_next = live_head_;
+    if (live_head_) live_head_->live_prev = t;
+    live_head_ = t;
+    ++live_count_;
+    if (runtime_.stopping()) t->cancelled = true;
+    push_ready(t);
+}
+
+void scheduler::push_ready(task_control* t) noexcept {
+    t->next_ready = nullptr;
+    if (ready_tail_) {
+        ready_tail_->next_ready = t;
+    } else {
+        ready_head_ = t;
+    }
+    ready_tail_ = t;
+}
+
+void scheduler::ready(task_control* t) noexcept {
+    if (current_scheduler == this) {
+        if (!t->parked) return;  // already woken by someone else
+        t->parked = false;
+        t->parked_on = nullptr;
+        if (t->heap_index != no_heap_index) timer_remove(t);
+        push_ready(t);
+        return;
+    }
+    {
+        std::lock_guard lock(remote_mutex_);
+        t->next_ready = nullptr;
+        if (remote_tail_) {
+            remote_tail_->next_ready = t;
+        } else {
+            remote_head_ = t;
+        }
+        remote_tail_ = t;
+        remote_pending_.store(true, std::memory_order_release);
+    }
+    if (sleeping_.exchange(false, std::memory_order_acq_rel)) backend_->wake();
+}
+
+void scheduler::take_remote() noexcept {
+    task_control* list;
+    {
+        std::lock_guard lock(remote_mutex_);
+        list = std::exchange(remote_head_, nullptr);
+        remote_tail_ = nullptr;
+        remote_pending_.store(false, std::memory_order_relaxed);
+    }
+    while (list) {
+        task_control* next = list->next_ready;
+        if (list->ctx == nullptr) {
+            try {
+                start(list);
+            } catch (const std::exception& e) {
+                std::fprintf(stderr, "rill: could not start task %llu: %s\n",
+                             static_cast<unsigned long long>(list->id), e.what());
+                list->body->destroy(list->body);
+                drop_ref(list);
+            }
+        } else {
+            ready(list);
+        }
+        list = next;
+    }
+}
+
+void scheduler::task_entry(transfer tr) {
+    auto* t = static_cast<task_control*>(tr.data);
+    scheduler* s = t->owner;
+    s->loop_ctx_ = tr.from;
+    fiber_entered(t->sanitizer, s->loop_sanitizer_);
+    try {
+        t->body->invoke(t->body);
+    } catch (...) {
+        t->error = std::current_exception();
+    }
+    // The captured state (a client stream, say) is destroyed here, on the task, so its
+    // destructor may still use the task's scheduler.
+    t->body->destroy(t->body);
+    t->body = nullptr;
+    bool report;
+    {
+        std::lock_guard lock(t->join_mutex);
+        t->finished = true;
+        t->joiners.notify_all();
+        report = t->detached;
+    }
+    if (report) report_unjoined_error(t->id, t->error);
+    s->finished_ = t;
+    s->switch_to_loop(true);
+}
+
+void scheduler::switch_to_loop(bool finishing) {
+    task_control* t = running_;
+    transfer tr = switch_context(loop_ctx_, nullptr, t->sanitizer, loop_sanitizer_, finishing);
+    loop_ctx_ = tr.from;
+}
+
+void scheduler::resume(task_control* t) {
+    running_ = t;
+    transfer tr = switch_context(t->ctx, t, loop_sanitizer_, t->sanitizer);
+    running_ = nullptr;
+    t->ctx = tr.from;
+    if (finished_ == t) {
+        finished_ = nullptr;
+        finish_task(t);
+    }
+}
+
+void scheduler::finish_task(task_control* t) {
+    stacks_.release(t->stack);
+    tsan_destroy_fiber(t->sanitizer.tsan_fiber);
+    if (t->live_prev) t->live_prev->live_next = t->live_next;
+    if (t->live_next) t->live_next->live_prev = t->live_prev;
+    if (live_head_ == t) live_head_ = t->live_next;
+    --live_count_;
+    drop_ref(t);
+}
+
+wake_reason scheduler::park(park_point* p, std::optional<time_point> deadline) {
+    task_control* t = running_;
+    t->parked = true;
+    t->parked_on = p;
+    t->reason = wake_reason::normal;
+    if (deadline) {
+        t->deadline = *deadline;
+        timer_add(t);
+    }
+    switch_to_loop(false);
+    return t->reason;
+}
+
+void scheduler::yield() {
+    task_control* t = running_;
+    t->parked = true;
+    t->parked_on = nullptr;
+    t->reason = wake_reason::normal;
+    ready(t);
+    switch_to_loop(false);
+}
+
+void scheduler::interrupt(task_control* t, wake_reason why) noexcept {
+    if (!t->parked) return;
+    t->reason = why;
+    if (t->heap_index != no_heap_index) timer_remove(t);
+    if (t->parked_on) {
+        t->parked_on->interrupt(t);
+    } else {
+        ready(t);
+    }
+}
+
+void scheduler::request_cancel_all() noexcept {
+    cancel_requested_.store(true, std::memory_order_release);
+    remote_pending_.store(true, std::memory_order_release);
+    if (current_scheduler != this && sleeping_.exchange(false, std::memory_order_acq_rel))
+        backend_->wake();
+}
+
+void scheduler::cancel_all() noexcept {
+    cancel_done_ = true;
+    for (task_control* t = live_head_; t; t = t->live_next) {
+        t->cancelled = true;
+        interrupt(t, wake_reason::cancelled);
+    }
+}
+
+void scheduler::run_loop() {
+    loop_sanitizer_.tsan_fiber = tsan_current_fiber();
+    for (;;) {
+        if (remote_pending_.load(std::memory_order_acquire)) take_remote();
+        if (!cancel_done_ && cancel_requested_.load(std::memory_order_acquire)) cancel_all();
+        // Run what is ready now; what these tasks make ready runs after the next I/O poll,
+        // so a task that yields in a loop cannot starve the backend.
+        task_control* batch = std::exchange(ready_head_, nullptr);
+        ready_tail_ = nullptr;
+        while (batch) {
+            task_control* next = batch->next_ready;
+            resume(batch);
+            batch = next;
+        }
+        if (cancel_done_ && live_count_ == 0 && !remote_pending_.load(std::memory_order_acquire))
+            break;
+        std::optional<std::chrono::nanoseconds> timeout = std::chrono::nanoseconds::zero();
+        if (!ready_head_) {
+            timeout = wait_timeout(clock::now());
+            sleeping_.store(true, std::memory_order_seq_cst);
+            if (remote_pending_.load(std::memory_order_seq_cst))
+                timeout = std::chrono::nanoseconds::zero();
+        }
+        backend_->wait(timeout);
+        sleeping_.store(false, std::memory_order_relaxed);
+        if (!timers_.empty()) fire_timers(clock::now());
+    }
+}
+
+std::optional<std::chrono::nanoseconds> scheduler::wait_timeout(time_point now) const noexcept {
+    if (timers_.empty()) return std::nullopt;
+    auto left = timers_.front()->deadline - now;
+    if (left < std::chrono::nanoseconds::zero()) return std::chrono::nanoseconds::zero();
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(left);
+}
+
+void scheduler::fire_timers(time_point now) noexcept {
+    while (!timers_.empty() && timers_.front()->deadline <= now)
+        interrupt(timers_.front(), wake_reason::timeout);
+}
+
+void scheduler::timer_add(task_control* t) noexcept {
+    t->heap_index = timers_.size();
+    timers_.push_back(t);
+    heap_sift_up(t->heap_index);
+}
+
+void scheduler::timer_remove(task_control* t) noexcept {
+    std::size_t i = t->heap_index;
+    t->heap_index = no_heap_index;
+    task_control* last = timers_.back();
+    timers_.pop_back();
+    if (last == t) return;
+    timers_[i] = last;
+    last->heap_index = i;
+    heap_sift_up(i);
+    heap_sift_down(last->heap_index);
+}
+
+void scheduler::heap_sift_up(std::size_t i) noexcept {
+    task_control* t = timers_[i];
+    while (i > 0) {
+        std::size_t parent = (i - 1) / 2;
+        if (timers_[parent]->deadline <= t->deadline) break;
+        timers_[i] = timers_[parent];
+        timers_[i]->heap_index = i;
+        i = parent;
+    }
+    timers_[i] = t;
+    t->heap_index = i;
+}
+
+void scheduler::heap_sift_down(std::size_t i) noexcept {
+    task_control* t = timers_[i];
+    const std::size_t n = timers_.size();
+    for (;;) {
+        std::size_t child = 2 * i + 1;
+        if (child >= n) break;
+        if (child + 1 < n && timers_[child + 1]->deadline < timers_[child]->deadline) ++child;
+        if (t->deadline <= timers_[child]->deadline) break;
+        timers_[i] = timers_[child];
+        timers_[i]->heap_index = i;
+        i = child;
+    }
+    timers_[i] = t;
+    t->heap_index = i;
+}
+
+// ---------------------------------------------------------------------------------------
+
+task_control& current_task(const char* operation) {
+    scheduler* s = current_scheduler;
+    if (!s || !s->running())
+        throw error(std::string(operation) + ": called outside a rill task (inside rill::run only)");
+    return *s->running();
+}
+
+void check_cancelled(task_control& t) {
+    if (t.cancelled) throw task_cancelled();
+}
+
+// wait_list ------------------------------------------------------------------------------
+
+struct wait_list_access {
+    static void unlink(wait_list& l, wait_list::node* n) noexcept;
+};
+
+struct wait_list::node final : park_point {
+    task_control* task = nullptr;
+    node* next = nullptr;
+    node* prev = nullptr;
+    wait_list* list = nullptr;
+    std::mutex* mutex = nullptr;
+    bool linked = false;
+    bool notified = false;
+
+    void interrupt(task_control* t) noexcept override {
+        std::lock_guard lock(*mutex);
+        if (!linked) return;  // notified already: that wake is on its way
+        wait_list_access::unlink(*list, this);
+        t->owner->ready(t);
+    }
+};
+
+
+void wait_list_access::unlink(wait_list& l, wait_list::node* n) noexcept {
+    if (n->prev) n->prev->next = n->next; else l.head_ = n->next;
+    if (n->next) n->next->prev = n->prev; else l.tail_ = n->prev;
+    n->linked = false;
+}
+
+void wait_list::wait(std::unique_lock<std::mutex>& lock) {
+    task_control& t = current_task("wait");
+    check_cancelled(t);
+    node n;
+    n.task = &t;
+    n.list = this;
+    n.mutex = lock.mutex();
+    n.prev = tail_;
+    if (tail_) tail_->next = &n; else head_ = &n;
+    tail_ = &n;
+    n.linked = true;
+    lock.unlock();
+    wake_reason why = t.owner->park(&n, std::nullopt);
+    lock.lock();
+    if (why == wake_reason::cancelled) {
+        // A notification that raced with the cancellation goes to the next waiter.
+        if (n.notified) notify_one();
+        throw task_cancelled();
+    }
+}
+
+bool wait_list::notify_one() noexcept {
+    node* n = head_;
+    if (!n) return false;
+    wait_list_access::unlink(*this, n);
+    n->notified = true;
+    n->task->owner->ready(n->task);
+    return true;
+}
+
+void wait_list::notify_all() noexcept {
+    while (notify_one()) {
+    }
+}
+
+} // namespace rill::detail

@@ -1,0 +1,178 @@
+// One scheduler per worker thread: a run queue, a timer heap, a stack pool and an I/O
+// backend. Tasks stay on the scheduler that started them; other threads reach a scheduler
+// only through its remote queue (ready) and its backend's wake.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <exception>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <vector>
+
+#include <rill/channel.hpp>
+#include <rill/runtime.hpp>
+
+#include "runtime/fiber.hpp"
+
+namespace rill::detail {
+
+class backend;
+class scheduler;
+class runtime_state;
+
+using clock = std::chrono::steady_clock;
+using time_point = clock::time_point;
+
+enum class wake_reason : std::uint8_t { normal, timeout, cancelled };
+
+// What a parked task is waiting on. When the task's deadline passes or it is cancelled, the
+// scheduler calls interrupt on the task's own thread; the park point must then make sure the
+// task is made ready soon (at once, or when an in-flight kernel operation completes).
+struct park_point {
+    virtual void interrupt(task_control* t) noexcept = 0;
+
+protected:
+    ~park_point() = default;
+};
+
+inline constexpr std::size_t no_heap_index = static_cast<std::size_t>(-1);
+
+struct task_control {
+    // Scheduling: touched only by the owning scheduler's thread.
+    context ctx = nullptr;
+    stack_block stack;
+    fiber_sanitizer_state sanitizer;
+    scheduler* owner = nullptr;
+    task_body* body = nullptr;
+    task_control* next_ready = nullptr;
+    task_control* live_prev = nullptr;
+    task_control* live_next = nullptr;
+    park_point* parked_on = nullptr;
+    time_point deadline{};
+    std::size_t heap_index = no_heap_index;
+    wake_reason reason = wake_reason::normal;
+    bool cancelled = false;  // set once; every later blocking call throws task_cancelled
+    bool parked = false;
+    std::uint64_t id = 0;
+
+    // Shared with joiners and the handle, possibly on other threads.
+    std::atomic<int> refs{2};  // the handle and the running task
+    std::mutex join_mutex;
+    wait_list joiners;
+    bool finished = false;
+    bool detached = false;
+    std::exception_ptr error;
+};
+
+class scheduler {
+public:
+    scheduler(runtime_state& runtime, int index, rill::backend kind, std::size_t stack_bytes);
+    ~scheduler();
+    scheduler(const scheduler&) = delete;
+    scheduler& operator=(const scheduler&) = delete;
+
+    // The scheduler of the calling thread, or null outside run().
+    static scheduler* current() noexcept;
+    task_control* running() const noexcept { return running_; }
+    backend& io() noexcept { return *backend_; }
+    int index() const noexcept { return index_; }
+
+    // Starts a task on this scheduler. From this scheduler's thread or any other.
+    void start(task_control* t);
+    // Makes a parked task runnable. From any thread; from another thread it goes through
+    // the remote queue and wakes this scheduler.
+    void ready(task_control* t) noexcept;
+    // Suspends the running task until ready(t). With a deadline, the task's park point is
+    // interrupted when it passes; cancellation interrupts it too. Returns why it woke.
+    wake_reason park(park_point* p, std::optional<time_point> deadline);
+    // Puts the running task at the back of the run queue.
+    void yield();
+
+    // Runs tasks and I/O until the runtime stops and this scheduler has no task left.
+    void run_loop();
+    // From any thread: cancel every task of this scheduler (run's main has returned).
+    void request_cancel_all() noexcept;
+
+private:
+    static void task_entry(transfer t);
+    void resume(task_control* t);
+    void finish_task(task_control* t);
+    void switch_to_loop(bool finishing);
+    void push_ready(task_control* t) noexcept;
+    void take_remote() noexcept;
+    void cancel_all() noexcept;
+    void interrupt(task_control* t, wake_reason why) noexcept;
+    void fire_timers(time_point now) noexcept;
+    std::optional<std::chrono::nanoseconds> wait_timeout(time_point now) const noexcept;
+    // Timer heap (min-heap on deadline, intrusive index in the task).
+    void timer_add(task_control* t) noexcept;
+    void timer_remove(task_control* t) noexcept;
+    void heap_sift_up(std::size_t i) noexcept;
+    void heap_sift_down(std::size_t i) noexcept;
+
+    runtime_state& runtime_;
+    int index_;
+    std::unique_ptr<backend> backend_;
+    stack_pool stacks_;
+    task_control* running_ = nullptr;
+    context loop_ctx_ = nullptr;
+    fiber_sanitizer_state loop_sanitizer_;
+    task_control* ready_head_ = nullptr;
+    task_control* ready_tail_ = nullptr;
+    task_control* live_head_ = nullptr;
+    std::size_t live_count_ = 0;
+    task_control* finished_ = nullptr;  // a task that just switched away for the last time
+    std::vector<task_control*> timers_;
+
+    std::mutex remote_mutex_;
+    task_control* remote_head_ = nullptr;
+    task_control* remote_tail_ = nullptr;
+    std::atomic<bool> remote_pending_{false};
+    std::atomic<bool> cancel_requested_{false};
+    std::atomic<bool> sleeping_{false};
+    bool cancel_done_ = false;
+};
+
+// The whole runtime of one run() call.
+class runtime_state {
+public:
+    runtime_state(const runtime_options& options, rill::backend kind);
+    std::vector<std::unique_ptr<scheduler>>& schedulers() noexcept { return schedulers_; }
+    // Where the next spawned task goes (round robin over the workers).
+    scheduler& next_scheduler() noexcept;
+    bool stopping() const noexcept { return stopping_.load(std::memory_order_acquire); }
+    void stop() noexcept;  // main returned: cancel everything
+    std::uint64_t next_task_id() noexcept { return next_id_.fetch_add(1, std::memory_order_relaxed); }
+    const runtime_options& options() const noexcept { return options_; }
+    rill::backend backend_kind() const noexcept { return kind_; }
+    // Where the runtime waits for every worker to be constructed before starting.
+    std::mutex start_mutex;
+
+private:
+    runtime_options options_;
+    rill::backend kind_;
+    std::vector<std::unique_ptr<scheduler>> schedulers_;
+    std::atomic<unsigned> next_worker_{0};
+    std::atomic<bool> stopping_{false};
+    std::atomic<std::uint64_t> next_id_{1};
+};
+
+// The runtime of the run() in progress (one per process at a time).
+extern runtime_state* current_runtime;
+
+// The running task; throws rill::error with `operation` in the message outside a task.
+task_control& current_task(const char* operation);
+// Throws task_cancelled when the running task is being cancelled.
+void check_cancelled(task_control& t);
+
+// Creates the backend for one scheduler (on that scheduler's thread).
+std::unique_ptr<backend> make_backend(rill::backend kind, scheduler& owner);
+// Decides once per process which backend `automatic` means, printing one line on fallback.
+rill::backend resolve_backend(rill::backend requested);
+// Tries to set up an io_uring once per process: io_uring when it works, else epoll.
+rill::backend probe_io_uring();
+
+} // namespace rill::detail

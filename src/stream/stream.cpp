@@ -1,0 +1,601 @@
+// Buffered stream operations over a stream_state.
+#include "stream/stream_state.hpp"
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <ostream>
+#include <sstream>
+
+#include <rill/stream.hpp>
+
+#include "text/utf8.hpp"
+
+namespace rill {
+namespace detail {
+
+namespace {
+
+std::optional<time_point> deadline_after(const std::optional<std::chrono::milliseconds>& d) {
+    if (!d) return std::nullopt;
+    return clock::now() + *d;
+}
+
+[[noreturn]] void throw_cancelled_or_os(long r, const std::string& context) {
+    if (r == -ECANCELED) throw task_cancelled();
+    throw_os_error(static_cast<int>(-r), context);
+}
+
+std::string hex_bytes(const char* p, std::size_t n) {
+    std::string s;
+    char buf[4];
+    for (std::size_t i = 0; i < n; ++i) {
+        std::snprintf(buf, sizeof buf, "%s%02X", i ? " " : "", static_cast<unsigned char>(p[i]));
+        s += buf;
+    }
+    return s;
+}
+
+// The next character of UTF-8 text that may hold invalid bytes (a stream without
+// transcoder passes them through): returns its length, 0 if the text ends inside it.
+// An invalid byte reads as U+DC80 + byte, so write_char gives it back unchanged.
+std::size_t next_char(const char* text, std::size_t n, bool at_end, char32_t& c) noexcept {
+    auto* p = reinterpret_cast<const unsigned char*>(text);
+    if (p[0] < 0x80) {
+        c = p[0];
+        return 1;
+    }
+    scan_step step = scan_utf8(p, n);
+    switch (step.status) {
+    case scan_status::character: c = step.code_point; return step.length;
+    case scan_status::incomplete:
+        if (!at_end) return 0;
+        [[fallthrough]];
+    case scan_status::ill_formed: break;
+    }
+    c = invalid_utf8_byte_marker(p[0]);
+    return 1;
+}
+
+} // namespace
+
+void byte_buffer::make_room(std::size_t min_free) {
+    const std::size_t used = size();
+    if (data_ && begin_ > 0 && capacity_ - used >= min_free && used <= capacity_ / 2) {
+        std::memmove(data_.get(), data_.get() + begin_, used);  // compact
+        begin_ = 0;
+        end_ = used;
+        return;
+    }
+    std::size_t cap = std::max(capacity_ ? capacity_ : initial_buffer_bytes, initial_buffer_bytes);
+    while (cap - used < min_free) cap *= 2;
+    auto fresh = std::make_unique<char[]>(cap);
+    if (used) std::memcpy(fresh.get(), data_.get() + begin_, used);
+    data_ = std::move(fresh);
+    begin_ = 0;
+    end_ = used;
+    capacity_ = cap;
+}
+
+stream_state::stream_state(int fd, const stream_options& o, const std::optional<transcoder>& t)
+    : options(o) {
+    io.fd = fd;
+    if (t) {
+        eol = t->eol_style();
+        dec.emplace(*t);
+        enc.emplace(*t);
+    }
+}
+
+stream_state::~stream_state() { close_fd(); }
+
+void stream_state::close_fd() noexcept {
+    if (io.fd >= 0) {
+        // close() also takes the descriptor out of any epoll set.
+        ::close(io.fd);
+        io.fd = -1;
+        io.registered = nullptr;
+    }
+    in.release();
+    out.release();
+    end_of_input = true;
+    writer_closed = true;
+}
+
+std::string stream_state::name() const {
+    if (describe && io.fd >= 0) return describe(io.fd);
+    return "stream";
+}
+
+fill_result stream_state::fill_bytes(const char* operation) {
+    if (end_of_input) return fill_result::end_of_stream;
+    // Receive at least a buffer's worth at a time; a line longer than that grows the buffer.
+    const std::size_t want = std::max(in.capacity() / 2, initial_buffer_bytes);
+    char* tail = in.tail(in.tail_room() >= initial_buffer_bytes ? 1 : want);
+    io_op op{io_kind::recv, tail, in.tail_room(), nullptr, deadline_after(options.reader_timeout)};
+    long r = perform_io(io, op);
+    if (r > 0) {
+        in.commit(static_cast<std::size_t>(r));
+        return fill_result::more;
+    }
+    if (r == -ETIMEDOUT) return fill_result::timed_out;
+    if (r == -ECANCELED) throw task_cancelled();
+    if (r == 0 || r == -ECONNRESET || r == -EPIPE || r == -ETIMEDOUT || r == -EHOSTUNREACH ||
+        r == -ENETUNREACH || r == -ECONNABORTED) {
+        // The peer closed or vanished: that is the end of this stream, not an error.
+        end_of_input = true;
+        return fill_result::end_of_stream;
+    }
+    throw_os_error(static_cast<int>(-r), std::string(operation) + ": receive from " + name());
+}
+
+fill_result stream_state::fill_text(const char* operation) {
+    if (!dec) return fill_bytes(operation);
+    if (pending_bad_bytes) {
+        // The reader has reached the ill-formed bytes: report them, then move past them.
+        const std::size_t bad = pending_bad_bytes;
+        pending_bad_bytes = 0;
+        std::string what = std::string(operation) + ": " +
+                           std::string(to_string(dec->settings().codec())) +
+                           " cannot decode bytes " + hex_bytes(in.head(), bad) + " at byte " +
+                           std::to_string(bytes_decoded) + " of " + name();
+        in.consume(bad);
+        bytes_decoded += bad;
+        throw decoding_error(what);
+    }
+    for (;;) {
+        if (!in.empty() || end_of_input) {
+            const std::size_t before = decoded.size();
+            decode_result r = dec->decode(std::string_view(in.head(), in.size()), decoded, end_of_input);
+            in.consume(r.consumed);
+            bytes_decoded += r.consumed;
+            if (r.error) pending_bad_bytes = r.bad_length;
+            if (decoded.size() > before) return fill_result::more;
+            if (r.error) return fill_text(operation);
+            if (end_of_input) return fill_result::end_of_stream;
+        }
+        fill_result f = fill_bytes(operation);
+        if (f == fill_result::timed_out) return f;
+    }
+}
+
+void stream_state::check_writable(const char* operation) {
+    if (write_error) throw_os_error(write_error, std::string(operation) + ": send to " + name());
+    if (writer_closed) throw error(std::string(operation) + ": the stream is closed for writing");
+}
+
+void stream_state::flush(const char* operation) {
+    check_writable(operation);
+    const auto deadline = deadline_after(options.writer_timeout);
+    while (!out.empty()) {
+        io_op op{io_kind::send, out.head(), out.size(), nullptr, deadline};
+        long r = perform_io(io, op);
+        if (r >= 0) {
+            out.consume(static_cast<std::size_t>(r));
+            continue;
+        }
+        if (r == -ETIMEDOUT)
+            throw timeout_error(std::string(operation) + ": writer timeout of " +
+                                std::to_string(options.writer_timeout->count()) +
+                                " ms passed sending to " + name());
+        if (r == -ECANCELED) throw task_cancelled();
+        write_error = static_cast<int>(-r);
+        out.clear();
+        throw_os_error(write_error, std::string(operation) + ": send to " + name());
+    }
+}
+
+void stream_state::write_raw(const char* p, std::size_t n, const char* operation) {
+    check_writable(operation);
+    if (out.size() + n > default_output_buffer_bytes) {
+        flush(operation);
+        if (n >= default_output_buffer_bytes / 2) {
+            // Large writes go straight from the caller's memory.
+            const auto deadline = deadline_after(options.writer_timeout);
+            while (n > 0) {
+                io_op op{io_kind::send, const_cast<char*>(p), n, nullptr, deadline};
+                long r = perform_io(io, op);
+                if (r < 0) {
+                    if (r == -ETIMEDOUT)
+                        throw timeout_error(std::string(operation) + ": writer timeout passed sending to " + name());
+                    if (r != -ECANCELED) write_error = static_cast<int>(-r);
+                    throw_cancelled_or_os(r, std::string(operation) + ": send to " + name());
+                }
+                p += r;
+                n -= static_cast<std::size_t>(r);
+            }
+            return;
+        }
+    }
+    out.append(p, n);
+}
+
+void stream_state::write_text(std::string_view text, const char* operation) {
+    const char* line_end = nullptr;
+    std::size_t line_end_size = 0;
+    switch (eol) {
+    case eol_style::crlf: line_end = "\r\n"; line_end_size = 2; break;
+    case eol_style::cr: line_end = "\r"; line_end_size = 1; break;
+    case eol_style::lf:
+    case eol_style::none: break;
+    }
+    if (!enc) {
+        if (!line_end) return write_raw(text.data(), text.size(), operation);
+        while (!text.empty()) {
+            auto* nl = static_cast<const char*>(std::memchr(text.data(), '\n', text.size()));
+            const std::size_t plain = nl ? static_cast<std::size_t>(nl - text.data()) : text.size();
+            write_raw(text.data(), plain, operation);
+            if (!nl) break;
+            write_raw(line_end, line_end_size, operation);
+            text.remove_prefix(plain + 1);
+        }
+        return;
+    }
+    check_writable(operation);
+    std::string_view source = text;
+    if (line_end && text.find('\n') != std::string_view::npos) {
+        encode_scratch.clear();
+        for (char c : text) {
+            if (c == '\n') encode_scratch.append(line_end, line_end_size);
+            else encode_scratch.push_back(c);
+        }
+        source = encode_scratch;
+    }
+    std::string bytes;
+    while (!source.empty()) {
+        encode_result r = enc->encode(source, bytes);
+        source.remove_prefix(r.consumed);
+        if (r.error) {
+            write_raw(bytes.data(), bytes.size(), operation);
+            char cp[16];
+            std::snprintf(cp, sizeof cp, "U+%04X", static_cast<unsigned>(r.bad_char));
+            throw encoding_error(std::string(operation) + ": " +
+                                 std::string(to_string(enc->settings().codec())) +
+                                 " cannot encode " + cp + " for " + name());
+        }
+        if (r.consumed == 0) break;  // a cut UTF-8 sequence at the end: an encoding error the mode handled
+    }
+    write_raw(bytes.data(), bytes.size(), operation);
+}
+
+// Skips the second half of a two-character line end (crlf style) once the next character
+// is there to look at.
+void apply_skip(stream_state& st) noexcept {
+    if (st.skip_next && st.text_size() > 0) {
+        if (st.text()[0] == st.skip_next) st.consume_text(1);
+        st.skip_next = 0;
+    }
+}
+
+// Reads one character with eol translation. Empty at end of stream or timeout.
+std::optional<char32_t> take_char(stream_state& st, bool consume, const char* operation) {
+    for (;;) {
+        apply_skip(st);
+        if (st.text_size() > 0) {
+            char32_t c;
+            // At the end of the stream a cut character reads as its bytes, one at a time.
+            std::size_t len = next_char(st.text(), st.text_size(), st.end_of_input, c);
+            if (len > 0) {
+                if ((c == U'\r' || c == U'\n') &&
+                    (st.eol == eol_style::crlf || st.eol == eol_style::cr)) {
+                    if (consume && st.eol == eol_style::crlf) st.skip_next = c == U'\r' ? '\n' : '\r';
+                    c = U'\n';
+                }
+                if (consume) st.consume_text(len);
+                return c;
+            }
+        }
+        fill_result f = st.fill_text(operation);
+        if (f == fill_result::timed_out) return std::nullopt;
+        if (f == fill_result::end_of_stream) {
+            st.skip_next = 0;
+            if (st.text_size() == 0) return std::nullopt;
+        }
+    }
+}
+
+// Line end search for read_line's fast path: the first CR or LF (cr and crlf styles) or
+// the first LF (lf and none).
+const char* find_line_end(const char* p, std::size_t n, eol_style eol) noexcept {
+    auto* lf = static_cast<const char*>(std::memchr(p, '\n', n));
+    if (eol == eol_style::lf || eol == eol_style::none) return lf;
+    auto* cr = static_cast<const char*>(std::memchr(p, '\r', lf ? static_cast<std::size_t>(lf - p) : n));
+    return cr ? cr : lf;
+}
+
+// Throws line_too_long after dropping the buffered part of the line.
+[[noreturn]] void too_long(stream_state& st, std::size_t length, bool line_end_seen) {
+    if (!line_end_seen) st.discarding_line = true;
+    throw line_too_long("read_line: line longer than max_line_length (" +
+                        std::to_string(st.options.max_line_length) + " bytes) from " + st.name() +
+                        "; " + std::to_string(length) + " bytes skipped so far");
+}
+
+// After line_too_long: drop text up to and including the next line end.
+bool skip_rest_of_line(stream_state& st) {
+    while (st.discarding_line) {
+        apply_skip(st);
+        if (const char* end = find_line_end(st.text(), st.text_size(), st.eol)) {
+            const bool is_cr = *end == '\r';
+            st.consume_text(static_cast<std::size_t>(end - st.text()) + 1);
+            if (st.eol == eol_style::crlf) st.skip_next = is_cr ? '\n' : '\r';
+            st.discarding_line = false;
+            break;
+        }
+        st.consume_text(st.text_size());
+        if (st.fill_text("read_line") != fill_result::more) return false;
+    }
+    return true;
+}
+
+// The general read_line: any separator, a max_length; character at a time.
+bool read_line_general(stream_state& st, std::string& line, const read_line_options& o) {
+    std::size_t count = 0;
+    char utf8[4];
+    for (;;) {
+        if (o.max_length && count >= *o.max_length) return true;
+        std::optional<char32_t> c = take_char(st, true, "read_line");
+        if (!c) return count > 0 && st.end_of_input;
+        ++count;
+        if (*c == o.separator) {
+            if (o.include_separator) {
+                auto* end = encode_utf8(*c, reinterpret_cast<unsigned char*>(utf8));
+                line.append(utf8, static_cast<std::size_t>(reinterpret_cast<char*>(end) - utf8));
+            }
+            return true;
+        }
+        if (*c >= 0xDC80 && *c <= 0xDCFF) {
+            line.push_back(static_cast<char>(*c - 0xDC00));  // an invalid byte, passed through
+        } else {
+            auto* end = encode_utf8(*c, reinterpret_cast<unsigned char*>(utf8));
+            line.append(utf8, static_cast<std::size_t>(reinterpret_cast<char*>(end) - utf8));
+        }
+        if (st.options.max_line_length && line.size() > st.options.max_line_length)
+            too_long(st, line.size(), false);
+    }
+}
+
+bool read_line_into(stream_state& st, std::string& line, const read_line_options& o) {
+    line.clear();
+    if (st.discarding_line && !skip_rest_of_line(st)) return false;
+    if (o.separator != U'\n' || o.max_length) return read_line_general(st, line, o);
+    const std::size_t cap = st.options.max_line_length;
+    std::size_t scanned = 0;
+    for (;;) {
+        apply_skip(st);
+        const char* text = st.text();
+        const std::size_t size = st.text_size();
+        if (!st.skip_next && size > scanned) {
+            if (const char* end = find_line_end(text + scanned, size - scanned, st.eol)) {
+                const std::size_t length = static_cast<std::size_t>(end - text);
+                const bool is_cr = *end == '\r';
+                if (cap && length > cap) {
+                    st.consume_text(length + 1);
+                    too_long(st, length, true);
+                }
+                line.assign(text, length);
+                if (o.include_separator) line.push_back('\n');
+                st.consume_text(length + 1);
+                if (st.eol == eol_style::crlf) {
+                    st.skip_next = is_cr ? '\n' : '\r';
+                    apply_skip(st);
+                }
+                return true;
+            }
+            scanned = size;
+            if (cap && size > cap) {
+                st.consume_text(size);
+                too_long(st, size, false);
+            }
+        }
+        fill_result f;
+        try {
+            f = st.fill_text("read_line");
+        } catch (const decoding_error&) {
+            st.consume_text(st.text_size());  // the part of the line before the bad bytes
+            throw;
+        }
+        if (f == fill_result::more) continue;
+        if (f == fill_result::timed_out || st.text_size() == 0) return false;
+        // End of stream: the last line has no line end.
+        line.assign(st.text(), st.text_size());
+        st.consume_text(st.text_size());
+        return true;
+    }
+}
+
+void show_via_ostream(stream& s, const void* value, void (*print)(std::ostream&, const void*)) {
+    std::ostringstream text;
+    print(text, value);
+    write_chars(s, text.str());
+}
+
+void abort_stream(stream& s) noexcept {
+    if (s.is_open()) s.state().close_fd();
+}
+
+} // namespace detail
+
+// ---- stream ---------------------------------------------------------------------------------
+
+stream::stream() noexcept = default;
+stream::stream(std::unique_ptr<detail::stream_state> state) noexcept : state_(std::move(state)) {}
+stream::stream(stream&&) noexcept = default;
+stream& stream::operator=(stream&&) noexcept = default;
+stream::~stream() = default;
+
+bool stream::is_open() const noexcept { return state_ && state_->io.fd >= 0; }
+
+std::optional<rill::transcoder> stream::transcoder() const {
+    if (!state_ || !state_->dec) return std::nullopt;
+    return state_->dec->settings();
+}
+
+detail::stream_state& stream::state() const {
+    if (!state_) throw error("stream: operation on a closed or moved-from stream");
+    return *state_;
+}
+
+// ---- input ----------------------------------------------------------------------------------
+
+std::optional<std::string> read_line(stream& s, const read_line_options& options) {
+    std::string line;
+    if (!detail::read_line_into(s.state(), line, options)) return std::nullopt;
+    return line;
+}
+
+bool read_line(stream& s, std::string& line, const read_line_options& options) {
+    return detail::read_line_into(s.state(), line, options);
+}
+
+std::optional<char32_t> read_char(stream& s) { return detail::take_char(s.state(), true, "read_char"); }
+std::optional<char32_t> peek_char(stream& s) { return detail::take_char(s.state(), false, "peek_char"); }
+
+std::optional<std::string> read_n_chars(stream& s, std::size_t n) {
+    if (n == 0) return std::string();
+    read_line_options o;
+    o.separator = static_cast<char32_t>(-1);  // no character ends this read
+    o.max_length = n;
+    std::string text;
+    detail::stream_state& st = s.state();
+    if (st.discarding_line) detail::skip_rest_of_line(st);
+    const std::size_t cap = std::exchange(st.options.max_line_length, 0);
+    try {
+        detail::read_line_general(st, text, o);
+    } catch (...) {
+        st.options.max_line_length = cap;
+        throw;
+    }
+    st.options.max_line_length = cap;
+    if (text.empty()) return std::nullopt;
+    return text;
+}
+
+std::optional<std::string> read_all_chars(stream& s) {
+    return read_n_chars(s, static_cast<std::size_t>(-1));
+}
+
+std::optional<std::uint8_t> read_byte(stream& s) {
+    detail::stream_state& st = s.state();
+    st.skip_next = 0;
+    while (st.in.empty()) {
+        if (st.fill_bytes("read_byte") != detail::fill_result::more) return std::nullopt;
+    }
+    auto b = static_cast<std::uint8_t>(st.in.head()[0]);
+    st.in.consume(1);
+    return b;
+}
+
+std::size_t read_some(stream& s, std::span<std::byte> buffer) {
+    detail::stream_state& st = s.state();
+    st.skip_next = 0;
+    if (buffer.empty()) return 0;
+    while (st.in.empty()) {
+        if (st.fill_bytes("read_some") != detail::fill_result::more) return 0;
+    }
+    const std::size_t n = std::min(buffer.size(), st.in.size());
+    std::memcpy(buffer.data(), st.in.head(), n);
+    st.in.consume(n);
+    return n;
+}
+
+std::optional<std::vector<std::uint8_t>> read_n_bytes(stream& s, std::size_t n) {
+    std::vector<std::uint8_t> bytes;
+    detail::stream_state& st = s.state();
+    st.skip_next = 0;
+    while (bytes.size() < n) {
+        if (st.in.empty() && st.fill_bytes("read_n_bytes") != detail::fill_result::more) break;
+        const std::size_t take = std::min(n - bytes.size(), st.in.size());
+        bytes.insert(bytes.end(), st.in.head(), st.in.head() + take);
+        st.in.consume(take);
+    }
+    if (bytes.empty() && n > 0) return std::nullopt;
+    return bytes;
+}
+
+std::optional<std::vector<std::uint8_t>> read_all_bytes(stream& s) {
+    return read_n_bytes(s, static_cast<std::size_t>(-1));
+}
+
+// ---- output ---------------------------------------------------------------------------------
+
+void write_byte(stream& s, std::uint8_t byte) {
+    char c = static_cast<char>(byte);
+    s.state().write_raw(&c, 1, "write_byte");
+}
+
+void write_bytes(stream& s, std::span<const std::byte> bytes) {
+    s.state().write_raw(reinterpret_cast<const char*>(bytes.data()), bytes.size(), "write_bytes");
+}
+
+void write_bytes(stream& s, std::span<const std::uint8_t> bytes) {
+    write_bytes(s, std::as_bytes(bytes));
+}
+
+void write_char(stream& s, char32_t c) {
+    detail::stream_state& st = s.state();
+    if (c >= 0xDC80 && c <= 0xDCFF && !st.enc) {
+        // An invalid byte read by read_char goes back out as that byte.
+        char b = static_cast<char>(c - 0xDC00);
+        return st.write_raw(&b, 1, "write_char");
+    }
+    if (c > detail::max_code_point)
+        throw argument_error("write_char: not a Unicode code point: " + std::to_string(static_cast<unsigned long>(c)));
+    unsigned char utf8[4];
+    auto* end = detail::encode_utf8(c, utf8);
+    st.write_text(std::string_view(reinterpret_cast<char*>(utf8), static_cast<std::size_t>(end - utf8)), "write_char");
+}
+
+void write_chars(stream& s, std::string_view text) { s.state().write_text(text, "write_chars"); }
+
+void newline(stream& s) { s.state().write_text("\n", "newline"); }
+
+void flush_writer(stream& s) { s.state().flush("flush_writer"); }
+
+// ---- closing and settings ---------------------------------------------------------------------
+
+void close_stream(stream& s) {
+    if (!s.is_open()) return;
+    detail::stream_state& st = s.state();
+    try {
+        if (!st.writer_closed && !st.write_error) st.flush("close_stream");
+    } catch (...) {
+        st.close_fd();
+        throw;
+    }
+    st.close_fd();
+}
+
+void close_writer(stream& s) {
+    if (!s.is_open()) return;
+    detail::stream_state& st = s.state();
+    if (st.writer_closed) return;
+    st.flush("close_writer");
+    ::shutdown(st.io.fd, SHUT_WR);
+    st.writer_closed = true;
+}
+
+void close_reader(stream& s) {
+    if (!s.is_open()) return;
+    detail::stream_state& st = s.state();
+    ::shutdown(st.io.fd, SHUT_RD);
+    st.end_of_input = true;
+    st.in.release();
+    st.decoded.clear();
+    st.decoded_pos = 0;
+}
+
+void reader_timeout(stream& s, std::optional<std::chrono::milliseconds> timeout) {
+    s.state().options.reader_timeout = timeout;
+}
+
+void writer_timeout(stream& s, std::optional<std::chrono::milliseconds> timeout) {
+    s.state().options.writer_timeout = timeout;
+}
+
+void max_line_length(stream& s, std::size_t bytes) { s.state().options.max_line_length = bytes; }
+
+} // namespace rill

@@ -1,0 +1,127 @@
+// What a stream holds: its descriptor, an input buffer, an output buffer and a transcoder.
+// The stream layer knows nothing of TCP: the net layer builds a stream_state for a socket.
+#pragma once
+
+#include <cstddef>
+#include <cstring>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include <rill/stream.hpp>
+#include <rill/transcoder.hpp>
+
+#include "io/backend.hpp"
+#include "text/codec.hpp"
+
+namespace rill::detail {
+
+// Smallest buffer allocated for either direction; buffers start at this size when first
+// needed and grow by doubling (input up to what the longest line needs, output to its cap).
+inline constexpr std::size_t initial_buffer_bytes = 4096;
+
+// A contiguous byte queue: [begin, end) holds data, allocated lazily.
+class byte_buffer {
+public:
+    char* head() noexcept { return data_.get() + begin_; }
+    const char* head() const noexcept { return data_.get() + begin_; }
+    std::size_t size() const noexcept { return end_ - begin_; }
+    bool empty() const noexcept { return begin_ == end_; }
+    std::size_t capacity() const noexcept { return capacity_; }
+
+    void consume(std::size_t n) noexcept {
+        begin_ += n;
+        if (begin_ == end_) begin_ = end_ = 0;
+    }
+    // Room for at least `min_free` more bytes at the tail (compacting or growing).
+    char* tail(std::size_t min_free) {
+        if (capacity_ - end_ < min_free) make_room(min_free);
+        return data_.get() + end_;
+    }
+    std::size_t tail_room() const noexcept { return capacity_ - end_; }
+    void commit(std::size_t n) noexcept { end_ += n; }
+    void append(const char* p, std::size_t n) {
+        std::memcpy(tail(n), p, n);
+        end_ += n;
+    }
+    void clear() noexcept { begin_ = end_ = 0; }
+    void release() noexcept {
+        data_.reset();
+        begin_ = end_ = capacity_ = 0;
+    }
+
+private:
+    void make_room(std::size_t min_free);
+    std::unique_ptr<char[]> data_;
+    std::size_t begin_ = 0;
+    std::size_t end_ = 0;
+    std::size_t capacity_ = 0;
+};
+
+// Outcome of waiting for more input.
+enum class fill_result { more, end_of_stream, timed_out };
+
+struct stream_state {
+    explicit stream_state(int fd, const stream_options& o, const std::optional<transcoder>& t);
+    ~stream_state();
+    stream_state(const stream_state&) = delete;
+    stream_state& operator=(const stream_state&) = delete;
+
+    io_handle io;
+    stream_options options;
+    eol_style eol = eol_style::crlf;  // the reference's default for a stream without transcoder
+
+    byte_buffer in;                  // bytes as received
+    std::optional<decoder> dec;      // transcoded streams: in -> decoded
+    std::string decoded;             // UTF-8 text not yet read (transcoded streams only)
+    std::size_t decoded_pos = 0;
+    std::size_t bytes_decoded = 0;   // stream position, for error messages
+    std::size_t pending_bad_bytes = 0;  // raise mode: a decoding error waits at the text's end
+
+    std::optional<encoder> enc;      // transcoded streams: UTF-8 -> out
+    std::string encode_scratch;      // eol-translated text on its way to the encoder
+    byte_buffer out;
+
+    char skip_next = 0;              // crlf: the CR after an LF (or LF after CR) still to skip
+    bool discarding_line = false;    // after line_too_long: skip to the next line end
+    bool end_of_input = false;       // the peer closed (or reset), or close_reader
+    bool writer_closed = false;
+    int write_error = 0;             // errno of a failed send: every later write reports it
+
+    // "the stream to 127.0.0.1:2020" for messages; set by the layer that made the stream.
+    std::string (*describe)(int fd) = nullptr;
+    std::string name() const;
+
+    // ---- text view: the UTF-8 text available to character reads ------------------------
+    const char* text() const noexcept {
+        return dec ? decoded.data() + decoded_pos : in.head();
+    }
+    std::size_t text_size() const noexcept {
+        return dec ? decoded.size() - decoded_pos : in.size();
+    }
+    void consume_text(std::size_t n) noexcept {
+        if (!dec) {
+            in.consume(n);
+            return;
+        }
+        decoded_pos += n;
+        if (decoded_pos == decoded.size()) {
+            decoded.clear();
+            decoded_pos = 0;
+        }
+    }
+    // Makes more text available (receiving and decoding). Throws decoding_error when the
+    // reader reaches a raise-mode error, os_error for a receive error other than a reset.
+    fill_result fill_text(const char* operation);
+    // Receives more bytes into `in`.
+    fill_result fill_bytes(const char* operation);
+
+    // ---- output -------------------------------------------------------------------------
+    void write_raw(const char* p, std::size_t n, const char* operation);
+    void write_text(std::string_view utf8, const char* operation);
+    void flush(const char* operation);
+    void check_writable(const char* operation);
+    void close_fd() noexcept;
+};
+
+} // namespace rill::detail

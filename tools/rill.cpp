@@ -1,0 +1,177 @@
+// The rill command: the seed's echo server and client with every option exposed, and the
+// benchmark load generator.
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <rill/rill.hpp>
+
+#include "bench_command.hpp"
+
+namespace {
+
+constexpr int default_echo_port = 2020;  // the seed's port
+
+const char* const usage_text =
+    "usage:\n"
+    "  rill echo [ADDRESS] [--port-number N] [--backlog N] [--no-reuse-address]\n"
+    "            [--transcoder CODEC[,EOL[,ERRORS]]] [--mode once|persistent] [--workers N]\n"
+    "      The seed's echo server. ADDRESS is PORT, INTF:PORT or INTF (default 127.0.0.1:2020).\n"
+    "      once: one line per connection, then close (the seed); persistent: every line until\n"
+    "      end of stream. Prints the bound address on its first line.\n"
+    "  rill send ADDRESS [LINE ...] [--keep-alive] [--no-coalesce] [--transcoder ...]\n"
+    "      The seed's client: sends each LINE (or each line of standard input) and prints the\n"
+    "      reply to it.\n"
+    "  rill bench SCENARIO [OPTIONS]   (rill bench --help)\n";
+
+struct usage_error : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+int parse_int(std::string_view option, const std::string& value) {
+    std::size_t used = 0;
+    int n = 0;
+    try {
+        n = std::stoi(value, &used);
+    } catch (const std::exception&) {
+        used = 0;
+    }
+    if (used != value.size() || value.empty())
+        throw usage_error(std::string(option) + " takes a whole number, got \"" + value + "\"");
+    return n;
+}
+
+// Walks argv: options with their values, and positional arguments.
+class arguments {
+public:
+    arguments(int argc, char** argv, int first) : args_(argv + first, argv + argc) {}
+    bool next(std::string& arg) {
+        if (i_ >= args_.size()) return false;
+        arg = args_[i_++];
+        return true;
+    }
+    std::string value(std::string_view option) {
+        if (i_ >= args_.size()) throw usage_error(std::string(option) + " needs a value");
+        return args_[i_++];
+    }
+
+private:
+    std::vector<std::string> args_;
+    std::size_t i_ = 0;
+};
+
+int echo_command(int argc, char** argv) {
+    std::optional<std::string> where;
+    rill::server_options options;
+    rill::runtime_options runtime;
+    bool persistent = false;
+    arguments args(argc, argv, 2);
+    for (std::string a; args.next(a);) {
+        if (a == "--port-number") options.port_number = parse_int(a, args.value(a));
+        else if (a == "--backlog") options.backlog = parse_int(a, args.value(a));
+        else if (a == "--no-reuse-address") options.reuse_address = false;
+        else if (a == "--transcoder") options.transcoder = rill::parse_transcoder(args.value(a));
+        else if (a == "--workers") runtime.workers = parse_int(a, args.value(a));
+        else if (a == "--mode") {
+            std::string mode = args.value(a);
+            if (mode != "once" && mode != "persistent")
+                throw usage_error("--mode is once or persistent, got \"" + mode + "\"");
+            persistent = mode == "persistent";
+        } else if (!a.empty() && a[0] == '-' && a != "-") throw usage_error("unknown option " + a);
+        else if (where) throw usage_error("more than one ADDRESS: " + *where + " and " + a);
+        else where = a;
+    }
+    // A bare number is a port, as tcp_server_stream(2020) takes it.
+    rill::address address = where ? (where->find_first_not_of("0123456789") == std::string::npos
+                                         ? rill::address(parse_int("ADDRESS", *where))
+                                         : rill::address(*where))
+                                  : rill::address(default_echo_port);
+    return rill::run(
+        [&] {
+            rill::tcp_server_stream server(address, options);
+            std::cout << rill::tcp_server_socket_info(server) << std::endl;
+            while (auto client = rill::read(server)) {
+                rill::spawn([c = std::move(*client), persistent]() mutable {
+                    rill::call_with_stream(c, [persistent](rill::tcp_client_stream& s) {
+                        std::string line;
+                        while (rill::read_line(s, line)) {
+                            rill::showln(s, line);
+                            rill::flush_writer(s);
+                            if (!persistent) break;
+                        }
+                        rill::flush_writer(s);
+                    });
+                });
+            }
+        },
+        runtime);
+}
+
+int send_command(int argc, char** argv) {
+    std::optional<std::string> where;
+    std::vector<std::string> lines;
+    rill::client_options options;
+    arguments args(argc, argv, 2);
+    for (std::string a; args.next(a);) {
+        if (a == "--keep-alive") options.keep_alive = true;
+        else if (a == "--no-coalesce") options.coalesce = false;
+        else if (a == "--transcoder") options.transcoder = rill::parse_transcoder(args.value(a));
+        else if (!a.empty() && a[0] == '-' && a != "-") throw usage_error("unknown option " + a);
+        else if (!where) where = a;
+        else lines.push_back(a);
+    }
+    if (!where) throw usage_error("rill send needs an ADDRESS");
+    const bool from_stdin = lines.empty();
+    return rill::run([&]() -> int {
+        rill::tcp_client_stream c(*where, options);
+        std::string line;
+        std::size_t next = 0;
+        for (;;) {
+            if (from_stdin) {
+                if (!std::getline(std::cin, line)) break;
+            } else {
+                if (next == lines.size()) break;
+                line = lines[next++];
+            }
+            rill::showln(c, line);
+            rill::flush_writer(c);
+            auto reply = rill::read_line(c);
+            if (!reply) {
+                std::cerr << "rill send: the server closed the connection before replying\n";
+                return 1;
+            }
+            std::cout << *reply << std::endl;
+        }
+        rill::close_stream(c);
+        return 0;
+    });
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+    if (argc < 2) {
+        std::fputs(usage_text, stderr);
+        return 2;
+    }
+    const std::string_view command = argv[1];
+    try {
+        if (command == "echo") return echo_command(argc, argv);
+        if (command == "send") return send_command(argc, argv);
+        if (command == "bench") return bench_command(argc - 1, argv + 1);
+        if (command == "--help" || command == "-h" || command == "help") {
+            std::fputs(usage_text, stdout);
+            return 0;
+        }
+        throw usage_error("unknown command \"" + std::string(command) + "\"");
+    } catch (const usage_error& e) {
+        std::fprintf(stderr, "rill %s: %s\n%s", argv[1], e.what(), usage_text);
+        return 2;
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "rill %s: %s\n", argv[1], e.what());
+        return 1;
+    }
+}
