@@ -63,6 +63,14 @@ private:
     std::size_t i_ = 0;
 };
 
+// A bare number is a port on the loopback, as tcp_server_stream(2020) takes it; anything else
+// is an address string ("INTF:PORT", "INTF").
+rill::address parse_address(const std::string& text) {
+    if (!text.empty() && text.find_first_not_of("0123456789") == std::string::npos)
+        return rill::address(parse_int("ADDRESS", text));
+    return rill::address(text);
+}
+
 int echo_command(int argc, char** argv) {
     std::optional<std::string> where;
     rill::server_options options;
@@ -84,11 +92,9 @@ int echo_command(int argc, char** argv) {
         else if (where) throw usage_error("more than one ADDRESS: " + *where + " and " + a);
         else where = a;
     }
-    // A bare number is a port, as tcp_server_stream(2020) takes it.
-    rill::address address = where ? (where->find_first_not_of("0123456789") == std::string::npos
-                                         ? rill::address(parse_int("ADDRESS", *where))
-                                         : rill::address(*where))
-                                  : rill::address(default_echo_port);
+    rill::address address = where ? parse_address(*where) : rill::address(default_echo_port);
+    // "INTF" alone takes the default port, as the usage says (the library wants a port).
+    if (!address.port() && !options.port_number) options.port_number = default_echo_port;
     return rill::run(
         [&] {
             rill::tcp_server_stream server(address, options);
@@ -124,9 +130,10 @@ int send_command(int argc, char** argv) {
         else lines.push_back(a);
     }
     if (!where) throw usage_error("rill send needs an ADDRESS");
+    const rill::address address = parse_address(*where);
     const bool from_stdin = lines.empty();
     return rill::run([&]() -> int {
-        rill::tcp_client_stream c(*where, options);
+        rill::tcp_client_stream c(address, options);
         std::string line;
         std::size_t next = 0;
         for (;;) {
@@ -168,7 +175,8 @@ int main(int argc, char** argv) {
         }
         throw usage_error("unknown command \"" + std::string(command) + "\"");
     } catch (const usage_error& e) {
-        std::fprintf(stderr, "rill %s: %s\n%s", argv[1], e.what(), usage_text);
+        // One line, as every error: the usage is one `rill --help` away.
+        std::fprintf(stderr, "rill %s: %s (rill --help shows the usage)\n", argv[1], e.what());
         return 2;
     } catch (const std::exception& e) {
         std::fprintf(stderr, "rill %s: %s\n", argv[1], e.what());

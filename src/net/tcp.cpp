@@ -249,8 +249,10 @@ tcp_client_stream::tcp_client_stream(address where, client_options options) {
         const std::string text = detail::to_string(e);
         detail::unique_fd fd(::socket(e.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
         long r = 0;
+        const char* step = "connect";
         if (fd.get() < 0) {
             r = -errno;
+            step = "socket for";  // out of descriptors, say: not the peer's fault
         } else {
             if (options.keep_alive)
                 detail::set_flag_option(fd.get(), SOL_SOCKET, SO_KEEPALIVE, true, op, "SO_KEEPALIVE");
@@ -274,7 +276,7 @@ tcp_client_stream::tcp_client_stream(address where, client_options options) {
         if (r == -ECANCELED) throw task_cancelled();
         if (!first_error) {
             first_error = static_cast<int>(-r);
-            first_context = std::string(op) + ": connect " + text;
+            first_context = std::string(op) + ": " + step + " " + text;
         }
     }
     detail::throw_os_error(first_error, first_context);

@@ -121,7 +121,9 @@ fill_result stream_state::fill_bytes(const char* operation) {
         in.commit(static_cast<std::size_t>(r));
         return fill_result::more;
     }
-    if (r == -ETIMEDOUT) return fill_result::timed_out;
+    // The backend reports a passed deadline as -ETIMEDOUT, the errno TCP also uses for a
+    // connection that timed out (retransmissions, keepalive): only the first is a timeout.
+    if (r == -ETIMEDOUT && op.deadline) return fill_result::timed_out;
     if (r == -ECANCELED) throw task_cancelled();
     if (r == 0 || r == -ECONNRESET || r == -EPIPE || r == -ETIMEDOUT || r == -EHOSTUNREACH ||
         r == -ENETUNREACH || r == -ECONNABORTED) {
@@ -163,6 +165,7 @@ fill_result stream_state::fill_text(const char* operation) {
 }
 
 void stream_state::check_writable(const char* operation) {
+    if (io.fd < 0) throw error(std::string(operation) + ": the stream is closed");
     if (write_error) throw_os_error(write_error, std::string(operation) + ": send to " + name());
     if (writer_closed) throw error(std::string(operation) + ": the stream is closed for writing");
 }
@@ -177,7 +180,7 @@ void stream_state::flush(const char* operation) {
             out.consume(static_cast<std::size_t>(r));
             continue;
         }
-        if (r == -ETIMEDOUT)
+        if (r == -ETIMEDOUT && deadline)  // else the connection itself timed out: os_error
             throw timeout_error(std::string(operation) + ": writer timeout of " +
                                 std::to_string(options.writer_timeout->count()) +
                                 " ms passed sending to " + name());
@@ -199,7 +202,7 @@ void stream_state::write_raw(const char* p, std::size_t n, const char* operation
                 io_op op{io_kind::send, const_cast<char*>(p), n, nullptr, deadline};
                 long r = perform_io(io, op);
                 if (r < 0) {
-                    if (r == -ETIMEDOUT)
+                    if (r == -ETIMEDOUT && deadline)
                         throw timeout_error(std::string(operation) + ": writer timeout passed sending to " + name());
                     if (r != -ECANCELED) write_error = static_cast<int>(-r);
                     throw_cancelled_or_os(r, std::string(operation) + ": send to " + name());
@@ -270,8 +273,12 @@ void apply_skip(stream_state& st) noexcept {
     }
 }
 
+bool skip_rest_of_line(stream_state& st);
+
 // Reads one character with eol translation. Empty at end of stream or timeout.
 std::optional<char32_t> take_char(stream_state& st, bool consume, const char* operation) {
+    // After line_too_long the next read of any kind starts after that line's end.
+    if (st.discarding_line && !skip_rest_of_line(st)) return std::nullopt;
     for (;;) {
         apply_skip(st);
         if (st.text_size() > 0) {
@@ -331,30 +338,90 @@ bool skip_rest_of_line(stream_state& st) {
     return true;
 }
 
-// The general read_line: any separator, a max_length; character at a time.
-bool read_line_general(stream_state& st, std::string& line, const read_line_options& o) {
-    std::size_t count = 0;
+// The general read_line: any separator, a max_length; character at a time. It scans the
+// buffered text and consumes it only when the line is complete, so a read that times out
+// leaves its partial line in the stream for the next read, as the fast path does.
+// read_n_chars passes keep_on_timeout = false: it consumes as it goes and returns what it got.
+bool read_line_general(stream_state& st, std::string& line, const read_line_options& o,
+                       bool keep_on_timeout = true) {
+    apply_skip(st);
+    const char skip_at_start = st.skip_next;
+    char skip = std::exchange(st.skip_next, 0);  // crlf: a line end's second half, skipped if next
+    std::size_t pos = 0;    // bytes of text taken so far (not yet consumed)
+    std::size_t count = 0;  // characters taken
+    // Consumes what was taken; a line end's second half not seen yet is skipped later.
+    auto consume_taken = [&] {
+        st.consume_text(pos);
+        pos = 0;
+        st.skip_next = skip;
+    };
     char utf8[4];
     for (;;) {
-        if (o.max_length && count >= *o.max_length) return true;
-        std::optional<char32_t> c = take_char(st, true, "read_line");
-        if (!c) return count > 0 && st.end_of_input;
-        ++count;
-        if (*c == o.separator) {
-            if (o.include_separator) {
-                auto* end = encode_utf8(*c, reinterpret_cast<unsigned char*>(utf8));
-                line.append(utf8, static_cast<std::size_t>(reinterpret_cast<char*>(end) - utf8));
-            }
+        if (o.max_length && count >= *o.max_length) {
+            consume_taken();
             return true;
         }
-        if (*c >= 0xDC80 && *c <= 0xDCFF) {
-            line.push_back(static_cast<char>(*c - 0xDC00));  // an invalid byte, passed through
-        } else {
-            auto* end = encode_utf8(*c, reinterpret_cast<unsigned char*>(utf8));
-            line.append(utf8, static_cast<std::size_t>(reinterpret_cast<char*>(end) - utf8));
+        if (pos < st.text_size()) {
+            const char* p = st.text() + pos;
+            if (skip) {
+                if (*p == skip) ++pos;
+                skip = 0;
+                continue;
+            }
+            char32_t c;
+            // At the end of the stream a cut character reads as its bytes, one at a time.
+            const std::size_t len = next_char(p, st.text_size() - pos, st.end_of_input, c);
+            if (len > 0) {
+                pos += len;
+                ++count;
+                if ((c == U'\r' || c == U'\n') &&
+                    (st.eol == eol_style::crlf || st.eol == eol_style::cr)) {
+                    if (st.eol == eol_style::crlf) skip = c == U'\r' ? '\n' : '\r';
+                    c = U'\n';
+                }
+                if (c == o.separator) {
+                    if (o.include_separator) {
+                        auto* end = encode_utf8(c, reinterpret_cast<unsigned char*>(utf8));
+                        line.append(utf8, static_cast<std::size_t>(reinterpret_cast<char*>(end) - utf8));
+                    }
+                    consume_taken();
+                    return true;
+                }
+                if (c >= 0xDC80 && c <= 0xDCFF) {
+                    line.push_back(static_cast<char>(c - 0xDC00));  // an invalid byte, passed through
+                } else {
+                    auto* end = encode_utf8(c, reinterpret_cast<unsigned char*>(utf8));
+                    line.append(utf8, static_cast<std::size_t>(reinterpret_cast<char*>(end) - utf8));
+                }
+                if (st.options.max_line_length && line.size() > st.options.max_line_length) {
+                    consume_taken();
+                    too_long(st, line.size(), false);
+                }
+                continue;
+            }
         }
-        if (st.options.max_line_length && line.size() > st.options.max_line_length)
-            too_long(st, line.size(), false);
+        if (!keep_on_timeout) consume_taken();
+        fill_result f;
+        try {
+            f = st.fill_text("read_line");
+        } catch (const decoding_error&) {
+            consume_taken();  // the part of the line before the bad bytes, as the fast path does
+            throw;
+        } catch (...) {
+            if (keep_on_timeout) st.skip_next = skip_at_start;  // nothing consumed
+            throw;
+        }
+        if (f == fill_result::timed_out) {
+            if (!keep_on_timeout) return false;
+            st.skip_next = skip_at_start;  // nothing consumed: the next read starts over
+            line.clear();
+            return false;
+        }
+        if (f == fill_result::end_of_stream && pos >= st.text_size()) {
+            skip = 0;
+            consume_taken();
+            return count > 0;
+        }
     }
 }
 
@@ -373,7 +440,12 @@ bool read_line_into(stream_state& st, std::string& line, const read_line_options
                 const std::size_t length = static_cast<std::size_t>(end - text);
                 const bool is_cr = *end == '\r';
                 if (cap && length > cap) {
+                    // The line end is consumed with the line: its second half (crlf) too.
                     st.consume_text(length + 1);
+                    if (st.eol == eol_style::crlf) {
+                        st.skip_next = is_cr ? '\n' : '\r';
+                        apply_skip(st);
+                    }
                     too_long(st, length, true);
                 }
                 line.assign(text, length);
@@ -404,6 +476,23 @@ bool read_line_into(stream_state& st, std::string& line, const read_line_options
         line.assign(st.text(), st.text_size());
         st.consume_text(st.text_size());
         return true;
+    }
+}
+
+// Waits until `in` holds a byte for a byte read. The second half of a CR LF (or LF CR) whose
+// first half ended a text read belongs to that line end: it is skipped here as the next text
+// read would skip it, so what a byte read sees does not depend on how the bytes were split
+// into segments. (A transcoded stream's line ends live in its decoded text, not in `in`.)
+fill_result await_bytes(stream_state& st, const char* operation) {
+    // After line_too_long the next read of any kind starts after that line's end.
+    if (st.discarding_line && !skip_rest_of_line(st))
+        return st.end_of_input ? fill_result::end_of_stream : fill_result::timed_out;
+    for (;;) {
+        if (st.dec) st.skip_next = 0;
+        else apply_skip(st);
+        if (!st.in.empty()) return fill_result::more;
+        const fill_result f = st.fill_bytes(operation);
+        if (f != fill_result::more) return f;
     }
 }
 
@@ -441,30 +530,44 @@ detail::stream_state& stream::state() const {
 
 // ---- input ----------------------------------------------------------------------------------
 
+namespace {
+// A closed stream has no end of stream to report: reading it is an error, as writing it is
+// (close_reader leaves the stream open, and its reads see end of stream instead).
+detail::stream_state& open_for_reading(stream& s, const char* operation) {
+    detail::stream_state& st = s.state();
+    if (st.io.fd < 0) throw error(std::string(operation) + ": the stream is closed");
+    return st;
+}
+} // namespace
+
 std::optional<std::string> read_line(stream& s, const read_line_options& options) {
     std::string line;
-    if (!detail::read_line_into(s.state(), line, options)) return std::nullopt;
+    if (!detail::read_line_into(open_for_reading(s, "read_line"), line, options)) return std::nullopt;
     return line;
 }
 
 bool read_line(stream& s, std::string& line, const read_line_options& options) {
-    return detail::read_line_into(s.state(), line, options);
+    return detail::read_line_into(open_for_reading(s, "read_line"), line, options);
 }
 
-std::optional<char32_t> read_char(stream& s) { return detail::take_char(s.state(), true, "read_char"); }
-std::optional<char32_t> peek_char(stream& s) { return detail::take_char(s.state(), false, "peek_char"); }
+std::optional<char32_t> read_char(stream& s) {
+    return detail::take_char(open_for_reading(s, "read_char"), true, "read_char");
+}
+std::optional<char32_t> peek_char(stream& s) {
+    return detail::take_char(open_for_reading(s, "peek_char"), false, "peek_char");
+}
 
 std::optional<std::string> read_n_chars(stream& s, std::size_t n) {
+    detail::stream_state& st = open_for_reading(s, "read_n_chars");
     if (n == 0) return std::string();
     read_line_options o;
     o.separator = static_cast<char32_t>(-1);  // no character ends this read
     o.max_length = n;
     std::string text;
-    detail::stream_state& st = s.state();
     if (st.discarding_line) detail::skip_rest_of_line(st);
     const std::size_t cap = std::exchange(st.options.max_line_length, 0);
     try {
-        detail::read_line_general(st, text, o);
+        detail::read_line_general(st, text, o, false);
     } catch (...) {
         st.options.max_line_length = cap;
         throw;
@@ -479,23 +582,17 @@ std::optional<std::string> read_all_chars(stream& s) {
 }
 
 std::optional<std::uint8_t> read_byte(stream& s) {
-    detail::stream_state& st = s.state();
-    st.skip_next = 0;
-    while (st.in.empty()) {
-        if (st.fill_bytes("read_byte") != detail::fill_result::more) return std::nullopt;
-    }
+    detail::stream_state& st = open_for_reading(s, "read_byte");
+    if (detail::await_bytes(st, "read_byte") != detail::fill_result::more) return std::nullopt;
     auto b = static_cast<std::uint8_t>(st.in.head()[0]);
     st.in.consume(1);
     return b;
 }
 
 std::size_t read_some(stream& s, std::span<std::byte> buffer) {
-    detail::stream_state& st = s.state();
-    st.skip_next = 0;
+    detail::stream_state& st = open_for_reading(s, "read_some");
     if (buffer.empty()) return 0;
-    while (st.in.empty()) {
-        if (st.fill_bytes("read_some") != detail::fill_result::more) return 0;
-    }
+    if (detail::await_bytes(st, "read_some") != detail::fill_result::more) return 0;
     const std::size_t n = std::min(buffer.size(), st.in.size());
     std::memcpy(buffer.data(), st.in.head(), n);
     st.in.consume(n);
@@ -503,11 +600,10 @@ std::size_t read_some(stream& s, std::span<std::byte> buffer) {
 }
 
 std::optional<std::vector<std::uint8_t>> read_n_bytes(stream& s, std::size_t n) {
+    detail::stream_state& st = open_for_reading(s, "read_n_bytes");
     std::vector<std::uint8_t> bytes;
-    detail::stream_state& st = s.state();
-    st.skip_next = 0;
     while (bytes.size() < n) {
-        if (st.in.empty() && st.fill_bytes("read_n_bytes") != detail::fill_result::more) break;
+        if (detail::await_bytes(st, "read_n_bytes") != detail::fill_result::more) break;
         const std::size_t take = std::min(n - bytes.size(), st.in.size());
         bytes.insert(bytes.end(), st.in.head(), st.in.head() + take);
         st.in.consume(take);
@@ -542,8 +638,10 @@ void write_char(stream& s, char32_t c) {
         char b = static_cast<char>(c - 0xDC00);
         return st.write_raw(&b, 1, "write_char");
     }
-    if (c > detail::max_code_point)
-        throw argument_error("write_char: not a Unicode code point: " + std::to_string(static_cast<unsigned long>(c)));
+    // Without a transcoder nothing would catch a surrogate's UTF-8 form on its way out: it
+    // would reach the peer as bytes no valid UTF-8 text contains.
+    if (c > detail::max_code_point || (!st.enc && detail::is_surrogate(c)))
+        throw argument_error("write_char: not a Unicode character: " + std::to_string(static_cast<unsigned long>(c)));
     unsigned char utf8[4];
     auto* end = detail::encode_utf8(c, utf8);
     st.write_text(std::string_view(reinterpret_cast<char*>(utf8), static_cast<std::size_t>(end - utf8)), "write_char");

@@ -41,6 +41,7 @@ public:
     std::size_t tail_room() const noexcept { return capacity_ - end_; }
     void commit(std::size_t n) noexcept { end_ += n; }
     void append(const char* p, std::size_t n) {
+        if (n == 0) return;  // an empty span's data() and an unallocated tail may be null: memcpy UB
         std::memcpy(tail(n), p, n);
         end_ += n;
     }

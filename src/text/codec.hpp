@@ -45,7 +45,7 @@ private:
 struct encode_result {
     std::size_t consumed = 0;  // UTF-8 bytes consumed
     bool error = false;        // raise mode: stopped before a character the codec can't encode
-    char32_t bad_char = 0;     // that character
+    char32_t bad_char = 0;     // that character; for invalid UTF-8, U+DC00 + its first byte
     std::size_t bad_length = 0;  // its UTF-8 length (the caller throws, then skips it)
 };
 

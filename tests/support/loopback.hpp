@@ -16,6 +16,7 @@
 #include <cstring>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 namespace rill_test {
 
@@ -76,11 +77,14 @@ public:
         close();
     }
     // Everything until the peer closes (or the time limit: then throws).
+    // Buffers live on the heap: these helpers may run inside a task's small stack.
     std::string receive_all() {
         std::string out;
-        char buf[65536];
+        std::vector<char> storage(65536);
+        char* buf = storage.data();
+        const std::size_t buf_size = storage.size();
         for (;;) {
-            ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+            ssize_t n = ::recv(fd_, buf, buf_size, 0);
             if (n == 0) return out;
             if (n < 0) {
                 if (errno == ECONNRESET) return out;
@@ -93,13 +97,13 @@ public:
     // Exactly n bytes (throws on end of stream or time limit).
     std::string receive_exactly(std::size_t n) {
         std::string out;
-        char buf[65536];
+        std::vector<char> storage(65536);
         while (out.size() < n) {
-            ssize_t got = ::recv(fd_, buf, std::min(sizeof buf, n - out.size()), 0);
+            ssize_t got = ::recv(fd_, storage.data(), std::min(storage.size(), n - out.size()), 0);
             if (got <= 0)
                 throw std::runtime_error("recv: " + std::string(got == 0 ? "end of stream" : std::strerror(errno)) +
                                          " after " + std::to_string(out.size()) + " of " + std::to_string(n) + " bytes");
-            out.append(buf, static_cast<std::size_t>(got));
+            out.append(storage.data(), static_cast<std::size_t>(got));
         }
         return out;
     }

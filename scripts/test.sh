@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Builds rill and runs every test: the whole suite on both I/O backends (io_uring and epoll),
+# in a debug build, under AddressSanitizer + UndefinedBehaviorSanitizer, and under
+# ThreadSanitizer. Installs what it needs first (Debian 12, as root).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install-deps.sh
+jobs=$(nproc)
+
+run_suite() {
+  local preset=$1
+  echo "=== $preset: build" >&2
+  cmake --preset "$preset" >/dev/null
+  cmake --build --preset "$preset" -j"$jobs"
+  echo "=== $preset: ctest (io_uring and epoll)" >&2
+  ctest --test-dir "build/$preset" --output-on-failure --timeout 300
+}
+
+run_suite debug
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+  run_suite asan-ubsan
+TSAN_OPTIONS=halt_on_error=1 run_suite tsan

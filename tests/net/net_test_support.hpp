@@ -1,0 +1,211 @@
+// Helpers shared by the tests of tests/net/: exception messages, loopback availability, a
+// port that nothing listens on, and a seed-shaped rill echo server on its own thread (so a
+// test can drive it with plain blocking sockets). Every wait is bounded.
+#pragma once
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <exception>
+#include <future>
+#include <string>
+#include <thread>
+
+#include <rill/rill.hpp>
+
+#include "support/loopback.hpp"
+
+namespace rill_test {
+
+// The what() of the Exception that f throws; a test failure if it throws nothing (or another
+// type, which propagates).
+template <typename Exception, typename F>
+std::string message_of(F&& f) {
+    try {
+        f();
+    } catch (const Exception& e) {
+        return e.what();
+    }
+    ADD_FAILURE() << "expected an exception";
+    return {};
+}
+
+// The errno of the os_error that f throws (0 and a test failure if none).
+template <typename F>
+int os_error_code(F&& f, std::string* message = nullptr) {
+    try {
+        f();
+    } catch (const rill::os_error& e) {
+        if (message) *message = e.what();
+        return e.code().value();
+    }
+    ADD_FAILURE() << "expected an os_error";
+    return 0;
+}
+
+// raw_client::receive_all for use inside a rill task: the helper's 64 KiB buffer would not fit
+// on a task's default 64 KiB stack. Everything until the peer closes or resets.
+inline std::string receive_all_in_task(raw_client& c) {
+    std::string out;
+    char buf[512];
+    for (int i = 0; i < 100000; ++i) {
+        ssize_t n = ::recv(c.fd(), buf, sizeof buf, 0);
+        if (n == 0 || (n < 0 && errno == ECONNRESET)) return out;
+        if (n < 0) throw std::runtime_error("recv: " + std::string(std::strerror(errno)));
+        out.append(buf, static_cast<std::size_t>(n));
+    }
+    throw std::runtime_error("recv: no end of stream");
+}
+
+// True when this machine has an IPv6 loopback (::1 can be bound).
+inline bool ipv6_loopback_available() {
+    int fd = ::socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return false;
+    sockaddr_in6 a{};
+    a.sin6_family = AF_INET6;
+    a.sin6_addr = in6addr_loopback;
+    bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+    ::close(fd);
+    return ok;
+}
+
+// A loopback port that nothing listens on: bound once by the kernel's choice, then released.
+inline int unused_loopback_port() {
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
+        ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0)
+        throw std::runtime_error("unused_loopback_port: " + std::string(std::strerror(errno)));
+    ::close(fd);
+    return ntohs(a.sin_port);
+}
+
+// RLIMIT_NOFILE raised (soft, up to the hard limit) for the scope; false from ok() when the
+// hard limit is below what the test needs.
+class descriptor_limit_at_least {
+public:
+    explicit descriptor_limit_at_least(rlim_t wanted) {
+        getrlimit(RLIMIT_NOFILE, &saved_);
+        if (saved_.rlim_cur >= wanted) return;
+        if (saved_.rlim_max != RLIM_INFINITY && saved_.rlim_max < wanted) {
+            ok_ = false;
+            return;
+        }
+        rlimit raised = saved_;
+        raised.rlim_cur = wanted;
+        ok_ = setrlimit(RLIMIT_NOFILE, &raised) == 0;
+        changed_ = ok_;
+    }
+    descriptor_limit_at_least(const descriptor_limit_at_least&) = delete;
+    descriptor_limit_at_least& operator=(const descriptor_limit_at_least&) = delete;
+    ~descriptor_limit_at_least() {
+        if (changed_) setrlimit(RLIMIT_NOFILE, &saved_);
+    }
+    bool ok() const { return ok_; }
+
+private:
+    rlimit saved_{};
+    bool ok_ = true;
+    bool changed_ = false;
+};
+
+// The seed's echo server (a task per client; one line, or every line when persistent) run by
+// rill on its own thread. The destructor stops it: it raises a flag and connects once to wake
+// the accept, then joins the thread; an exception that ended the server fails the test.
+struct echo_server_settings {
+    rill::server_options server;    // the server is on 127.0.0.1, port picked by the kernel
+    rill::runtime_options runtime;
+    bool persistent = false;        // false: one line per connection (the seed); true: every line
+};
+
+class echo_server_thread {
+public:
+    using settings = echo_server_settings;
+
+    explicit echo_server_thread(settings s = {}) {
+        std::promise<int> bound;
+        std::future<int> port = bound.get_future();
+        thread_ = std::thread([this, s = std::move(s), bound = std::move(bound)]() mutable {
+            bool published = false;
+            try {
+                rill::run(
+                    [&] {
+                        rill::tcp_server_stream server("127.0.0.1:0", s.server);
+                        bound.set_value(rill::tcp_server_socket_info(server).port_number);
+                        published = true;
+                        while (auto client = rill::read(server)) {
+                            if (stopping_.load()) break;
+                            clients_served_.fetch_add(1);
+                            rill::spawn([c = std::move(*client), persistent = s.persistent]() mutable {
+                                rill::call_with_stream(c, [&](rill::tcp_client_stream& cs) {
+                                    std::string line;
+                                    while (rill::read_line(cs, line)) {
+                                        rill::showln(cs, line);
+                                        rill::flush_writer(cs);
+                                        if (!persistent) break;
+                                    }
+                                });
+                            });
+                        }
+                    },
+                    s.runtime);
+            } catch (...) {
+                error_ = std::current_exception();
+                if (!published) bound.set_exception(std::current_exception());
+            }
+        });
+        if (port.wait_for(default_io_limit) != std::future_status::ready) {
+            ADD_FAILURE() << "echo_server_thread: the server did not start";
+            std::terminate();  // a thread we cannot stop
+        }
+        try {
+            port_ = port.get();
+        } catch (...) {
+            thread_.join();
+            throw;
+        }
+    }
+    echo_server_thread(const echo_server_thread&) = delete;
+    echo_server_thread& operator=(const echo_server_thread&) = delete;
+    ~echo_server_thread() { stop(); }
+
+    int port() const { return port_; }
+    long clients_served() const { return clients_served_.load(); }
+
+    void stop() {
+        if (!thread_.joinable()) return;
+        stopping_.store(true);
+        try {
+            raw_client wake(port_);
+        } catch (const std::exception& e) {
+            ADD_FAILURE() << "echo_server_thread: cannot wake the server: " << e.what();
+        }
+        thread_.join();
+        if (error_) {
+            try {
+                std::rethrow_exception(error_);
+            } catch (const std::exception& e) {
+                ADD_FAILURE() << "echo server ended with: " << e.what();
+            }
+        }
+    }
+
+private:
+    std::thread thread_;
+    int port_ = 0;
+    std::atomic<bool> stopping_{false};
+    std::atomic<long> clients_served_{0};
+    std::exception_ptr error_;
+};
+
+} // namespace rill_test

@@ -1,0 +1,135 @@
+// Helpers for the stream tests: one accepted connection served inside rill::run while a
+// plain-POSIX peer (rill_test::raw_client) drives the other end from a std::thread, so a test
+// controls exactly which bytes reach the wire and when (split writes, half-closes, resets).
+// Every wait is bounded: a broken stream fails a test instead of hanging it.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <exception>
+#include <fstream>
+#include <functional>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <unistd.h>
+
+#include <rill/rill.hpp>
+
+#include "support/loopback.hpp"
+
+namespace rill_stream_test {
+
+using namespace std::chrono_literals;
+
+inline constexpr auto wait_limit = std::chrono::seconds(10);
+// Long enough for bytes sent on loopback to have arrived, short enough to keep the suite fast.
+inline constexpr auto settle_time = std::chrono::milliseconds(50);
+
+// From a plain thread: waits (bounded) until `ready` holds; false if it never did.
+template <class Predicate>
+bool thread_wait_until(Predicate ready) {
+    const auto limit = std::chrono::steady_clock::now() + wait_limit;
+    while (!ready()) {
+        if (std::chrono::steady_clock::now() > limit) return false;
+        std::this_thread::sleep_for(1ms);
+    }
+    return true;
+}
+
+// From a rill task: the same, suspending only this task.
+template <class Predicate>
+bool task_wait_until(Predicate ready) {
+    const auto limit = std::chrono::steady_clock::now() + wait_limit;
+    while (!ready()) {
+        if (std::chrono::steady_clock::now() > limit) return false;
+        rill::task_sleep(1ms);
+    }
+    return true;
+}
+
+// Serves one connection: `serve(stream)` runs inside rill::run on the accepted stream of a
+// server on 127.0.0.1, port 0, while `peer(raw_client)` drives the other end from a thread
+// started before run and joined after it. An exception on the peer's side is rethrown here.
+template <class Serve, class Peer>
+void serve_raw_peer(Serve serve, Peer peer, rill::server_options options = {}) {
+    std::atomic<int> port{0};  // 0: not yet known; -1: the server side gave up
+    std::exception_ptr peer_error;
+    std::thread peer_thread([&] {
+        try {
+            if (!thread_wait_until([&] { return port.load() != 0; }))
+                throw std::runtime_error("the server never published its port");
+            if (port.load() < 0) return;
+            rill_test::raw_client client(port.load());
+            peer(client);
+        } catch (...) {
+            peer_error = std::current_exception();
+        }
+    });
+    try {
+        rill::run([&] {
+            rill::tcp_server_stream server(0, options);
+            port = rill::tcp_server_socket_info(server).port_number;
+            auto client = rill::read(server);
+            ASSERT_TRUE(client) << "no connection accepted";
+            serve(*client);
+        });
+    } catch (...) {
+        int unknown = 0;
+        port.compare_exchange_strong(unknown, -1);
+        peer_thread.join();
+        throw;
+    }
+    int unknown = 0;
+    port.compare_exchange_strong(unknown, -1);
+    peer_thread.join();
+    if (peer_error) std::rethrow_exception(peer_error);
+}
+
+// Both ends in rill: `serve(accepted)` in the main task, `connect(client)` in a spawned task
+// holding a tcp_client_stream to the server (joined, so its exception is rethrown).
+template <class Serve, class Connect>
+void serve_rill_peer(Serve serve, Connect connect, rill::server_options options = {}) {
+    rill::run([&] {
+        rill::tcp_server_stream server(0, options);
+        const int port = rill::tcp_server_socket_info(server).port_number;
+        auto peer = rill::spawn([&, port] {
+            rill::tcp_client_stream c(port);
+            connect(c);
+        });
+        auto client = rill::read(server);
+        ASSERT_TRUE(client) << "no connection accepted";
+        serve(*client);
+        peer.join();
+    });
+}
+
+// Every line read_line returns until end of stream (bounded).
+inline std::vector<std::string> read_all_lines(rill::stream& s, const rill::read_line_options& o = {}) {
+    std::vector<std::string> lines;
+    for (int i = 0; i < 100000; ++i) {
+        auto line = rill::read_line(s, o);
+        if (!line) break;
+        lines.push_back(*line);
+    }
+    return lines;
+}
+
+// Resident set size of this process, in bytes.
+inline std::size_t resident_bytes() {
+    std::ifstream statm("/proc/self/statm");
+    std::size_t pages_total = 0, pages_resident = 0;
+    statm >> pages_total >> pages_resident;
+    return pages_resident * static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+}
+
+inline std::string as_string(const std::vector<std::uint8_t>& bytes) {
+    return std::string(bytes.begin(), bytes.end());
+}
+
+} // namespace rill_stream_test
