@@ -110,11 +110,12 @@ public:
         [[maybe_unused]] ssize_t n = ::write(wake_fd_, &one, sizeof one);
     }
 
+    // Called by another worker's backend (enroll) when a stream moved to one of its tasks, so
+    // waiters_, which only this worker's thread may touch, is left alone: no task of this
+    // worker waits on the descriptor (a stream is used by one task at a time), so its slots
+    // are empty already. epoll_ctl on another thread's set is safe.
     void forget(io_handle& h) noexcept override {
-        if (h.registered == this) {
-            epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, h.fd, nullptr);
-            if (static_cast<std::size_t>(h.fd) < waiters_.size()) waiters_[h.fd] = {};
-        }
+        if (h.registered == this) epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, h.fd, nullptr);
         h.registered = nullptr;
     }
 

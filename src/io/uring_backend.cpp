@@ -160,7 +160,9 @@ private:
         io_uring_for_each_cqe(&ring_, head, cqe) {
             ++seen;
             std::uint64_t data = cqe->user_data;
-            if (data == ignored_completion) continue;
+            // LIBURING_UDATA_TIMEOUT: before Linux 5.11 (no IORING_FEAT_EXT_ARG), liburing
+            // implements a wait's timeout with a timeout request of its own.
+            if (data == ignored_completion || data == LIBURING_UDATA_TIMEOUT) continue;
             if (data == wake_completion) {
                 wake_armed_ = false;
                 continue;

@@ -3,6 +3,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <boost/context/detail/fcontext.hpp>
 #include <cerrno>
 #include <cstdio>
@@ -52,15 +53,17 @@ std::size_t page_bytes() noexcept {
 }
 
 enum class guard_kind { unknown, madvise_guard, mprotect };
-guard_kind process_guard_kind = guard_kind::unknown;  // decided once, at the first slab
+// Decided at the first slab; atomic because every worker's stack pool grows on its own thread.
+std::atomic<guard_kind> process_guard_kind{guard_kind::unknown};
 
 void install_guard(char* page_start) {
-    if (process_guard_kind != guard_kind::mprotect) {
+    if (process_guard_kind.load(std::memory_order_relaxed) != guard_kind::mprotect) {
         if (madvise(page_start, page_bytes(), madv_guard_install) == 0) {
-            process_guard_kind = guard_kind::madvise_guard;
+            process_guard_kind.store(guard_kind::madvise_guard, std::memory_order_relaxed);
             return;
         }
-        process_guard_kind = guard_kind::mprotect;  // EINVAL: kernel older than 6.13
+        // EINVAL: kernel older than 6.13
+        process_guard_kind.store(guard_kind::mprotect, std::memory_order_relaxed);
     }
     if (mprotect(page_start, page_bytes(), PROT_NONE) != 0)
         throw_os_error(errno, "spawn: mprotect stack guard page");
@@ -111,7 +114,7 @@ void stack_pool::release(stack_block s) noexcept {
 }
 
 const char* stack_pool::guard_mechanism() noexcept {
-    switch (process_guard_kind) {
+    switch (process_guard_kind.load(std::memory_order_relaxed)) {
     case guard_kind::madvise_guard: return "MADV_GUARD_INSTALL";
     case guard_kind::mprotect: return "mprotect";
     default: return "none yet";

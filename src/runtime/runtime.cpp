@@ -15,9 +15,15 @@
 namespace rill {
 namespace detail {
 
-runtime_state* current_runtime = nullptr;
-
 namespace {
+// `d` from now, saturated at the clock's end: a sleep "for ever" (nanoseconds::max()) must
+// not overflow into a deadline in the past.
+time_point deadline_after(std::chrono::nanoseconds d) noexcept {
+    const time_point now = clock::now();
+    if (d >= time_point::max() - now) return time_point::max();
+    return now + d;
+}
+
 // Owns a task body until it is destroyed (also on the error paths of run).
 struct body_owner {
     task_body* body;
@@ -48,20 +54,30 @@ void runtime_state::stop() noexcept {
     for (auto& s : schedulers_) s->request_cancel_all();
 }
 
+void runtime_state::task_ended() noexcept {
+    if (live_tasks_.fetch_sub(1, std::memory_order_acq_rel) == 1)
+        for (auto& s : schedulers_)
+            if (s) s->wake_loop();
+}
+
 task_control* spawn_task(task_body* body) {
     scheduler* here = scheduler::current();
     if (!here || !here->running()) {
         body->destroy(body);
         throw error("spawn: called outside a rill task (inside rill::run only)");
     }
+    // The spawner's own runtime: runs on other threads have theirs.
+    runtime_state& rt = here->runtime();
     auto* t = new task_control;
     t->body = body;
-    t->id = current_runtime->next_task_id();
+    t->id = rt.next_task_id();
+    rt.task_added();
     try {
-        current_runtime->next_scheduler().start(t);
+        rt.next_scheduler().start(t);
     } catch (...) {
         body->destroy(body);
         delete t;
+        rt.task_ended();
         throw;
     }
     return t;
@@ -128,19 +144,13 @@ int run_runtime(task_body* main_body, const int* main_result, const runtime_opti
         throw;
     }
     runtime_state rt(options, kind);
-    current_runtime = &rt;
     auto& scheds = rt.schedulers();
 
     // Worker 0 is this thread. The others construct their scheduler (and ring: io_uring's
     // SINGLE_ISSUER wants the creating thread to be the submitting one) on their own thread.
     std::vector<std::thread> threads;
     std::exception_ptr start_error;
-    try {
-        scheds[0] = std::make_unique<scheduler>(rt, 0, kind, options.stack_size);
-    } catch (...) {
-        current_runtime = nullptr;
-        throw;
-    }
+    scheds[0] = std::make_unique<scheduler>(rt, 0, kind, options.stack_size);
     std::mutex started_mutex;
     std::condition_variable started_cv;
     int started = 1;
@@ -163,40 +173,50 @@ int run_runtime(task_body* main_body, const int* main_result, const runtime_opti
                 std::unique_lock lock(started_mutex);
                 started_cv.wait(lock, [&] { return started == options.workers; });
             }
+            // The scheduler is destroyed by run, once every worker has left its loop: until
+            // then other workers may still touch it (stop, a wake, a remote ready).
             scheds[i]->run_loop();
-            scheds[i].reset();
         });
     }
     {
         std::unique_lock lock(started_mutex);
         started_cv.wait(lock, [&] { return started == options.workers; });
     }
+
+    task_control* main_task = nullptr;
+    if (!start_error) {
+        // Main's end stops the runtime; its captures are destroyed on the task, like any task's.
+        auto wrapper = [owned = std::move(owner), &rt]() {
+            struct stopper {
+                runtime_state& rt;
+                ~stopper() { rt.stop(); }
+            } stop{rt};
+            owned.body->invoke(owned.body);
+        };
+        main_task = new task_control;
+        main_task->body = new task_body_of<decltype(wrapper)>(std::move(wrapper));
+        main_task->id = rt.next_task_id();
+        rt.task_added();
+        try {
+            scheds[0]->start(main_task);  // throws when no stack can be mapped
+        } catch (...) {
+            start_error = std::current_exception();
+            main_task->body->destroy(main_task->body);
+            delete main_task;
+            main_task = nullptr;
+            rt.task_ended();
+        }
+    }
     if (start_error) {
-        // Tear down the workers that did start.
+        // Tear down the workers that did start (they have no task: they just leave).
         for (auto& s : scheds)
             if (s) s->request_cancel_all();
-        for (auto& th : threads) th.join();
-        scheds[0].reset();
-        current_runtime = nullptr;
-        std::rethrow_exception(start_error);
+    } else {
+        scheds[0]->run_loop();
     }
-
-    // Main's end stops the runtime; its captures are destroyed on the task, like any task's.
-    auto wrapper = [owned = std::move(owner), &rt]() {
-        struct stopper {
-            runtime_state& rt;
-            ~stopper() { rt.stop(); }
-        } stop{rt};
-        owned.body->invoke(owned.body);
-    };
-    auto* main_task = new task_control;
-    main_task->body = new task_body_of<decltype(wrapper)>(std::move(wrapper));
-    main_task->id = rt.next_task_id();
-    scheds[0]->start(main_task);
-    scheds[0]->run_loop();
     for (auto& th : threads) th.join();
-    scheds[0].reset();
-    current_runtime = nullptr;
+    for (auto& s : scheds) s.reset();
+    if (start_error) std::rethrow_exception(start_error);
 
     std::exception_ptr main_error = main_task->error;
     // The handle's reference: nobody else joins main.
@@ -220,7 +240,7 @@ void task_sleep(std::chrono::nanoseconds d) {
     detail::check_cancelled(t);
     if (d <= std::chrono::nanoseconds::zero()) {
         t.owner->yield();
-    } else if (t.owner->park(nullptr, detail::clock::now() + d) == detail::wake_reason::timeout) {
+    } else if (t.owner->park(nullptr, detail::deadline_after(d)) == detail::wake_reason::timeout) {
         return;
     }
     detail::check_cancelled(t);

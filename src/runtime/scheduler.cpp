@@ -38,13 +38,28 @@ void report_unjoined_error(std::uint64_t id, const std::exception_ptr& e) noexce
 void drop_ref(task_control* t) noexcept {
     if (t->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete t;
 }
+
+// Marks `t` finished (its error, if any, already stored), wakes its joiners and reports an
+// error that nobody will join.
+void mark_finished(task_control* t) noexcept {
+    bool report;
+    {
+        std::lock_guard lock(t->join_mutex);
+        t->finished = true;
+        t->joiners.notify_all();
+        report = t->detached;
+    }
+    if (report) report_unjoined_error(t->id, t->error);
+}
 } // namespace
 
 scheduler::scheduler(runtime_state& runtime, int index, rill::backend kind,
                      std::size_t stack_bytes)
     : runtime_(runtime), index_(index), stacks_(stack_bytes) {
-    current_scheduler = this;
     backend_ = make_backend(kind, *this);
+    // Only once nothing can throw: a half-built scheduler must not stay current (run would
+    // then refuse every later call as nested, and point at freed memory).
+    current_scheduler = this;
 }
 
 scheduler::~scheduler() {
@@ -101,9 +116,11 @@ void scheduler::ready(task_control* t) noexcept {
             remote_head_ = t;
         }
         remote_tail_ = t;
-        remote_pending_.store(true, std::memory_order_release);
+        // seq_cst here and in run_loop: a store-then-load handshake on two flags (Dekker),
+        // which release/acquire alone does not order.
+        remote_pending_.store(true, std::memory_order_seq_cst);
     }
-    if (sleeping_.exchange(false, std::memory_order_acq_rel)) backend_->wake();
+    if (sleeping_.exchange(false, std::memory_order_seq_cst)) backend_->wake();
 }
 
 void scheduler::take_remote() noexcept {
@@ -119,11 +136,15 @@ void scheduler::take_remote() noexcept {
         if (list->ctx == nullptr) {
             try {
                 start(list);
-            } catch (const std::exception& e) {
-                std::fprintf(stderr, "rill: could not start task %llu: %s\n",
-                             static_cast<unsigned long long>(list->id), e.what());
+            } catch (...) {
+                // No stack for it: the task ends with that error, so a joiner gets it (and
+                // does not wait for ever) and a detached task has it reported.
+                list->error = std::current_exception();
                 list->body->destroy(list->body);
+                list->body = nullptr;
+                mark_finished(list);
                 drop_ref(list);
+                runtime_.task_ended();
             }
         } else {
             ready(list);
@@ -146,14 +167,7 @@ void scheduler::task_entry(transfer tr) {
     // destructor may still use the task's scheduler.
     t->body->destroy(t->body);
     t->body = nullptr;
-    bool report;
-    {
-        std::lock_guard lock(t->join_mutex);
-        t->finished = true;
-        t->joiners.notify_all();
-        report = t->detached;
-    }
-    if (report) report_unjoined_error(t->id, t->error);
+    mark_finished(t);
     s->finished_ = t;
     s->switch_to_loop(true);
 }
@@ -183,6 +197,7 @@ void scheduler::finish_task(task_control* t) {
     if (live_head_ == t) live_head_ = t->live_next;
     --live_count_;
     drop_ref(t);
+    runtime_.task_ended();
 }
 
 wake_reason scheduler::park(park_point* p, std::optional<time_point> deadline) {
@@ -220,9 +235,14 @@ void scheduler::interrupt(task_control* t, wake_reason why) noexcept {
 
 void scheduler::request_cancel_all() noexcept {
     cancel_requested_.store(true, std::memory_order_release);
-    remote_pending_.store(true, std::memory_order_release);
-    if (current_scheduler != this && sleeping_.exchange(false, std::memory_order_acq_rel))
+    remote_pending_.store(true, std::memory_order_seq_cst);
+    if (current_scheduler != this && sleeping_.exchange(false, std::memory_order_seq_cst))
         backend_->wake();
+}
+
+void scheduler::wake_loop() noexcept {
+    // Unconditional: the eventfd stays readable, so a loop about to sleep returns at once.
+    if (current_scheduler != this) backend_->wake();
 }
 
 void scheduler::cancel_all() noexcept {
@@ -247,7 +267,8 @@ void scheduler::run_loop() {
             resume(batch);
             batch = next;
         }
-        if (cancel_done_ && live_count_ == 0 && !remote_pending_.load(std::memory_order_acquire))
+        if (cancel_done_ && live_count_ == 0 && !remote_pending_.load(std::memory_order_acquire) &&
+            !runtime_.tasks_left())
             break;
         std::optional<std::chrono::nanoseconds> timeout = std::chrono::nanoseconds::zero();
         if (!ready_head_) {
@@ -365,7 +386,8 @@ void wait_list_access::unlink(wait_list& l, wait_list::node* n) noexcept {
 }
 
 void wait_list::wait(std::unique_lock<std::mutex>& lock) {
-    task_control& t = current_task("wait");
+    // Only channels wait here outside join (which checks for itself first).
+    task_control& t = current_task("channel send/receive");
     check_cancelled(t);
     node n;
     n.task = &t;

@@ -77,6 +77,7 @@ public:
     // The scheduler of the calling thread, or null outside run().
     static scheduler* current() noexcept;
     task_control* running() const noexcept { return running_; }
+    runtime_state& runtime() noexcept { return runtime_; }
     backend& io() noexcept { return *backend_; }
     int index() const noexcept { return index_; }
 
@@ -91,10 +92,12 @@ public:
     // Puts the running task at the back of the run queue.
     void yield();
 
-    // Runs tasks and I/O until the runtime stops and this scheduler has no task left.
+    // Runs tasks and I/O until the runtime stops and no worker has a task left.
     void run_loop();
     // From any thread: cancel every task of this scheduler (run's main has returned).
     void request_cancel_all() noexcept;
+    // From any thread: makes the loop look again at whether it may stop.
+    void wake_loop() noexcept;
 
 private:
     static void task_entry(transfer t);
@@ -145,6 +148,12 @@ public:
     scheduler& next_scheduler() noexcept;
     bool stopping() const noexcept { return stopping_.load(std::memory_order_acquire); }
     void stop() noexcept;  // main returned: cancel everything
+    // Tasks spawned and not yet finished, on every worker, counted from spawn so that a task
+    // on its way to another worker's remote queue is included. A worker leaves its loop only
+    // when none is left anywhere: until then a worker still running may hand it a new task.
+    void task_added() noexcept { live_tasks_.fetch_add(1, std::memory_order_relaxed); }
+    void task_ended() noexcept;  // the last one (after stop) wakes every worker
+    bool tasks_left() const noexcept { return live_tasks_.load(std::memory_order_acquire) != 0; }
     std::uint64_t next_task_id() noexcept { return next_id_.fetch_add(1, std::memory_order_relaxed); }
     const runtime_options& options() const noexcept { return options_; }
     rill::backend backend_kind() const noexcept { return kind_; }
@@ -157,11 +166,9 @@ private:
     std::vector<std::unique_ptr<scheduler>> schedulers_;
     std::atomic<unsigned> next_worker_{0};
     std::atomic<bool> stopping_{false};
+    std::atomic<std::size_t> live_tasks_{0};
     std::atomic<std::uint64_t> next_id_{1};
 };
-
-// The runtime of the run() in progress (one per process at a time).
-extern runtime_state* current_runtime;
 
 // The running task; throws rill::error with `operation` in the message outside a task.
 task_control& current_task(const char* operation);
