@@ -21,6 +21,8 @@ enum class backend {
 
 // Reserved per task stack; pages are committed only when touched, and a guard page sits below.
 inline constexpr std::size_t default_stack_size_bytes = 64 * 1024;
+// Largest stack_size run accepts (each stack is only reserved, but a slab holds 16 of them).
+inline constexpr std::size_t max_stack_size_bytes = std::size_t{1} << 30;
 
 struct runtime_options {
     int workers = 1;                                 // worker threads, each with its own scheduler

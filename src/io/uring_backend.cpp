@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <atomic>
 #include <mutex>
 
 #include <rill/error.hpp>
@@ -190,20 +191,25 @@ void uring_request::interrupt(task_control*) noexcept {
 } // namespace
 
 rill::backend probe_io_uring() {
-    static const rill::backend decided = [] {
-        io_uring ring;
-        int r = io_uring_queue_init(8, &ring, 0);
-        if (r == 0) {
-            io_uring_queue_exit(&ring);
-            return rill::backend::io_uring;
-        }
-        // EPERM: seccomp (Docker's default profile) or kernel.io_uring_disabled; ENOSYS: a
-        // kernel without io_uring; EINVAL: one too old for the setup we ask for.
-        std::fprintf(stderr, "rill: using the epoll backend: io_uring_setup failed: %s\n",
-                     std::strerror(-r));
-        return rill::backend::epoll;
-    }();
-    return decided;
+    // Decided once per process, but only by a refusal that will not change: a shortage of
+    // descriptors or memory at the first probe must not turn io_uring off for good.
+    static std::atomic<int> decided{0};  // 0: not yet, 1: io_uring, 2: epoll
+    if (int d = decided.load(std::memory_order_acquire)) return d == 1 ? rill::backend::io_uring : rill::backend::epoll;
+    io_uring ring;
+    int r = io_uring_queue_init(8, &ring, 0);
+    if (r == 0) {
+        io_uring_queue_exit(&ring);
+        decided.store(1, std::memory_order_release);
+        return rill::backend::io_uring;
+    }
+    // EPERM: seccomp (Docker's default profile) or kernel.io_uring_disabled; ENOSYS: a kernel
+    // without io_uring; EINVAL: one too old for the setup we ask for.
+    const bool refused = r == -EPERM || r == -ENOSYS || r == -EINVAL;
+    int expected = 0;
+    if (!refused || decided.compare_exchange_strong(expected, 2))
+        std::fprintf(stderr, "rill: using the epoll backend: io_uring_setup failed: %s%s\n",
+                     std::strerror(-r), refused ? "" : " (this run only)");
+    return rill::backend::epoll;
 }
 
 std::unique_ptr<backend> make_uring_backend(scheduler& owner) {

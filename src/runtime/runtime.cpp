@@ -16,14 +16,6 @@ namespace rill {
 namespace detail {
 
 namespace {
-// `d` from now, saturated at the clock's end: a sleep "for ever" (nanoseconds::max()) must
-// not overflow into a deadline in the past.
-time_point deadline_after(std::chrono::nanoseconds d) noexcept {
-    const time_point now = clock::now();
-    if (d >= time_point::max() - now) return time_point::max();
-    return now + d;
-}
-
 // Owns a task body until it is destroyed (also on the error paths of run).
 struct body_owner {
     task_body* body;
@@ -137,12 +129,11 @@ int run_runtime(task_body* main_body, const int* main_result, const runtime_opti
     if (options.workers < 1) {
         throw argument_error("workers must be at least 1, got " + std::to_string(options.workers));
     }
-    rill::backend kind;
-    try {
-        kind = resolve_backend(options.backend);
-    } catch (...) {
-        throw;
+    if (options.stack_size > max_stack_size_bytes) {
+        throw argument_error("stack_size must be at most " + std::to_string(max_stack_size_bytes) +
+                             " bytes, got " + std::to_string(options.stack_size));
     }
+    const rill::backend kind = resolve_backend(options.backend);
     runtime_state rt(options, kind);
     auto& scheds = rt.schedulers();
 

@@ -26,6 +26,16 @@ class runtime_state;
 using clock = std::chrono::steady_clock;
 using time_point = clock::time_point;
 
+// `d` from now, saturated at the clock's end: a wait "for ever" (nanoseconds::max(),
+// milliseconds::max()) must not overflow into a deadline in the past.
+template <class Rep, class Period>
+time_point deadline_after(std::chrono::duration<Rep, Period> d) noexcept {
+    const time_point now = clock::now();
+    const auto room = time_point::max() - now;
+    if (d >= std::chrono::duration_cast<std::chrono::duration<Rep, Period>>(room)) return time_point::max();
+    return now + std::chrono::duration_cast<clock::duration>(d);
+}
+
 enum class wake_reason : std::uint8_t { normal, timeout, cancelled };
 
 // What a parked task is waiting on. When the task's deadline passes or it is cancelled, the

@@ -19,9 +19,9 @@ namespace detail {
 
 namespace {
 
-std::optional<time_point> deadline_after(const std::optional<std::chrono::milliseconds>& d) {
+std::optional<time_point> optional_deadline(const std::optional<std::chrono::milliseconds>& d) {
     if (!d) return std::nullopt;
-    return clock::now() + *d;
+    return deadline_after(*d);
 }
 
 [[noreturn]] void throw_cancelled_or_os(long r, const std::string& context) {
@@ -115,7 +115,7 @@ fill_result stream_state::fill_bytes(const char* operation) {
     // Receive at least a buffer's worth at a time; a line longer than that grows the buffer.
     const std::size_t want = std::max(in.capacity() / 2, initial_buffer_bytes);
     char* tail = in.tail(in.tail_room() >= initial_buffer_bytes ? 1 : want);
-    io_op op{io_kind::recv, tail, in.tail_room(), nullptr, deadline_after(options.reader_timeout)};
+    io_op op{io_kind::recv, tail, in.tail_room(), nullptr, optional_deadline(options.reader_timeout)};
     long r = perform_io(io, op);
     if (r > 0) {
         in.commit(static_cast<std::size_t>(r));
@@ -172,7 +172,7 @@ void stream_state::check_writable(const char* operation) {
 
 void stream_state::flush(const char* operation) {
     check_writable(operation);
-    const auto deadline = deadline_after(options.writer_timeout);
+    const auto deadline = optional_deadline(options.writer_timeout);
     while (!out.empty()) {
         io_op op{io_kind::send, out.head(), out.size(), nullptr, deadline};
         long r = perform_io(io, op);
@@ -197,7 +197,7 @@ void stream_state::write_raw(const char* p, std::size_t n, const char* operation
         flush(operation);
         if (n >= default_output_buffer_bytes / 2) {
             // Large writes go straight from the caller's memory.
-            const auto deadline = deadline_after(options.writer_timeout);
+            const auto deadline = optional_deadline(options.writer_timeout);
             while (n > 0) {
                 io_op op{io_kind::send, const_cast<char*>(p), n, nullptr, deadline};
                 long r = perform_io(io, op);
