@@ -1,0 +1,377 @@
+#!/usr/bin/env bash
+# The speed benchmark: rill's echo server against peer line-echo servers (bench/peers).
+#
+# Builds everything, then runs every scenario row against every server, interleaved (round 1:
+# A B C ..., round 2: A B C ...) so that drift in the machine hits all servers alike, with the
+# server and the load generator pinned to the same CPU (taskset -c 1 by default): every figure
+# is "what one core does", the client's share included. Prints per row the median of the rounds
+# and each server's ratio to raw epoll.
+#
+#   bench/run.sh                              # full run: 3 rounds, 5 s per measurement
+#   bench/run.sh --rounds 3 --duration 2 --warmup 0.5 --only pingpong,churn
+#
+# Everything it starts it stops by PID; the load generator only targets 127.0.0.1 and each
+# measurement is bounded (duration + warmup + its own timeouts, and `timeout` around it).
+set -euo pipefail
+# The whole script is one block, so bash reads all of it before running any: editing this
+# file during a long run cannot corrupt that run.
+{
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BUILD=$ROOT/build/release
+ROUNDS=3
+DURATION=5
+WARMUP=1
+ONLY=""
+SERVERS="epoll,uring,go,asio,gambit,rill-uring,rill-epoll"
+IDLE_CONNECTIONS=19700  # the hard descriptor limit here is 20000 per process
+SERVER_CPU=1
+CLIENT_CPU=1
+BASE_PORT=21000
+NO_BUILD=0
+INSTALL_DEPS=0
+
+usage() {
+  cat <<EOF
+usage: bench/run.sh [options]
+  --rounds N              rounds of every row x server, interleaved (default $ROUNDS)
+  --duration SECS         measured time per run (default $DURATION)
+  --warmup SECS           unmeasured load before each measurement (default $WARMUP)
+  --only LIST             rows to run, comma-separated: pingpong, pipeline, churn, idle,
+                          or a row id (pingpong-c1, pingpong-c100, pingpong-c1000,
+                          pipeline-c100, churn-c50, idle)
+  --servers LIST          default $SERVERS
+  --idle-connections N    connections held by the idle row (default $IDLE_CONNECTIONS)
+  --server-cpu N          CPU the servers are pinned to (default $SERVER_CPU)
+  --client-cpu N          CPU the load generator is pinned to (default $CLIENT_CPU: the same)
+  --build-dir DIR         project build directory (default build/release)
+  --no-build              use the binaries already built
+  --install-deps          first install the Debian packages the peers need (as root)
+EOF
+}
+
+while (($#)); do
+  case $1 in
+    --rounds) ROUNDS=$2; shift ;;
+    --duration) DURATION=$2; shift ;;
+    --warmup) WARMUP=$2; shift ;;
+    --only) ONLY=$2; shift ;;
+    --servers) SERVERS=$2; shift ;;
+    --idle-connections) IDLE_CONNECTIONS=$2; shift ;;
+    --server-cpu) SERVER_CPU=$2; shift ;;
+    --client-cpu) CLIENT_CPU=$2; shift ;;
+    --build-dir) BUILD=$(realpath -m "$2"); shift ;;
+    --no-build) NO_BUILD=1 ;;
+    --install-deps) INSTALL_DEPS=1 ;;
+    -h | --help) usage; exit 0 ;;
+    *) echo "run.sh: unknown option $1" >&2; usage >&2; exit 2 ;;
+  esac
+  shift
+done
+
+note() { echo "run.sh: $*" >&2; }
+
+# ------------------------------------------------------------------------------------------
+# Build
+
+BIN=$BUILD/bench        # loadgen and the peers
+RILL_BUILT=0            # the rill command and examples/echo come from this build
+
+# The peers' toolchains beyond scripts/install-deps.sh (which covers the library, Gambit and
+# liburing): Go and standalone Asio, from Debian.
+install_deps() {
+  [[ -f $ROOT/scripts/install-deps.sh ]] && bash "$ROOT/scripts/install-deps.sh"
+  local missing=() p
+  for p in golang-go libasio-dev; do
+    [[ $(dpkg-query -W -f='${Status}' "$p" 2>/dev/null) == "install ok installed" ]] || missing+=("$p")
+  done
+  ((${#missing[@]} == 0)) && return 0
+  note "installing ${missing[*]}"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+build_all() {
+  mkdir -p "$BUILD"
+  local log=$BUILD/bench-build.log
+  : >"$log"
+  if cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DRILL_BUILD_BENCH=ON >>"$log" 2>&1 &&
+    cmake --build "$BUILD" -j "$(nproc)" --target loadgen epoll_echo uring_echo >>"$log" 2>&1; then
+    cmake --build "$BUILD" -j "$(nproc)" --target asio_echo >>"$log" 2>&1 || note "asio_echo not built: libasio-dev missing (--install-deps)? see $log"
+    # rill's servers: tools/rill (target rill_tool) and examples/echo; should those targets be
+    # renamed, the whole project. rill's rows need a build that passed.
+    if cmake --build "$BUILD" -j "$(nproc)" --target rill_tool echo >>"$log" 2>&1 ||
+      cmake --build "$BUILD" -j "$(nproc)" >>"$log" 2>&1; then
+      RILL_BUILT=1
+    else
+      note "the project build failed (see $log)"
+    fi
+  else
+    # The library is not buildable (yet): build the suite on its own so the peers still run.
+    note "the project does not configure or build (see $log); building bench/ on its own"
+    BIN=$BUILD/bench-standalone
+    if ! { cmake -S "$ROOT/bench" -B "$BIN" -DCMAKE_BUILD_TYPE=Release && cmake --build "$BIN" -j "$(nproc)"; } >>"$log" 2>&1; then
+      note "bench/ does not build either (see $log)"
+      exit 1
+    fi
+  fi
+
+  if command -v go >/dev/null; then
+    # Caches inside the build tree: nothing written to $HOME, no module download (std only).
+    GOCACHE=$BUILD/go-cache GOPATH=$BUILD/go-path GO111MODULE=off GOFLAGS='' \
+      go build -o "$BIN/go_echo" "$ROOT/bench/peers/go_echo.go" >>"$log" 2>&1 || note "go_echo did not build (see $log)"
+  else
+    note "go not found (--install-deps, or apt-get install golang-go): the Go peer is skipped"
+  fi
+
+  rm -f "$BIN/gambit_echo" "$BIN/gambit_echo.sh"
+  if command -v gsc >/dev/null; then
+    mkdir -p "$BIN/gambit"  # gsc -exe writes its C files next to the source: use a copy
+    cp "$ROOT/bench/peers/gambit_echo.scm" "$BIN/gambit/"
+    (cd "$BIN/gambit" && gsc -exe -o "$BIN/gambit_echo" gambit_echo.scm) >>"$log" 2>&1 ||
+      note "gsc -exe failed (see $log); the Gambit peer runs interpreted"
+  fi
+  if [[ ! -x $BIN/gambit_echo ]] && command -v gsi >/dev/null; then
+    printf '#!/bin/sh\nexec gsi %q "$@"\n' "$ROOT/bench/peers/gambit_echo.scm" >"$BIN/gambit_echo.sh"
+    chmod +x "$BIN/gambit_echo.sh"
+  fi
+}
+
+((INSTALL_DEPS)) && install_deps
+if ((NO_BUILD)); then
+  [[ -x $BIN/loadgen ]] || BIN=$BUILD/bench-standalone
+  [[ -x $BUILD/tools/rill || -x $BUILD/examples/echo ]] && RILL_BUILT=1
+else
+  build_all
+fi
+LOADGEN=$BIN/loadgen
+[[ -x $LOADGEN ]] || { note "no load generator at $LOADGEN"; exit 1; }
+
+# ------------------------------------------------------------------------------------------
+# Servers and rows
+
+# server_command NAME MODE PORT: sets CMD (an array, run as one process whose PID is the
+# server's) and PORT_USED, or returns 1 with WHY set when that server cannot run.
+server_command() {
+  local name=$1 mode=$2 port=$3
+  PORT_USED=$port
+  WHY=""
+  case $name in
+    epoll | uring | go | asio)
+      local exe=$BIN/${name}_echo
+      [[ -x $exe ]] || { WHY="$exe not built"; return 1; }
+      CMD=("$exe" "$port" --mode "$mode") ;;
+    gambit)
+      if [[ -x $BIN/gambit_echo ]]; then CMD=("$BIN/gambit_echo" "$port" --mode "$mode")
+      elif [[ -x $BIN/gambit_echo.sh ]]; then CMD=("$BIN/gambit_echo.sh" "$port" --mode "$mode")
+      else WHY="neither gsc nor gsi found"; return 1; fi ;;
+    rill-uring | rill-epoll)
+      local backend=io_uring
+      [[ $name == rill-epoll ]] && backend=epoll
+      if [[ $mode == once ]]; then
+        # The seed's server itself; it listens on 127.0.0.1:2020, fixed.
+        [[ -x $BUILD/examples/echo && $RILL_BUILT == 1 ]] || { WHY="$BUILD/examples/echo not built yet"; return 1; }
+        PORT_USED=2020
+        CMD=(env "RILL_BACKEND=$backend" "$BUILD/examples/echo")
+      else
+        [[ -x $BUILD/tools/rill && $RILL_BUILT == 1 ]] || { WHY="$BUILD/tools/rill not built yet"; return 1; }
+        CMD=(env "RILL_BACKEND=$backend" "$BUILD/tools/rill" echo "127.0.0.1:$port" --mode "$mode")
+      fi ;;
+    *) WHY="unknown server"; return 1 ;;
+  esac
+}
+
+# id | load generator arguments | server mode | title
+ROWS=(
+  "pingpong-c1|pingpong --connections 1 --size 64|persistent|pingpong C=1 S=64"
+  "pingpong-c100|pingpong --connections 100 --size 64|persistent|pingpong C=100 S=64"
+  "pingpong-c1000|pingpong --connections 1000 --size 512|persistent|pingpong C=1000 S=512"
+  "pipeline-c100|pipeline --connections 100 --depth 16 --size 64|persistent|pipeline C=100 P=16 S=64"
+  "churn-c50|churn --connections 50|once|churn C=50 (once mode)"
+  "idle|idle --connections $IDLE_CONNECTIONS|persistent|idle N=$IDLE_CONNECTIONS (server RSS per connection)"
+)
+
+selected() {  # selected ROW_ID: is the row in --only?
+  [[ -z $ONLY ]] && return 0
+  local want
+  for want in ${ONLY//,/ }; do
+    [[ $1 == "$want" || $1 == "$want"-* ]] && return 0
+  done
+  return 1
+}
+
+# ------------------------------------------------------------------------------------------
+# Running
+
+ulimit -n "$(ulimit -Hn)"  # idle: ~20k descriptors in the server and in the client
+OUT=$BUILD/bench-results/$(date +%Y%m%d-%H%M%S)
+mkdir -p "$OUT"
+RESULTS=$OUT/results.tsv
+printf 'round\trow\tserver\trate\tunit\tp50_us\tp99_us\tclient_cpu\tserver_cpu\terrors\trss_per_conn_kib\testablished\trate_per_busy\tserver_us_per_op\n' >"$RESULTS"
+
+SERVER_PID=""
+stop_server() {
+  [[ -n $SERVER_PID ]] || return 0
+  kill "$SERVER_PID" 2>/dev/null || true
+  local i
+  for ((i = 0; i < 30; i++)); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
+  kill -KILL "$SERVER_PID" 2>/dev/null || true
+  wait "$SERVER_PID" 2>/dev/null || true
+  SERVER_PID=""
+}
+trap stop_server EXIT
+trap 'exit 130' INT TERM
+
+wait_for_port() {  # until PORT listens (no connection is made), the server dies, or 10 s pass
+  local port=$1 i
+  for ((i = 0; i < 200; i++)); do
+    kill -0 "$SERVER_PID" 2>/dev/null || return 1
+    [[ -n $(ss -Hltn "sport = :$port" 2>/dev/null) ]] && return 0
+    sleep 0.05
+  done
+  return 1
+}
+
+json_get() { sed -n "s/.*\"$2\":\"\{0,1\}\([^,\"}]*\).*/\1/p" <<<"$1" | sed "s/^null$//"; }  # null: unknown
+
+run_one() {  # run_one ROUND ROW_ID ARGS MODE SERVER
+  local round=$1 row=$2 args=$3 mode=$4 server=$5
+  server_command "$server" "$mode" "$NEXT_PORT" || return 0
+  local port=$PORT_USED log=$OUT/$row.$server.$round
+  NEXT_PORT=$((NEXT_PORT + 1))  # a fresh port per run: no TIME_WAIT left from the last one
+  if [[ -n $(ss -Hltn "sport = :$port" 2>/dev/null) ]]; then
+    note "port $port is already in use: $server skipped for $row"
+    return 0
+  fi
+  taskset -c "$SERVER_CPU" "${CMD[@]}" >"$log.server" 2>&1 &
+  SERVER_PID=$!
+  if ! wait_for_port "$port"; then
+    note "$server did not listen on $port (see $log.server)"
+    stop_server
+    printf '%s\t%s\t%s\t\t\t\t\t\t\t1\t\t\n' "$round" "$row" "$server" >>"$RESULTS"
+    return 0
+  fi
+  local bound line status=0
+  bound=$(awk -v d="$DURATION" -v w="$WARMUP" 'BEGIN { print int(d + w + 120) }')
+  # shellcheck disable=SC2086  # ARGS is a word list
+  line=$(timeout "$bound" taskset -c "$CLIENT_CPU" "$LOADGEN" $args --address "127.0.0.1:$port" \
+    --duration "$DURATION" --warmup "$WARMUP" --server-pid "$SERVER_PID" --json 2>"$log.loadgen") || status=$?
+  stop_server
+  local errors failures mismatches
+  failures=$(json_get "$line" errors)
+  mismatches=$(json_get "$line" mismatches)
+  errors=$((${failures:-1} + ${mismatches:-0}))  # no JSON at all counts as a failure
+  local rate client_cpu server_cpu per_busy="" server_us=""
+  rate=$(json_get "$line" rate)
+  client_cpu=$(json_get "$line" client_cpu)
+  server_cpu=$(json_get "$line" server_cpu)
+  # On one shared CPU the pair's throughput per second of CPU it actually got: what the run
+  # would have done had nothing else (a build, a test run) taken turns on that CPU.
+  if [[ $SERVER_CPU == "$CLIENT_CPU" && -n $rate && -n $server_cpu ]]; then
+    per_busy=$(awk -v r="$rate" -v c="$client_cpu" -v s="$server_cpu" 'BEGIN { if (c + s > 0) printf "%.1f", r / (c + s) }')
+  fi
+  # The server's own CPU time per line (connection, in churn): its cost, whatever the client's.
+  if [[ -n $rate && -n $server_cpu ]]; then
+    server_us=$(awk -v r="$rate" -v s="$server_cpu" 'BEGIN { if (r > 0 && s >= 0) printf "%.3f", s * 1e6 / r }')
+  fi
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$row" "$server" "$rate" \
+    "$(json_get "$line" rate_unit)" "$(json_get "$line" p50_us)" "$(json_get "$line" p99_us)" \
+    "$client_cpu" "$server_cpu" "$errors" "$(json_get "$line" rss_per_conn_kib)" \
+    "$(json_get "$line" established)" "$per_busy" "$server_us" >>"$RESULTS"
+  local shown=${rate:-?}
+  [[ $row == idle ]] && shown="$(json_get "$line" rss_per_conn_kib) KiB/conn"
+  printf '  round %s  %-15s %-11s %s%s\n' "$round" "$row" "$server" "$shown" \
+    "$( ((status == 0)) || echo "  (exit $status, see $log.loadgen)")" >&2
+}
+
+IFS=, read -r -a SERVER_LIST <<<"$SERVERS"
+for server in "${SERVER_LIST[@]}"; do
+  for mode in persistent once; do
+    server_command "$server" "$mode" 1 || note "$server ($mode mode) skipped: $WHY"
+  done
+done
+
+echo "# rill bench: $(date -u +%Y-%m-%dT%H:%MZ), $(uname -sr), $(nproc) CPUs ($(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1))"
+echo "# $ROUNDS rounds, ${DURATION}s measured after ${WARMUP}s warmup; server on CPU $SERVER_CPU, load generator on CPU $CLIENT_CPU"
+echo "# raw results: $RESULTS"
+NEXT_PORT=$BASE_PORT
+for ((round = 1; round <= ROUNDS; round++)); do
+  for entry in "${ROWS[@]}"; do
+    IFS='|' read -r row args mode title <<<"$entry"
+    selected "$row" || continue
+    for server in "${SERVER_LIST[@]}"; do
+      run_one "$round" "$row" "$args" "$mode" "$server"
+    done
+  done
+done
+
+# ------------------------------------------------------------------------------------------
+# Table: medians over the rounds, ratios to raw epoll
+
+median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print ""; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+column_of() {  # column_of ROW SERVER FIELD: that field's values over the rounds, one a line
+  awk -F'\t' -v r="$1" -v s="$2" -v f="$3" 'NR > 1 && $2 == r && $3 == s && $f != "" { print $f }' "$RESULTS"
+}
+fmt() { awk -v v="$1" -v f="$2" 'BEGIN { if (v == "") print "-"; else printf f, v }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b + 0 == 0) print "-"; else printf "%.2f", a / b }'; }
+busy_of() {  # busy_of ROW SERVER: the pair's CPU share per run (client + server), one a line
+  awk -F'\t' -v r="$1" -v s="$2" 'NR > 1 && $2 == r && $3 == s && $9 != "" { print $8 + $9 }' "$RESULTS"
+}
+
+print_table() {
+  echo
+  shared=0
+  for entry in "${ROWS[@]}"; do
+    IFS='|' read -r row args mode title <<<"$entry"
+    selected "$row" || continue
+    echo "## $title"
+    if [[ $row == idle ]]; then
+      printf '%-11s %9s %8s %12s %7s\n' server KiB/conn x_epoll established errors
+    else
+      printf '%-11s %9s %7s %9s %7s %7s %7s %9s %9s %7s %5s %6s\n' server rate x_epoll rate/busy x_epoll \
+        srv_us x_epoll p50_us p99_us x_epoll busy errors
+    fi
+    base_rate=$(column_of "$row" epoll 4 | median)
+    base_norm=$(column_of "$row" epoll 13 | median)
+    base_p99=$(column_of "$row" epoll 7 | median)
+    base_cost=$(column_of "$row" epoll 14 | median)
+    base_rss=$(column_of "$row" epoll 11 | median)
+    unit=""
+    for server in "${SERVER_LIST[@]}"; do
+      [[ -n $(awk -F'\t' -v r="$row" -v s="$server" 'NR > 1 && $2 == r && $3 == s' "$RESULTS") ]] || continue
+      errors=$(column_of "$row" "$server" 10 | awk '{ s += $1 } END { print s + 0 }')
+      if [[ $row == idle ]]; then
+        rss=$(column_of "$row" "$server" 11 | median)
+        est=$(column_of "$row" "$server" 12 | median)
+        printf '%-11s %9s %8s %12s %7s\n' "$server" "$(fmt "$rss" %.2f)" "$(ratio "$rss" "$base_rss")" \
+          "$(fmt "$est" %d)/$IDLE_CONNECTIONS" "$errors"
+        continue
+      fi
+      rate=$(column_of "$row" "$server" 4 | median)
+      norm=$(column_of "$row" "$server" 13 | median)
+      cost=$(column_of "$row" "$server" 14 | median)
+      p50=$(column_of "$row" "$server" 6 | median)
+      p99=$(column_of "$row" "$server" 7 | median)
+      busy=$(busy_of "$row" "$server" | median)
+      unit=${unit:-$(column_of "$row" "$server" 5 | head -1)}
+      if [[ $SERVER_CPU == "$CLIENT_CPU" && -n $busy ]] && awk -v b="$busy" 'BEGIN { exit !(b < 0.9) }'; then
+        shared=1
+      fi
+      printf '%-11s %9s %7s %9s %7s %7s %7s %9s %9s %7s %4s%% %6s\n' "$server" "$(fmt "$rate" %.0f)" \
+        "$(ratio "$rate" "$base_rate")" "$(fmt "$norm" %.0f)" "$(ratio "$norm" "$base_norm")" \
+        "$(fmt "$cost" %.2f)" "$(ratio "$cost" "$base_cost")" "$(fmt "$p50" %.1f)" "$(fmt "$p99" %.1f)" "$(ratio "$p99" "$base_p99")" \
+        "$(awk -v b="$busy" 'BEGIN { if (b == "") print "-"; else printf "%.0f", b * 100 }')" "$errors"
+    done
+    if [[ $row != idle ]]; then
+      echo "rate in ${unit:-1/s}; srv_us: server CPU microseconds per ${unit%%/s}; x_epoll: ratio to raw epoll"
+      echo "(rates: higher is better; srv_us and latencies: lower is better)"
+    fi
+    echo
+  done
+  if ((shared)); then
+    echo "busy: the pair's share of CPU $SERVER_CPU (client + server). Below ~100% other processes took turns"
+    echo "on that CPU: raw rates and latencies then suffer, rate/busy (per CPU-second the pair got) less so."
+  fi
+}
+print_table | tee "$OUT/table.txt"
+exit
+}
