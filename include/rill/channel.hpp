@@ -16,6 +16,10 @@ namespace rill {
 namespace detail {
 struct task_control;
 
+// Sends the output the running task flushed (flush_writer defers it to here) before the
+// task may wait. No-op outside a task.
+void prepare_to_wait();
+
 // Tasks parked on a condition guarded by the owner's mutex. Safe across workers.
 class wait_list {
 public:
@@ -48,6 +52,7 @@ public:
 
     // Blocks while the channel is full. Throws error if the channel is closed.
     void send(T value) {
+        detail::prepare_to_wait();
         std::unique_lock lock(state_->mutex);
         while (state_->values.size() >= state_->capacity && !state_->closed)
             state_->senders.wait(lock);
@@ -58,6 +63,7 @@ public:
 
     // Blocks while the channel is empty; returns empty once the channel is closed and drained.
     std::optional<T> receive() {
+        detail::prepare_to_wait();
         std::unique_lock lock(state_->mutex);
         while (state_->values.empty() && !state_->closed) state_->receivers.wait(lock);
         if (state_->values.empty()) return std::nullopt;

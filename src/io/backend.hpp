@@ -18,6 +18,9 @@ class backend;
 struct io_handle {
     int fd = -1;
     backend* registered = nullptr;  // epoll: the set this fd was added to
+    // io_uring: the last receive through the ring got less than it asked for, so the socket
+    // was drained; the next receive skips the non-blocking attempt.
+    bool recv_drained = false;
 };
 
 // connect: the socket's non-blocking connect() already said EINPROGRESS; complete it (wait

@@ -46,12 +46,20 @@ long try_io(const io_handle& h, io_op& op) noexcept {
 }
 
 long perform_io(io_handle& h, io_op& op) {
-    if (op.kind != io_kind::connect) {
+    // A receive that found the socket drained last time goes straight to a completion
+    // backend (which tries it inline anyway): the attempt here would most likely be a wasted
+    // system call.
+    const bool skip_attempt = op.kind == io_kind::connect || (op.kind == io_kind::recv && h.recv_drained);
+    if (!skip_attempt) {
         long r = try_io(h, op);
         if (r != -EAGAIN) return r;
     }
     task_control& t = current_task("I/O");
     if (t.cancelled) return -ECANCELED;
+    if (t.deferred) {
+        run_deferred(t);
+        if (t.cancelled) return -ECANCELED;
+    }
     return t.owner->io().perform(h, op);
 }
 

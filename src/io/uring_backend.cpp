@@ -96,6 +96,7 @@ public:
         io_uring_sqe_set_data(sqe, &req);
         wake_reason why = owner_.park(&req, op.deadline);
         long r = req.result;
+        if (op.kind == io_kind::recv) h.recv_drained = r > 0 && static_cast<std::size_t>(r) < op.length;
         if (op.kind == io_kind::connect && r >= 0) r = connect_result(h.fd);
         if (why != wake_reason::normal && (r == -ECANCELED || r == -EINTR))
             return why == wake_reason::timeout ? -ETIMEDOUT : -ECANCELED;

@@ -103,6 +103,7 @@ void release_task(task_control* t, bool joined) noexcept {
 void join_task(task_control* t) {
     task_control& self = current_task("task.join");
     if (&self == t) throw error("task.join: a task cannot join itself");
+    run_deferred(self);
     std::unique_lock lock(t->join_mutex);
     while (!t->finished) t->joiners.wait(lock);
 }
@@ -229,6 +230,7 @@ void task::join() {
 void task_sleep(std::chrono::nanoseconds d) {
     detail::task_control& t = detail::current_task("task_sleep");
     detail::check_cancelled(t);
+    detail::run_deferred(t);
     if (d <= std::chrono::nanoseconds::zero()) {
         t.owner->yield();
     } else if (t.owner->park(nullptr, detail::deadline_after(d)) == detail::wake_reason::timeout) {
@@ -240,6 +242,7 @@ void task_sleep(std::chrono::nanoseconds d) {
 void task_yield() {
     detail::task_control& t = detail::current_task("task_yield");
     detail::check_cancelled(t);
+    detail::run_deferred(t);
     t.owner->yield();
     detail::check_cancelled(t);
 }

@@ -163,6 +163,11 @@ void scheduler::task_entry(transfer tr) {
     } catch (...) {
         t->error = std::current_exception();
     }
+    try {
+        run_deferred(*t);  // output the task flushed last goes out before it ends
+    } catch (...) {
+        if (!t->error) t->error = std::current_exception();
+    }
     // The captured state (a client stream, say) is destroyed here, on the task, so its
     // destructor may still use the task's scheduler.
     t->body->destroy(t->body);
@@ -353,6 +358,35 @@ task_control& current_task(const char* operation) {
 
 void check_cancelled(task_control& t) {
     if (t.cancelled) throw task_cancelled();
+}
+
+void defer(task_control& t, deferred_work& w) noexcept {
+    if (w.owner) return;
+    w.owner = &t;
+    w.prev = nullptr;
+    w.next = t.deferred;
+    if (t.deferred) t.deferred->prev = &w;
+    t.deferred = &w;
+}
+
+void undefer(deferred_work& w) noexcept {
+    if (!w.owner) return;
+    if (w.prev) w.prev->next = w.next; else w.owner->deferred = w.next;
+    if (w.next) w.next->prev = w.prev;
+    w.owner = nullptr;
+    w.next = w.prev = nullptr;
+}
+
+void run_deferred(task_control& t) {
+    while (deferred_work* w = t.deferred) {
+        undefer(*w);
+        w->run(w);
+    }
+}
+
+void prepare_to_wait() {
+    scheduler* s = scheduler::current();
+    if (s && s->running() && s->running()->deferred) run_deferred(*s->running());
 }
 
 // wait_list ------------------------------------------------------------------------------

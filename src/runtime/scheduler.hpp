@@ -48,6 +48,17 @@ protected:
     ~park_point() = default;
 };
 
+// Work a task puts off until just before it next waits, or ends: the output flush_writer
+// marked. Consecutive flushes from one run of a task become one send, and the bytes still
+// leave before the task waits on anything. Intrusive: registering allocates nothing.
+struct deferred_work {
+    void (*run)(deferred_work*) = nullptr;
+    void* context = nullptr;  // what `run` works on
+    deferred_work* next = nullptr;
+    deferred_work* prev = nullptr;
+    task_control* owner = nullptr;  // null when not registered
+};
+
 inline constexpr std::size_t no_heap_index = static_cast<std::size_t>(-1);
 
 struct task_control {
@@ -64,6 +75,7 @@ struct task_control {
     time_point deadline{};
     std::size_t heap_index = no_heap_index;
     wake_reason reason = wake_reason::normal;
+    deferred_work* deferred = nullptr;  // run by run_deferred before the task waits
     bool cancelled = false;  // set once; every later blocking call throws task_cancelled
     bool parked = false;
     std::uint64_t id = 0;
@@ -184,6 +196,13 @@ private:
 task_control& current_task(const char* operation);
 // Throws task_cancelled when the running task is being cancelled.
 void check_cancelled(task_control& t);
+
+// Registers `w` with task `t` (once; registering again is a no-op) / takes it off.
+void defer(task_control& t, deferred_work& w) noexcept;
+void undefer(deferred_work& w) noexcept;
+// Runs (and unregisters) every deferred work item of `t`. Every blocking call runs this
+// before it makes its task visible to anything that could wake it.
+void run_deferred(task_control& t);
 
 // Creates the backend for one scheduler (on that scheduler's thread).
 std::unique_ptr<backend> make_backend(rill::backend kind, scheduler& owner);

@@ -90,9 +90,23 @@ stream_state::stream_state(int fd, const stream_options& o, const std::optional<
     }
 }
 
-stream_state::~stream_state() { close_fd(); }
+stream_state::~stream_state() {
+    if (pending_flush.owner) {
+        // Output flush_writer promised is sent even when the stream is dropped without
+        // close_stream, as long as we are still on the task that flushed it.
+        scheduler* here = scheduler::current();
+        if (here && here->running() == pending_flush.owner) {
+            try {
+                flush("flush_writer");
+            } catch (...) {
+            }
+        }
+    }
+    close_fd();
+}
 
 void stream_state::close_fd() noexcept {
+    undefer(pending_flush);
     if (io.fd >= 0) {
         // close() also takes the descriptor out of any epoll set.
         ::close(io.fd);
@@ -166,11 +180,15 @@ fill_result stream_state::fill_text(const char* operation) {
 
 void stream_state::check_writable(const char* operation) {
     if (io.fd < 0) throw error(std::string(operation) + ": the stream is closed");
+    if (write_error == ETIMEDOUT)
+        throw timeout_error(std::string(operation) + ": an earlier flush to " + name() +
+                            " passed the writer timeout");
     if (write_error) throw_os_error(write_error, std::string(operation) + ": send to " + name());
     if (writer_closed) throw error(std::string(operation) + ": the stream is closed for writing");
 }
 
 void stream_state::flush(const char* operation) {
+    undefer(pending_flush);
     check_writable(operation);
     const auto deadline = optional_deadline(options.writer_timeout);
     while (!out.empty()) {
@@ -189,6 +207,28 @@ void stream_state::flush(const char* operation) {
         out.clear();
         throw_os_error(write_error, std::string(operation) + ": send to " + name());
     }
+}
+
+void stream_state::flush_before_wait(const char* operation) {
+    check_writable(operation);
+    if (out.empty()) return;
+    // With no unread input the task is about to wait for its peer: send now, so errors are
+    // reported here. With input still buffered (a pipelining peer) the task will answer that
+    // first: put the send off until the task waits, so the answers go out together.
+    scheduler* here = scheduler::current();
+    if (text_size() == 0 || !here || !here->running()) return flush(operation);
+    pending_flush.run = [](deferred_work* w) {
+        auto* st = static_cast<stream_state*>(w->context);
+        try {
+            st->flush("flush_writer");
+        } catch (const timeout_error&) {
+            st->write_error = ETIMEDOUT;  // reported by the stream's next write
+        } catch (const os_error&) {
+            // flush recorded the errno: the stream's next write reports it.
+        }
+    };
+    pending_flush.context = this;
+    defer(*here->running(), pending_flush);
 }
 
 void stream_state::write_raw(const char* p, std::size_t n, const char* operation) {
@@ -249,7 +289,9 @@ void stream_state::write_text(std::string_view text, const char* operation) {
     }
     std::string bytes;
     while (!source.empty()) {
-        encode_result r = enc->encode(source, bytes);
+        // The text is whole: a UTF-8 sequence cut at its end is invalid UTF-8 for the mode to
+        // handle, not something to hold back for a later write.
+        encode_result r = enc->encode(source, bytes, true);
         source.remove_prefix(r.consumed);
         if (r.error) {
             write_raw(bytes.data(), bytes.size(), operation);
@@ -259,7 +301,7 @@ void stream_state::write_text(std::string_view text, const char* operation) {
                                  std::string(to_string(enc->settings().codec())) +
                                  " cannot encode " + cp + " for " + name());
         }
-        if (r.consumed == 0) break;  // a cut UTF-8 sequence at the end: an encoding error the mode handled
+        if (r.consumed == 0) break;  // nothing left that the encoder could take: never loop
     }
     write_raw(bytes.data(), bytes.size(), operation);
 }
@@ -503,7 +545,20 @@ void show_via_ostream(stream& s, const void* value, void (*print)(std::ostream&,
 }
 
 void abort_stream(stream& s) noexcept {
-    if (s.is_open()) s.state().close_fd();
+    if (!s.is_open()) return;
+    stream_state& st = s.state();
+    if (st.pending_flush.owner && !st.write_error) {
+        // flush_writer accepted this output and put its send off until the task waits
+        // (flush_before_wait); an exception before that wait (a decoding_error from the next
+        // read_line, say, ending call_with_stream) must not lose it. Non-blocking sends only:
+        // aborting never waits.
+        while (!st.out.empty()) {
+            const ssize_t n = ::send(st.io.fd, st.out.head(), st.out.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+            if (n <= 0) break;
+            st.out.consume(static_cast<std::size_t>(n));
+        }
+    }
+    st.close_fd();
 }
 
 } // namespace detail
@@ -651,7 +706,7 @@ void write_chars(stream& s, std::string_view text) { s.state().write_text(text, 
 
 void newline(stream& s) { s.state().write_text("\n", "newline"); }
 
-void flush_writer(stream& s) { s.state().flush("flush_writer"); }
+void flush_writer(stream& s) { s.state().flush_before_wait("flush_writer"); }
 
 // ---- closing and settings ---------------------------------------------------------------------
 

@@ -83,6 +83,8 @@ struct stream_state {
     std::string encode_scratch;      // eol-translated text on its way to the encoder
     byte_buffer out;
 
+    deferred_work pending_flush;     // flush_writer's send, run before the task next waits
+
     char skip_next = 0;              // crlf: the CR after an LF (or LF after CR) still to skip
     bool discarding_line = false;    // after line_too_long: skip to the next line end
     bool end_of_input = false;       // the peer closed (or reset), or close_reader
@@ -121,6 +123,9 @@ struct stream_state {
     void write_raw(const char* p, std::size_t n, const char* operation);
     void write_text(std::string_view utf8, const char* operation);
     void flush(const char* operation);
+    // flush_writer: sends now, unless unread input is buffered; then the send happens before
+    // the task next waits (or ends), so the answers to pipelined requests go out as one send.
+    void flush_before_wait(const char* operation);
     void check_writable(const char* operation);
     void close_fd() noexcept;
 };
