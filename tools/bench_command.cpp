@@ -74,8 +74,10 @@ constexpr int idle_connections_per_source_address = 5000;
 // Churn spreads over this many source addresses so that a reused 4-tuple rarely meets the
 // server's TIME_WAIT socket for it (the server closes first, so TIME_WAIT is on its side).
 constexpr int churn_source_addresses = 16;
-// idle: time given to the server after the last exchange before its RSS is read.
-constexpr double idle_settle_s = 0.5;
+// idle: time given to the server after the last exchange before its RSS is read. Idle means
+// idle for a while: a server may reclaim per-connection memory lazily (rill's io_uring
+// backend moves a receive that has waited 1-2 s onto shared provided buffers).
+constexpr double idle_settle_s = 3.0;
 
 struct bench_options {
     scenario kind = scenario::pingpong;

@@ -25,7 +25,12 @@ struct io_handle {
 
 // connect: the socket's non-blocking connect() already said EINPROGRESS; complete it (wait
 // until writable, then read SO_ERROR).
-enum class io_kind : std::uint8_t { recv, send, accept, connect };
+// readable: wait until the socket has something to receive (or an error, or end of stream),
+// without holding a buffer meanwhile; 0 when it has.
+// recv_provided: receive into a buffer the backend picks when the data arrives (io_uring's
+// provided buffers), so a waiting receive holds no memory of the stream's. On success
+// op.buffer points at the data until the caller hands it back with backend::recycle.
+enum class io_kind : std::uint8_t { recv, send, accept, connect, readable, recv_provided };
 
 struct io_op {
     io_kind kind;
@@ -33,12 +38,23 @@ struct io_op {
     std::size_t length = 0;          // recv/send bytes
     socklen_t* address_length = nullptr;  // accept: in/out
     std::optional<time_point> deadline;
+    std::uint16_t buffer_id = 0;          // recv_provided: which provided buffer holds the data
+};
+
+// How a backend receives while a task waits for data.
+enum class receive_mode : std::uint8_t {
+    after_readiness,  // epoll: wait for readiness holding nothing, then receive
+    in_place,         // io_uring without provided buffers: the waiting receive holds its buffer
+    provided,         // io_uring with a provided-buffer ring: recv_provided
 };
 
 class backend {
 public:
     virtual ~backend() = default;
     virtual const char* name() const noexcept = 0;
+    virtual detail::receive_mode receive_mode() const noexcept = 0;
+    // Hands back the provided buffer a recv_provided returned.
+    virtual void recycle(const io_op& op) noexcept { (void)op; }
 
     // From a task, after a non-blocking attempt said EAGAIN (or EINPROGRESS for connect):
     // completes `op`, parking the task meanwhile. Returns the system call's result, -errno,

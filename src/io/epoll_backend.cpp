@@ -58,6 +58,7 @@ public:
     }
 
     const char* name() const noexcept override { return "epoll"; }
+    detail::receive_mode receive_mode() const noexcept override { return receive_mode::after_readiness; }
 
     long perform(io_handle& h, io_op& op) override {
         if (h.registered != this) {
@@ -74,6 +75,7 @@ public:
             wake_reason why = owner_.park(&w, op.deadline);
             if (why == wake_reason::timeout) return -ETIMEDOUT;
             if (why == wake_reason::cancelled) return -ECANCELED;
+            if (op.kind == io_kind::readable) return 0;
             long r = op.kind == io_kind::connect ? connect_state(h.fd) : try_io(h, op);
             if (r != -EAGAIN) return r;
         }

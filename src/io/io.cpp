@@ -27,6 +27,8 @@ long try_io(const io_handle& h, io_op& op) noexcept {
             r = ::accept4(h.fd, static_cast<sockaddr*>(op.buffer), op.address_length,
                           SOCK_NONBLOCK | SOCK_CLOEXEC);
             break;
+        case io_kind::readable:
+        case io_kind::recv_provided: return -EAGAIN;
         case io_kind::connect: {
             // Still in progress unless the socket already reports an outcome.
             int err = 0;
@@ -49,7 +51,9 @@ long perform_io(io_handle& h, io_op& op) {
     // A receive that found the socket drained last time goes straight to a completion
     // backend (which tries it inline anyway): the attempt here would most likely be a wasted
     // system call.
-    const bool skip_attempt = op.kind == io_kind::connect || (op.kind == io_kind::recv && h.recv_drained);
+    const bool skip_attempt = op.kind == io_kind::connect || op.kind == io_kind::readable ||
+                              op.kind == io_kind::recv_provided ||
+                              (op.kind == io_kind::recv && h.recv_drained);
     if (!skip_attempt) {
         long r = try_io(h, op);
         if (r != -EAGAIN) return r;

@@ -4,6 +4,7 @@
 #include <liburing.h>
 #include <poll.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -26,6 +27,12 @@ constexpr unsigned submission_queue_entries = 1024;
 constexpr unsigned completion_queue_entries = 16384;
 constexpr std::uint64_t ignored_completion = 0;  // async cancels
 constexpr std::uint64_t wake_completion = 1;     // the eventfd read that wakes the loop
+
+// Provided buffers: as many as receives may complete in one loop turn before their tasks
+// run (one per active connection), each one page. Buffer ids are 16 bits.
+constexpr unsigned provided_buffer_count = 1024;
+constexpr std::size_t provided_buffer_bytes = 4096;
+constexpr unsigned short provided_group = 0;
 
 // Set up a ring with the best flags this kernel takes: SINGLE_ISSUER + DEFER_TASKRUN (6.1+)
 // let the kernel skip locking and run completion work only when we ask for events;
@@ -54,6 +61,8 @@ struct uring_request final : park_point {
     uring_backend* backend;
     task_control* task;
     long result = 0;
+    std::uint32_t flags = 0;  // the completion's flags (which provided buffer)
+
     void interrupt(task_control* t) noexcept override;
 };
 
@@ -68,14 +77,22 @@ public:
             io_uring_queue_exit(&ring_);
             throw_os_error(err, "eventfd");
         }
+        setup_provided_buffers();
     }
 
     ~uring_backend() override {
         io_uring_queue_exit(&ring_);
         close(wake_fd_);
+        if (provided_ring_) munmap(provided_ring_, provided_ring_bytes());
+        if (provided_buffers_) munmap(provided_buffers_, provided_buffer_count * provided_buffer_bytes);
     }
 
     const char* name() const noexcept override { return "io_uring"; }
+    detail::receive_mode receive_mode() const noexcept override {
+        return provided_ ? receive_mode::provided : receive_mode::in_place;
+    }
+
+    void recycle(const io_op& op) noexcept override { give_back(op.buffer_id); }
 
     long perform(io_handle& h, io_op& op) override {
         uring_request req;
@@ -92,12 +109,27 @@ public:
                                  SOCK_NONBLOCK | SOCK_CLOEXEC);
             break;
         case io_kind::connect: io_uring_prep_poll_add(sqe, h.fd, POLLOUT); break;
+        case io_kind::readable: io_uring_prep_poll_add(sqe, h.fd, POLLIN); break;
+        case io_kind::recv_provided:
+            io_uring_prep_recv(sqe, h.fd, nullptr, provided_buffer_bytes, 0);
+            sqe->flags |= IOSQE_BUFFER_SELECT;
+            sqe->buf_group = provided_group;
+            break;
         }
         io_uring_sqe_set_data(sqe, &req);
         wake_reason why = owner_.park(&req, op.deadline);
         long r = req.result;
+        if (op.kind == io_kind::recv_provided) {
+            if (req.flags & IORING_CQE_F_BUFFER) {
+                op.buffer_id = static_cast<std::uint16_t>(req.flags >> IORING_CQE_BUFFER_SHIFT);
+                op.buffer = provided_buffers_ + std::size_t{op.buffer_id} * provided_buffer_bytes;
+                if (r <= 0) give_back(op.buffer_id);
+            }
+            h.recv_drained = r > 0 && static_cast<std::size_t>(r) < provided_buffer_bytes;
+        }
         if (op.kind == io_kind::recv) h.recv_drained = r > 0 && static_cast<std::size_t>(r) < op.length;
         if (op.kind == io_kind::connect && r >= 0) r = connect_result(h.fd);
+        if (op.kind == io_kind::readable && r >= 0) r = 0;
         if (why != wake_reason::normal && (r == -ECANCELED || r == -EINTR))
             return why == wake_reason::timeout ? -ETIMEDOUT : -ECANCELED;
         return r;
@@ -138,6 +170,49 @@ public:
     void forget(io_handle& h) noexcept override { h.registered = nullptr; }
 
 private:
+    static std::size_t provided_ring_bytes() noexcept {
+        return provided_buffer_count * sizeof(io_uring_buf);
+    }
+
+    // A ring of buffers the kernel picks from when data arrives (Linux 5.19+): a receive that
+    // waits holds none, so idle connections cost no buffer. Without it (older kernels) each
+    // waiting receive holds its stream's buffer.
+    void setup_provided_buffers() noexcept {
+        void* ring_mem = mmap(nullptr, provided_ring_bytes(), PROT_READ | PROT_WRITE,
+                              MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (ring_mem == MAP_FAILED) return;
+        void* buffers = mmap(nullptr, provided_buffer_count * provided_buffer_bytes, PROT_READ | PROT_WRITE,
+                             MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (buffers == MAP_FAILED) {
+            munmap(ring_mem, provided_ring_bytes());
+            return;
+        }
+        io_uring_buf_reg reg{};
+        reg.ring_addr = reinterpret_cast<std::uint64_t>(ring_mem);
+        reg.ring_entries = provided_buffer_count;
+        reg.bgid = provided_group;
+        if (io_uring_register_buf_ring(&ring_, &reg, 0) != 0) {
+            munmap(ring_mem, provided_ring_bytes());
+            munmap(buffers, provided_buffer_count * provided_buffer_bytes);
+            return;
+        }
+        provided_ring_ = static_cast<io_uring_buf_ring*>(ring_mem);
+        provided_buffers_ = static_cast<char*>(buffers);
+        io_uring_buf_ring_init(provided_ring_);
+        const int mask = io_uring_buf_ring_mask(provided_buffer_count);
+        for (unsigned i = 0; i < provided_buffer_count; ++i)
+            io_uring_buf_ring_add(provided_ring_, provided_buffers_ + std::size_t{i} * provided_buffer_bytes,
+                                  provided_buffer_bytes, static_cast<unsigned short>(i), mask, static_cast<int>(i));
+        io_uring_buf_ring_advance(provided_ring_, static_cast<int>(provided_buffer_count));
+        provided_ = true;
+    }
+
+    void give_back(std::uint16_t id) noexcept {
+        io_uring_buf_ring_add(provided_ring_, provided_buffers_ + std::size_t{id} * provided_buffer_bytes,
+                              provided_buffer_bytes, id, io_uring_buf_ring_mask(provided_buffer_count), 0);
+        io_uring_buf_ring_advance(provided_ring_, 1);
+    }
+
     io_uring_sqe* next_sqe() noexcept {
         io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
         while (!sqe) {
@@ -171,6 +246,7 @@ private:
             }
             auto* req = reinterpret_cast<uring_request*>(data);
             req->result = cqe->res;
+            req->flags = cqe->flags;
             owner_.ready(req->task);
         }
         io_uring_cq_advance(&ring_, seen);
@@ -181,6 +257,9 @@ private:
     int wake_fd_ = -1;
     std::uint64_t wake_value_ = 0;
     bool wake_armed_ = false;
+    bool provided_ = false;
+    io_uring_buf_ring* provided_ring_ = nullptr;
+    char* provided_buffers_ = nullptr;
 };
 
 void uring_request::interrupt(task_control*) noexcept {

@@ -57,6 +57,7 @@ scheduler::scheduler(runtime_state& runtime, int index, rill::backend kind,
                      std::size_t stack_bytes)
     : runtime_(runtime), index_(index), stacks_(stack_bytes) {
     backend_ = make_backend(kind, *this);
+    receive_mode_ = backend_->receive_mode();
     // Only once nothing can throw: a half-built scheduler must not stay current (run would
     // then refuse every later call as nested, and point at freed memory).
     current_scheduler = this;

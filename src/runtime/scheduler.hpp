@@ -36,6 +36,8 @@ time_point deadline_after(std::chrono::duration<Rep, Period> d) noexcept {
     return now + std::chrono::duration_cast<clock::duration>(d);
 }
 
+enum class receive_mode : std::uint8_t;
+
 enum class wake_reason : std::uint8_t { normal, timeout, cancelled };
 
 // What a parked task is waiting on. When the task's deadline passes or it is cancelled, the
@@ -101,6 +103,8 @@ public:
     task_control* running() const noexcept { return running_; }
     runtime_state& runtime() noexcept { return runtime_; }
     backend& io() noexcept { return *backend_; }
+    // The backend's receive_mode, without a virtual call on the receive path.
+    receive_mode receives() const noexcept { return receive_mode_; }
     int index() const noexcept { return index_; }
 
     // Starts a task on this scheduler. From this scheduler's thread or any other.
@@ -141,6 +145,7 @@ private:
     runtime_state& runtime_;
     int index_;
     std::unique_ptr<backend> backend_;
+    receive_mode receive_mode_{};
     stack_pool stacks_;
     task_control* running_ = nullptr;
     context loop_ctx_ = nullptr;

@@ -1,6 +1,7 @@
 // Buffered stream operations over a stream_state.
 #include "stream/stream_state.hpp"
 
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -62,21 +63,72 @@ std::size_t next_char(const char* text, std::size_t n, bool at_end, char32_t& c)
 
 } // namespace
 
+namespace {
+// Blocks come from mappings of their own, not the heap: freed buffers scattered between live
+// objects would otherwise keep the heap's peak size resident for good. A thread keeps up to
+// warm_blocks_max free blocks with their pages; beyond that a freed block's pages go back to
+// the kernel (the block stays mapped for reuse, since a stream may free it on any thread).
+constexpr std::size_t blocks_per_chunk = 64;
+constexpr std::size_t warm_blocks_max = 256;
+
+struct block_arena {
+    std::vector<char*> warm;
+    std::vector<char*> cold;
+    ~block_arena() {
+        for (char* b : warm) madvise(b, initial_buffer_bytes, MADV_DONTNEED);
+    }
+    void grow() {
+        const std::size_t bytes = blocks_per_chunk * initial_buffer_bytes;
+        void* chunk = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (chunk == MAP_FAILED) throw std::bad_alloc();
+        for (std::size_t i = blocks_per_chunk; i-- > 0;)
+            cold.push_back(static_cast<char*>(chunk) + i * initial_buffer_bytes);
+    }
+};
+thread_local block_arena arena;
+} // namespace
+
+char* acquire_buffer_block() {
+    if (!arena.warm.empty()) {
+        char* b = arena.warm.back();
+        arena.warm.pop_back();
+        return b;
+    }
+    if (arena.cold.empty()) arena.grow();
+    char* b = arena.cold.back();
+    arena.cold.pop_back();
+    return b;
+}
+
+void release_buffer_block(char* block) noexcept {
+    try {
+        if (arena.warm.size() < warm_blocks_max) {
+            arena.warm.push_back(block);
+        } else {
+            madvise(block, initial_buffer_bytes, MADV_DONTNEED);
+            arena.cold.push_back(block);
+        }
+    } catch (const std::bad_alloc&) {
+        // No room to remember it: the block stays mapped, unused.
+    }
+}
+
 void byte_buffer::make_room(std::size_t min_free) {
     const std::size_t used = size();
     if (data_ && begin_ > 0 && capacity_ - used >= min_free && used <= capacity_ / 2) {
-        std::memmove(data_.get(), data_.get() + begin_, used);  // compact
+        std::memmove(data_, data_ + begin_, used);  // compact
         begin_ = 0;
         end_ = used;
         return;
     }
-    std::size_t cap = std::max(capacity_ ? capacity_ : initial_buffer_bytes, initial_buffer_bytes);
+    std::size_t cap = std::max(capacity_, initial_buffer_bytes);
     while (cap - used < min_free) cap *= 2;
-    auto fresh = std::make_unique<char[]>(cap);
-    if (used) std::memcpy(fresh.get(), data_.get() + begin_, used);
-    data_ = std::move(fresh);
-    begin_ = 0;
-    end_ = used;
+    char* fresh = cap == initial_buffer_bytes ? acquire_buffer_block() : new char[cap];
+    if (used) std::memcpy(fresh, data_ + begin_, used);
+    const std::size_t kept = used;
+    release();
+    data_ = fresh;
+    end_ = kept;
     capacity_ = cap;
 }
 
@@ -126,13 +178,55 @@ std::string stream_state::name() const {
 
 fill_result stream_state::fill_bytes(const char* operation) {
     if (end_of_input) return fill_result::end_of_stream;
-    // Receive at least a buffer's worth at a time; a line longer than that grows the buffer.
-    const std::size_t want = std::max(in.capacity() / 2, initial_buffer_bytes);
-    char* tail = in.tail(in.tail_room() >= initial_buffer_bytes ? 1 : want);
-    io_op op{io_kind::recv, tail, in.tail_room(), nullptr, optional_deadline(options.reader_timeout)};
-    long r = perform_io(io, op);
+    const auto deadline = optional_deadline(options.reader_timeout);
+    long r;
+    bool copied = false;  // a provided buffer's bytes were appended already
+    io_op op{io_kind::recv, nullptr, 0, nullptr, deadline};
+    for (;;) {
+        // Receive at least a buffer's worth at a time; a line longer than that grows the buffer.
+        const std::size_t want = std::max(in.capacity() / 2, initial_buffer_bytes);
+        op.buffer = in.tail(in.tail_room() >= initial_buffer_bytes ? 1 : want);
+        op.length = in.tail_room();
+        scheduler* here = scheduler::current();
+        const receive_mode mode = here ? here->receives() : receive_mode::in_place;
+        if (!in.empty() || mode == receive_mode::in_place) {
+            r = perform_io(io, op);
+            break;
+        }
+        if (mode == receive_mode::provided) {
+            // Nothing buffered: wait on the backend's provided buffers rather than our own, so
+            // an idle connection holds no buffer (the bytes are copied over when they come).
+            if (!io.recv_drained) {
+                r = try_io(io, op);
+                if (r != -EAGAIN) break;
+            }
+            in.release();
+            io_op provided{io_kind::recv_provided, nullptr, 0, nullptr, deadline};
+            r = perform_io(io, provided);
+            if (r > 0) {
+                in.append(static_cast<const char*>(provided.buffer), static_cast<std::size_t>(r));
+                here->io().recycle(provided);
+                copied = true;
+                break;
+            }
+            if (r != -ENOBUFS) break;
+            // Every provided buffer is taken: receive into our own.
+            op.buffer = in.tail(initial_buffer_bytes);
+            op.length = in.tail_room();
+            r = perform_io(io, op);
+            break;
+        }
+        // A readiness backend: if the socket is empty too, wait holding no buffer, so an idle
+        // connection holds none.
+        r = try_io(io, op);
+        if (r != -EAGAIN) break;
+        in.release();
+        io_op wait{io_kind::readable, nullptr, 0, nullptr, deadline};
+        r = perform_io(io, wait);
+        if (r < 0) break;
+    }
     if (r > 0) {
-        in.commit(static_cast<std::size_t>(r));
+        if (!copied) in.commit(static_cast<std::size_t>(r));
         return fill_result::more;
     }
     // The backend reports a passed deadline as -ETIMEDOUT, the errno TCP also uses for a
@@ -349,6 +443,7 @@ std::optional<char32_t> take_char(stream_state& st, bool consume, const char* op
 // Line end search for read_line's fast path: the first CR or LF (cr and crlf styles) or
 // the first LF (lf and none).
 const char* find_line_end(const char* p, std::size_t n, eol_style eol) noexcept {
+    if (n == 0) return nullptr;  // an empty buffer holds no memory: memchr(nullptr, ...) is UB
     auto* lf = static_cast<const char*>(std::memchr(p, '\n', n));
     if (eol == eol_style::lf || eol == eol_style::none) return lf;
     auto* cr = static_cast<const char*>(std::memchr(p, '\r', lf ? static_cast<std::size_t>(lf - p) : n));

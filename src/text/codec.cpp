@@ -268,7 +268,7 @@ decode_result decoder::decode(std::string_view in, std::string& out, bool end_of
 
 encoder::encoder(const transcoder& t) : settings_(t) {}
 
-encode_result encoder::encode(std::string_view in, std::string& out) {
+encode_result encoder::encode(std::string_view in, std::string& out, bool end_of_text) {
     const codec_layout layout = layout_of(settings_.codec());
     output_buffer buffer(out);
     const std::size_t start = buffer.size();
@@ -278,7 +278,7 @@ encode_result encoder::encode(std::string_view in, std::string& out) {
     if (bom_pending)
         buffer.append(layout.output_bom);
     const transcode_result r = with_units(layout.output_as, [&]<class Units>() {
-        return transcode<utf8_units, Units>(in, buffer, false, settings_.error_handling_mode());
+        return transcode<utf8_units, Units>(in, buffer, end_of_text, settings_.error_handling_mode());
     });
     if (bom_pending) {
         if (buffer.size() == start + layout.output_bom.size())

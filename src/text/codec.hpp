@@ -54,10 +54,12 @@ public:
     explicit encoder(const transcoder& t);
 
     // Encode a prefix of the UTF-8 text `in`, appending the codec's bytes to `out`. A UTF-8
-    // sequence cut at the end of `in` is left unconsumed. Invalid UTF-8 from the program is an
-    // encoding error handled by the mode. Writes the codec's BOM before the first character
-    // where the codec has one (utf_16, ucs_2, ucs_4, the utf family).
-    encode_result encode(std::string_view in, std::string& out);
+    // sequence cut at the end of `in` is left unconsumed, unless `end_of_text` says no more of
+    // the text follows (the stream layer encodes each write's text whole): then it is invalid
+    // UTF-8 like any other. Invalid UTF-8 from the program is an encoding error handled by the
+    // mode. Writes the codec's BOM before the first character where the codec has one (utf_16,
+    // ucs_2, ucs_4, the utf family).
+    encode_result encode(std::string_view in, std::string& out, bool end_of_text = false);
 
     const transcoder& settings() const noexcept { return settings_; }
 

@@ -1,0 +1,43 @@
+// Replays the read_line fuzzer's seed corpus (fuzz/corpus/fuzz_read_line/) through the same
+// checks fuzz_read_line runs (fuzz/read_line_check.hpp), so the properties are exercised in
+// every test run, on both backends, without clang.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <string>
+#include <vector>
+
+#include <rill/rill.hpp>
+
+#include "../../fuzz/read_line_check.hpp"
+
+namespace {
+
+std::filesystem::path corpus_dir() {
+    return std::filesystem::path(RILL_SOURCE_DIR) / "fuzz" / "corpus" / "fuzz_read_line";
+}
+
+std::string read_file(const std::filesystem::path& path) {
+    std::ifstream in(path, std::ios::binary);
+    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+TEST(read_line_corpus, seeds_pass_the_fuzz_checks) {
+    std::vector<std::filesystem::path> files;
+    for (const auto& entry : std::filesystem::directory_iterator(corpus_dir()))
+        if (entry.is_regular_file()) files.push_back(entry.path());
+    ASSERT_FALSE(files.empty()) << "no seeds in " << corpus_dir();
+    rill::run([&] {
+        for (const std::filesystem::path& file : files) {
+            const std::string data = read_file(file);
+            EXPECT_EQ(rill::read_line_check::check_read_line_input(reinterpret_cast<const std::uint8_t*>(data.data()),
+                                                                   data.size()),
+                      "")
+                << file.filename();
+        }
+    });
+}
+
+} // namespace
