@@ -18,9 +18,12 @@ class backend;
 struct io_handle {
     int fd = -1;
     backend* registered = nullptr;  // epoll: the set this fd was added to
-    // io_uring: the last receive through the ring got less than it asked for, so the socket
-    // was drained; the next receive skips the non-blocking attempt.
+    // The last receive got less than it asked for (or would have blocked), so the socket was
+    // drained: the next receive waits without a non-blocking attempt first.
     bool recv_drained = false;
+    // A byte stream (TCP): a short receive means the socket is empty. Not so for message
+    // sockets (SOCK_SEQPACKET hands out one message per receive).
+    bool byte_stream = false;
 };
 
 // connect: the socket's non-blocking connect() already said EINPROGRESS; complete it (wait
@@ -78,6 +81,9 @@ public:
 long try_io(const io_handle& h, io_op& op) noexcept;
 // The outcome of a connect that said EINPROGRESS, once the socket is writable.
 long connect_result(int fd) noexcept;
+
+// try_io of a receive, noting in `h` whether it drained the socket.
+long receive_attempt(io_handle& h, io_op& op) noexcept;
 
 // try_io, then the current scheduler's backend when it would block. Returns as backend::perform.
 long perform_io(io_handle& h, io_op& op);

@@ -5,7 +5,9 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <vector>
@@ -70,6 +72,15 @@ public:
         w.fd = h.fd;
         w.writing = writing;
         for (;;) {
+            if (!writing) {
+                bool& seen = slot_state(h.fd).readable;
+                if (seen) {
+                    seen = false;
+                    if (op.kind == io_kind::readable) return 0;
+                    long r = try_io(h, op);
+                    if (r != -EAGAIN) return r;
+                }
+            }
             task_control*& slot = slot_for(h.fd, writing);
             slot = owner_.running();
             wake_reason why = owner_.park(&w, op.deadline);
@@ -88,9 +99,17 @@ public:
             ts.tv_sec = timeout->count() / 1'000'000'000;
             ts.tv_nsec = timeout->count() % 1'000'000'000;
         }
-        int n = epoll_pwait2(epoll_fd_, events, events_per_wait, timeout ? &ts : nullptr, nullptr);
+        int n = has_pwait2_ ? epoll_pwait2(epoll_fd_, events, events_per_wait, timeout ? &ts : nullptr, nullptr) : -1;
+        if (n < 0 && (!has_pwait2_ || errno == ENOSYS)) {
+            // epoll_pwait2 is Linux 5.11+ (and unknown to valgrind 3.19): wait in whole
+            // milliseconds, rounded up so a timer never fires early.
+            has_pwait2_ = false;
+            int ms = -1;
+            if (timeout) ms = static_cast<int>(std::min<std::int64_t>((timeout->count() + 999'999) / 1'000'000, 1 << 30));
+            n = epoll_wait(epoll_fd_, events, events_per_wait, ms);
+        }
         if (n < 0) {
-            if (errno != EINTR) std::fprintf(stderr, "rill: epoll_pwait2 failed: %s\n", std::strerror(errno));
+            if (errno != EINTR) std::fprintf(stderr, "rill: epoll_wait failed: %s\n", std::strerror(errno));
             return;
         }
         for (int i = 0; i < n; ++i) {
@@ -102,7 +121,13 @@ public:
                 continue;
             }
             if (static_cast<std::size_t>(fd) >= waiters_.size()) continue;
-            if (e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) wake_slot(waiters_[fd].reader);
+            if (e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
+                if (waiters_[fd].reader) wake_slot(waiters_[fd].reader);
+                else waiters_[fd].readable = true;
+                // End of stream or an error comes as one edge only: a reader that drains the
+                // data that came with it must still find it without waiting for another.
+                if (e & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) waiters_[fd].readable = true;
+            }
             if (e & (EPOLLOUT | EPOLLHUP | EPOLLERR)) wake_slot(waiters_[fd].writer);
         }
     }
@@ -128,6 +153,9 @@ private:
     struct fd_waiters {
         task_control* reader = nullptr;
         task_control* writer = nullptr;
+        // An edge that came while no task waited to read: the next reader tries at once
+        // (a drained socket's next receive waits without trying, so this edge is its data).
+        bool readable = false;
     };
 
     // Adds the socket to this set. A stream moved to a task of another worker leaves the
@@ -142,12 +170,20 @@ private:
             if (errno != EEXIST || epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, h.fd, &ev) != 0) return -errno;
         }
         h.registered = this;
+        // Adding reports the socket's current state as an event if it is ready; a flag left
+        // by an earlier socket with this number must not stand in for it.
+        slot_state(h.fd).readable = false;
         return 0;
     }
 
-    task_control*& slot_for(int fd, bool writing) {
+    fd_waiters& slot_state(int fd) {
         if (static_cast<std::size_t>(fd) >= waiters_.size()) waiters_.resize(static_cast<std::size_t>(fd) + 64);
-        return writing ? waiters_[fd].writer : waiters_[fd].reader;
+        return waiters_[fd];
+    }
+
+    task_control*& slot_for(int fd, bool writing) {
+        fd_waiters& w = slot_state(fd);
+        return writing ? w.writer : w.reader;
     }
 
     void wake_slot(task_control*& slot) noexcept {
@@ -167,6 +203,7 @@ private:
     int epoll_fd_ = -1;
     int wake_fd_ = -1;
     std::vector<fd_waiters> waiters_;
+    bool has_pwait2_ = true;
 };
 
 void epoll_waiter::interrupt(task_control* t) noexcept {

@@ -47,15 +47,29 @@ long try_io(const io_handle& h, io_op& op) noexcept {
     }
 }
 
+namespace {
+// A receive that got less than it asked for (or nothing) drained the socket: the next one
+// need not try before waiting. Edge-triggered epoll and io_uring both report data that
+// arrives after this point, so the wait cannot miss it.
+void note_receive(io_handle& h, const io_op& op, long r) noexcept {
+    h.recv_drained = r == -EAGAIN || (h.byte_stream && r > 0 && static_cast<std::size_t>(r) < op.length);
+}
+} // namespace
+
+long receive_attempt(io_handle& h, io_op& op) noexcept {
+    long r = try_io(h, op);
+    note_receive(h, op, r);
+    return r;
+}
+
 long perform_io(io_handle& h, io_op& op) {
-    // A receive that found the socket drained last time goes straight to a completion
-    // backend (which tries it inline anyway): the attempt here would most likely be a wasted
-    // system call.
+    // A receive that found the socket drained last time goes straight to the backend: the
+    // attempt here would most likely be a wasted system call.
     const bool skip_attempt = op.kind == io_kind::connect || op.kind == io_kind::readable ||
                               op.kind == io_kind::recv_provided ||
                               (op.kind == io_kind::recv && h.recv_drained);
     if (!skip_attempt) {
-        long r = try_io(h, op);
+        long r = op.kind == io_kind::recv ? receive_attempt(h, op) : try_io(h, op);
         if (r != -EAGAIN) return r;
     }
     task_control& t = current_task("I/O");
@@ -64,7 +78,9 @@ long perform_io(io_handle& h, io_op& op) {
         run_deferred(t);
         if (t.cancelled) return -ECANCELED;
     }
-    return t.owner->io().perform(h, op);
+    long r = t.owner->io().perform(h, op);
+    if (op.kind == io_kind::recv) note_receive(h, op, r);
+    return r;
 }
 
 std::unique_ptr<backend> make_epoll_backend(scheduler& owner);

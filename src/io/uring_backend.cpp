@@ -125,9 +125,8 @@ public:
                 op.buffer = provided_buffers_ + std::size_t{op.buffer_id} * provided_buffer_bytes;
                 if (r <= 0) give_back(op.buffer_id);
             }
-            h.recv_drained = r > 0 && static_cast<std::size_t>(r) < provided_buffer_bytes;
+            h.recv_drained = h.byte_stream && r > 0 && static_cast<std::size_t>(r) < provided_buffer_bytes;
         }
-        if (op.kind == io_kind::recv) h.recv_drained = r > 0 && static_cast<std::size_t>(r) < op.length;
         if (op.kind == io_kind::connect && r >= 0) r = connect_result(h.fd);
         if (op.kind == io_kind::readable && r >= 0) r = 0;
         if (why != wake_reason::normal && (r == -ECANCELED || r == -EINTR))

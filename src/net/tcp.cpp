@@ -77,6 +77,7 @@ template <class Options>
 std::unique_ptr<stream_state> make_client_state(unique_fd fd, const Options& o) {
     stream_options settings{o.max_line_length, o.reader_timeout, o.writer_timeout};
     auto st = std::make_unique<stream_state>(fd.release(), settings, o.transcoder);
+    st->io.byte_stream = true;
     st->describe = &describe_peer;
     return st;
 }

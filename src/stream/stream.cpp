@@ -197,10 +197,10 @@ fill_result stream_state::fill_bytes(const char* operation) {
             // Nothing buffered: wait on the backend's provided buffers rather than our own, so
             // an idle connection holds no buffer (the bytes are copied over when they come).
             if (!io.recv_drained) {
-                r = try_io(io, op);
+                r = receive_attempt(io, op);
                 if (r != -EAGAIN) break;
             }
-            in.release();
+            release_idle_buffers();
             io_op provided{io_kind::recv_provided, nullptr, 0, nullptr, deadline};
             r = perform_io(io, provided);
             if (r > 0) {
@@ -217,13 +217,16 @@ fill_result stream_state::fill_bytes(const char* operation) {
             break;
         }
         // A readiness backend: if the socket is empty too, wait holding no buffer, so an idle
-        // connection holds none.
-        r = try_io(io, op);
-        if (r != -EAGAIN) break;
-        in.release();
+        // connection holds none; then receive.
+        if (!io.recv_drained) {
+            r = receive_attempt(io, op);
+            if (r != -EAGAIN) break;
+        }
+        release_idle_buffers();
         io_op wait{io_kind::readable, nullptr, 0, nullptr, deadline};
         r = perform_io(io, wait);
         if (r < 0) break;
+        io.recv_drained = false;  // readable now: the next attempt must try
     }
     if (r > 0) {
         if (!copied) in.commit(static_cast<std::size_t>(r));

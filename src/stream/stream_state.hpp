@@ -41,9 +41,15 @@ public:
     bool empty() const noexcept { return begin_ == end_; }
     std::size_t capacity() const noexcept { return capacity_; }
 
+    // A one-page buffer goes back to the pool as soon as it runs empty; a larger one (a long
+    // line, a big write) is kept while the stream is busy, so it is not regrown on every
+    // flush, and given back when the stream next waits for input (release_idle_buffers).
     void consume(std::size_t n) noexcept {
         begin_ += n;
-        if (begin_ == end_) release();
+        if (begin_ == end_) {
+            if (capacity_ == initial_buffer_bytes) release();
+            else begin_ = end_ = 0;
+        }
     }
     // Room for at least `min_free` more bytes at the tail (compacting or growing).
     char* tail(std::size_t min_free) {
@@ -139,6 +145,11 @@ struct stream_state {
     void write_raw(const char* p, std::size_t n, const char* operation);
     void write_text(std::string_view utf8, const char* operation);
     void flush(const char* operation);
+    // Before waiting for input: give back buffers that hold nothing.
+    void release_idle_buffers() noexcept {
+        if (in.empty()) in.release();
+        if (out.empty()) out.release();
+    }
     // flush_writer: sends now, unless unread input is buffered; then the send happens before
     // the task next waits (or ends), so the answers to pipelined requests go out as one send.
     void flush_before_wait(const char* operation);
