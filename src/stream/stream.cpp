@@ -183,13 +183,16 @@ fill_result stream_state::fill_bytes(const char* operation) {
     bool copied = false;  // a provided buffer's bytes were appended already
     io_op op{io_kind::recv, nullptr, 0, nullptr, deadline};
     for (;;) {
-        // Receive at least a buffer's worth at a time; a line longer than that grows the buffer.
-        const std::size_t want = std::max(in.capacity() / 2, initial_buffer_bytes);
-        op.buffer = in.tail(in.tail_room() >= initial_buffer_bytes ? 1 : want);
-        op.length = in.tail_room();
         scheduler* here = scheduler::current();
         const receive_mode mode = here ? here->receives() : receive_mode::in_place;
-        if (!in.empty() || mode == receive_mode::in_place) {
+        const bool into_own_buffer = !in.empty() || mode == receive_mode::in_place;
+        if (into_own_buffer || !io.recv_drained) {
+            // At least a buffer's worth at a time; a line longer than that grows the buffer.
+            const std::size_t want = std::max(in.capacity() / 2, initial_buffer_bytes);
+            op.buffer = in.tail(in.tail_room() >= initial_buffer_bytes ? 1 : want);
+            op.length = in.tail_room();
+        }
+        if (into_own_buffer) {
             r = perform_io(io, op);
             break;
         }
