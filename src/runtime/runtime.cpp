@@ -85,19 +85,8 @@ void release_task(task_control* t, bool joined) noexcept {
             t->detached = true;
         }
     }
-    if (report && t->error) {
-        try {
-            std::rethrow_exception(t->error);
-        } catch (const task_cancelled&) {
-        } catch (const std::exception& e) {
-            std::fprintf(stderr, "rill: task %llu ended with an exception nobody joined: %s\n",
-                         static_cast<unsigned long long>(t->id), e.what());
-        } catch (...) {
-            std::fprintf(stderr, "rill: task %llu ended with a non-standard exception nobody joined\n",
-                         static_cast<unsigned long long>(t->id));
-        }
-    }
-    if (t->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete t;
+    if (report) report_unjoined_error(t->id, t->error);
+    drop_ref(t);
 }
 
 void join_task(task_control* t) {
@@ -212,7 +201,7 @@ int run_runtime(task_body* main_body, const int* main_result, const runtime_opti
 
     std::exception_ptr main_error = main_task->error;
     // The handle's reference: nobody else joins main.
-    if (main_task->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete main_task;
+    drop_ref(main_task);
     if (main_error) std::rethrow_exception(main_error);
     return *main_result;
 }

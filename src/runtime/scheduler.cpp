@@ -12,20 +12,14 @@ namespace rill::detail {
 namespace {
 thread_local scheduler* current_scheduler = nullptr;
 
-bool is_cancellation(const std::exception_ptr& e) noexcept {
+} // namespace
+
+void report_unjoined_error(std::uint64_t id, const std::exception_ptr& e) noexcept {
+    if (!e) return;
     try {
         std::rethrow_exception(e);
     } catch (const task_cancelled&) {
-        return true;
-    } catch (...) {
-        return false;
-    }
-}
-
-void report_unjoined_error(std::uint64_t id, const std::exception_ptr& e) noexcept {
-    if (!e || is_cancellation(e)) return;
-    try {
-        std::rethrow_exception(e);
+        // Cancellation is how tasks end at shutdown, not an error.
     } catch (const std::exception& ex) {
         std::fprintf(stderr, "rill: task %llu ended with an exception nobody joined: %s\n",
                      static_cast<unsigned long long>(id), ex.what());
@@ -39,6 +33,7 @@ void drop_ref(task_control* t) noexcept {
     if (t->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete t;
 }
 
+namespace {
 // Marks `t` finished (its error, if any, already stored), wakes its joiners and reports an
 // error that nobody will join.
 void mark_finished(task_control* t) noexcept {

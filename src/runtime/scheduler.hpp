@@ -199,6 +199,11 @@ private:
 
 // The running task; throws rill::error with `operation` in the message outside a task.
 task_control& current_task(const char* operation);
+// Prints an exception that ended a task nobody joins (task_cancelled is not reported).
+void report_unjoined_error(std::uint64_t id, const std::exception_ptr& e) noexcept;
+// Drops one reference to a task's control block (the handle's or the running task's).
+void drop_ref(task_control* t) noexcept;
+
 // Throws task_cancelled when the running task is being cancelled.
 void check_cancelled(task_control& t);
 

@@ -25,10 +25,6 @@ std::optional<time_point> optional_deadline(const std::optional<std::chrono::mil
     return deadline_after(*d);
 }
 
-[[noreturn]] void throw_cancelled_or_os(long r, const std::string& context) {
-    if (r == -ECANCELED) throw task_cancelled();
-    throw_os_error(static_cast<int>(-r), context);
-}
 
 std::string hex_bytes(const char* p, std::size_t n) {
     std::string s;
@@ -287,25 +283,29 @@ void stream_state::check_writable(const char* operation) {
     if (writer_closed) throw error(std::string(operation) + ": the stream is closed for writing");
 }
 
+std::size_t stream_state::send_some(const char* p, std::size_t n,
+                                    const std::optional<time_point>& deadline, const char* operation) {
+    io_op op{io_kind::send, const_cast<char*>(p), n, nullptr, deadline};
+    long r = perform_io(io, op);
+    if (r >= 0) return static_cast<std::size_t>(r);
+    if (r == -ETIMEDOUT && deadline)  // else the connection itself timed out: os_error
+        throw timeout_error(std::string(operation) + ": writer timeout of " +
+                            std::to_string(options.writer_timeout->count()) +
+                            " ms passed sending to " + name());
+    if (r == -ECANCELED) throw task_cancelled();
+    write_error = static_cast<int>(-r);
+    throw_os_error(write_error, std::string(operation) + ": send to " + name());
+}
+
 void stream_state::flush(const char* operation) {
     undefer(pending_flush);
     check_writable(operation);
     const auto deadline = optional_deadline(options.writer_timeout);
-    while (!out.empty()) {
-        io_op op{io_kind::send, out.head(), out.size(), nullptr, deadline};
-        long r = perform_io(io, op);
-        if (r >= 0) {
-            out.consume(static_cast<std::size_t>(r));
-            continue;
-        }
-        if (r == -ETIMEDOUT && deadline)  // else the connection itself timed out: os_error
-            throw timeout_error(std::string(operation) + ": writer timeout of " +
-                                std::to_string(options.writer_timeout->count()) +
-                                " ms passed sending to " + name());
-        if (r == -ECANCELED) throw task_cancelled();
-        write_error = static_cast<int>(-r);
-        out.clear();
-        throw_os_error(write_error, std::string(operation) + ": send to " + name());
+    try {
+        while (!out.empty()) out.consume(send_some(out.head(), out.size(), deadline, operation));
+    } catch (const os_error&) {
+        out.clear();  // the connection is broken: nothing more of it will leave
+        throw;
     }
 }
 
@@ -339,16 +339,9 @@ void stream_state::write_raw(const char* p, std::size_t n, const char* operation
             // Large writes go straight from the caller's memory.
             const auto deadline = optional_deadline(options.writer_timeout);
             while (n > 0) {
-                io_op op{io_kind::send, const_cast<char*>(p), n, nullptr, deadline};
-                long r = perform_io(io, op);
-                if (r < 0) {
-                    if (r == -ETIMEDOUT && deadline)
-                        throw timeout_error(std::string(operation) + ": writer timeout passed sending to " + name());
-                    if (r != -ECANCELED) write_error = static_cast<int>(-r);
-                    throw_cancelled_or_os(r, std::string(operation) + ": send to " + name());
-                }
-                p += r;
-                n -= static_cast<std::size_t>(r);
+                const std::size_t sent = send_some(p, n, deadline, operation);
+                p += sent;
+                n -= sent;
             }
             return;
         }

@@ -145,6 +145,10 @@ struct stream_state {
     void write_raw(const char* p, std::size_t n, const char* operation);
     void write_text(std::string_view utf8, const char* operation);
     void flush(const char* operation);
+    // One send of at most n bytes; throws timeout_error past the deadline, task_cancelled,
+    // or os_error (recording write_error) when the connection is broken.
+    std::size_t send_some(const char* p, std::size_t n, const std::optional<time_point>& deadline,
+                          const char* operation);
     // Before waiting for input: give back buffers that hold nothing.
     void release_idle_buffers() noexcept {
         if (in.empty()) in.release();
