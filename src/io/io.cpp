@@ -65,7 +65,13 @@ long receive_attempt(io_handle& h, io_op& op) noexcept {
 long perform_io(io_handle& h, io_op& op) {
     // A receive that found the socket drained last time goes straight to the backend: the
     // attempt here would most likely be a wasted system call.
-    const bool skip_attempt = op.kind == io_kind::connect || op.kind == io_kind::readable ||
+    // With io_uring, a send while other tasks are about to run goes into the ring: the loop's
+    // next kernel entry carries it with theirs (one entry for a whole batch of answers, and
+    // the peers are woken once, not once per send). The last task of a batch sends at once:
+    // nothing would share the entry, and it saves a switch.
+    scheduler* here = scheduler::current();
+    const bool batch_send = op.kind == io_kind::send && here && here->queues_sends() && here->others_ready();
+    const bool skip_attempt = batch_send || op.kind == io_kind::connect || op.kind == io_kind::readable ||
                               op.kind == io_kind::recv_provided ||
                               (op.kind == io_kind::recv && h.recv_drained);
     if (!skip_attempt) {

@@ -11,6 +11,9 @@ namespace rill::detail {
 
 namespace {
 thread_local scheduler* current_scheduler = nullptr;
+// How much of a parked task's stack a resumption touches: the saved context and the frames
+// between the park and the stream call (measured with perf at 1000 connections).
+constexpr int prefetched_stack_lines = 16;
 
 } // namespace
 
@@ -53,6 +56,7 @@ scheduler::scheduler(runtime_state& runtime, int index, rill::backend kind,
     : runtime_(runtime), index_(index), stacks_(stack_bytes) {
     backend_ = make_backend(kind, *this);
     receive_mode_ = backend_->receive_mode();
+    queues_sends_ = receive_mode_ != receive_mode::after_readiness;
     // Only once nothing can throw: a half-built scheduler must not stay current (run would
     // then refuse every later call as nested, and point at freed memory).
     current_scheduler = this;
@@ -254,6 +258,16 @@ void scheduler::cancel_all() noexcept {
     }
 }
 
+namespace {
+// With many connections a parked task's stack has left the cache by the time it runs again;
+// the switch and the frames it returns through then stall on every line. Fetching the next
+// task's top of stack while this one runs hides most of that.
+inline void prefetch_stack(const task_control* t) noexcept {
+    const char* top = static_cast<const char*>(t->ctx);
+    for (int line = 0; line < prefetched_stack_lines; ++line) __builtin_prefetch(top + 64 * line, 1);
+}
+} // namespace
+
 void scheduler::run_loop() {
     loop_sanitizer_.tsan_fiber = tsan_current_fiber();
     for (;;) {
@@ -261,12 +275,12 @@ void scheduler::run_loop() {
         if (!cancel_done_ && cancel_requested_.load(std::memory_order_acquire)) cancel_all();
         // Run what is ready now; what these tasks make ready runs after the next I/O poll,
         // so a task that yields in a loop cannot starve the backend.
-        task_control* batch = std::exchange(ready_head_, nullptr);
+        batch_rest_ = std::exchange(ready_head_, nullptr);
         ready_tail_ = nullptr;
-        while (batch) {
-            task_control* next = batch->next_ready;
-            resume(batch);
-            batch = next;
+        while (task_control* t = batch_rest_) {
+            batch_rest_ = t->next_ready;
+            if (batch_rest_) prefetch_stack(batch_rest_);
+            resume(t);
         }
         if (cancel_done_ && live_count_ == 0 && !remote_pending_.load(std::memory_order_acquire) &&
             !runtime_.tasks_left())

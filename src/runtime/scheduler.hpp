@@ -106,6 +106,12 @@ public:
     // The backend's receive_mode, without a virtual call on the receive path.
     receive_mode receives() const noexcept { return receive_mode_; }
     int index() const noexcept { return index_; }
+    // Sends go through the backend's queue (io_uring): batched into the loop's next kernel
+    // entry instead of a system call each.
+    bool queues_sends() const noexcept { return queues_sends_; }
+    // Another task runs before this loop next polls the backend: work handed to the backend
+    // now is batched with theirs.
+    bool others_ready() const noexcept { return batch_rest_ != nullptr || ready_head_ != nullptr; }
 
     // Starts a task on this scheduler. From this scheduler's thread or any other.
     void start(task_control* t);
@@ -146,12 +152,14 @@ private:
     int index_;
     std::unique_ptr<backend> backend_;
     receive_mode receive_mode_{};
+    bool queues_sends_ = false;
     stack_pool stacks_;
     task_control* running_ = nullptr;
     context loop_ctx_ = nullptr;
     fiber_sanitizer_state loop_sanitizer_;
     task_control* ready_head_ = nullptr;
     task_control* ready_tail_ = nullptr;
+    task_control* batch_rest_ = nullptr;  // the rest of the batch run_loop is running
     task_control* live_head_ = nullptr;
     std::size_t live_count_ = 0;
     task_control* finished_ = nullptr;  // a task that just switched away for the last time

@@ -1,0 +1,160 @@
+#!/usr/bin/env bash
+# Instructions per request on the pingpong path, counted by callgrind: repeatable where wall
+# time is not, so a regression of the per-request path shows even on a noisy machine.
+#
+# For each server: start it under callgrind, let the load generator warm the path up, zero the
+# counters, run pingpong (C connections, one S-byte line in flight each) for a fixed time, dump
+# the counters and divide the instructions by the echoes the load generator checked. Counts
+# are user-space instructions of the server process only (system calls cost kernel time that
+# callgrind does not see; `syscalls/req` below comes from strace -c over a separate window
+# when strace is installed).
+#
+#   bench/callgrind.sh                         # rill-epoll, rill-uring, epoll peer; C=1 S=64
+#   bench/callgrind.sh --connections 100 --servers rill-epoll --annotate
+#
+# Everything it starts it stops by PID; the load generator only targets 127.0.0.1.
+set -euo pipefail
+{
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BUILD=$ROOT/build/release
+CONNECTIONS=1
+SIZE=64
+DURATION=3
+SERVERS="rill-epoll,rill-uring,epoll"
+ANNOTATE=0
+NO_BUILD=0
+
+usage() {
+  cat <<EOF
+usage: bench/callgrind.sh [options]
+  --connections N   pingpong connections (default $CONNECTIONS)
+  --size S          bytes per line including "\n" (default $SIZE)
+  --duration SECS   counted time under callgrind (default $DURATION)
+  --servers LIST    rill-epoll, rill-uring, epoll (the raw epoll peer), uring (default $SERVERS)
+  --annotate        print the 25 costliest functions of each counted window
+  --build-dir DIR   project build directory (default build/release)
+  --no-build        use the binaries already built
+EOF
+}
+
+while (($#)); do
+  case $1 in
+    --connections) CONNECTIONS=$2; shift ;;
+    --size) SIZE=$2; shift ;;
+    --duration) DURATION=$2; shift ;;
+    --servers) SERVERS=$2; shift ;;
+    --annotate) ANNOTATE=1 ;;
+    --build-dir) BUILD=$(realpath -m "$2"); shift ;;
+    --no-build) NO_BUILD=1 ;;
+    -h | --help) usage; exit 0 ;;
+    *) echo "callgrind.sh: unknown option $1" >&2; usage >&2; exit 2 ;;
+  esac
+  shift
+done
+
+note() { echo "callgrind.sh: $*" >&2; }
+
+for tool in valgrind callgrind_control; do
+  command -v $tool >/dev/null || { note "$tool not found (apt-get install valgrind)"; exit 2; }
+done
+
+if ((!NO_BUILD)); then
+  cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release >/dev/null
+  cmake --build "$BUILD" -j"$(nproc)" --target rill_tool loadgen epoll_echo uring_echo >/dev/null
+fi
+LOADGEN=$BUILD/bench/loadgen
+RILL=$BUILD/tools/rill
+OUT=$(mktemp -d /tmp/rill-callgrind.XXXXXX)
+PORT=$((22000 + RANDOM % 2000))
+SERVER_PID=""
+
+cleanup() {
+  if [[ -n $SERVER_PID ]]; then kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; fi
+}
+trap cleanup EXIT
+
+# Starts server $1 under callgrind on 127.0.0.1:$PORT; sets SERVER_PID and ADDRESS.
+start_server() {
+  local name=$1
+  local -a command env=()
+  case $name in
+    rill-epoll) env=(RILL_BACKEND=epoll); command=("$RILL" echo "127.0.0.1:$PORT" --mode persistent) ;;
+    rill-uring) env=(RILL_BACKEND=io_uring); command=("$RILL" echo "127.0.0.1:$PORT" --mode persistent) ;;
+    epoll) command=("$BUILD/bench/epoll_echo" --port "$PORT" --mode persistent) ;;
+    uring) command=("$BUILD/bench/uring_echo" --port "$PORT" --mode persistent) ;;
+    *) note "unknown server $name"; exit 2 ;;
+  esac
+  env "${env[@]}" valgrind --tool=callgrind --callgrind-out-file="$OUT/$name.%p.out" \
+    "${command[@]}" >"$OUT/$name.stdout" 2>"$OUT/$name.stderr" &
+  SERVER_PID=$!
+  ADDRESS=127.0.0.1:$PORT
+  for _ in $(seq 200); do  # valgrind takes a while to start: up to 20 s
+    if "$LOADGEN" pingpong --address "$ADDRESS" --duration 0.05 --warmup 0 --timeout 1 >/dev/null 2>&1; then return 0; fi
+    kill -0 "$SERVER_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  note "$name did not start; its stderr:"; cat "$OUT/$name.stderr" >&2; exit 1
+}
+
+stop_server() {
+  kill "$SERVER_PID" 2>/dev/null || true
+  wait "$SERVER_PID" 2>/dev/null || true
+  SERVER_PID=""
+  PORT=$((PORT + 1))
+}
+
+json_field() {  # json_field FIELD <<< JSON (numbers only)
+  sed -n "s/.*\"$1\":\([0-9.eE+-]*\).*/\1/p"
+}
+
+printf '# callgrind: pingpong C=%s S=%s, %ss counted; %s\n' "$CONNECTIONS" "$SIZE" "$DURATION" "$(date -u +%Y-%m-%dT%H:%MZ)"
+printf '%-11s %10s %12s %10s\n' server requests instr/req syscalls/req
+IFS=, read -r -a servers <<<"$SERVERS"
+for name in "${servers[@]}"; do
+  start_server "$name"
+  load=("$LOADGEN" pingpong --address "$ADDRESS" --connections "$CONNECTIONS" --size "$SIZE" --timeout 20)
+  "${load[@]}" --duration 1 --warmup 0 >/dev/null  # warm: buffers, pools, code paths
+  callgrind_control -z "$SERVER_PID" >/dev/null 2>&1
+  result=$("${load[@]}" --duration "$DURATION" --warmup 0 --json | tail -1)
+  callgrind_control -d "$SERVER_PID" >/dev/null 2>&1
+  requests=$(json_field completed <<<"$result")
+  dump=$(ls -t "$OUT/$name.$SERVER_PID.out".* 2>/dev/null | head -1 || true)
+  if [[ -z $dump || -z $requests || $requests == 0 ]]; then note "$name: no dump or no requests"; exit 1; fi
+  instructions=$(sed -n 's/^summary: *\([0-9]*\).*/\1/p; s/^totals: *\([0-9]*\).*/\1/p' "$dump" | head -1)
+  syscalls=-
+  stop_server
+  if command -v strace >/dev/null; then
+    # System calls per request: the same load without valgrind, counted by strace.
+    case $name in
+      rill-epoll) RILL_BACKEND=epoll "$RILL" echo "127.0.0.1:$PORT" --mode persistent >/dev/null 2>&1 & ;;
+      rill-uring) RILL_BACKEND=io_uring "$RILL" echo "127.0.0.1:$PORT" --mode persistent >/dev/null 2>&1 & ;;
+      epoll) "$BUILD/bench/epoll_echo" --port "$PORT" >/dev/null 2>&1 & ;;
+      uring) "$BUILD/bench/uring_echo" --port "$PORT" >/dev/null 2>&1 & ;;
+    esac
+    SERVER_PID=$!
+    ADDRESS=127.0.0.1:$PORT
+    for _ in $(seq 100); do "$LOADGEN" pingpong --address "$ADDRESS" --duration 0.05 --warmup 0 --timeout 1 >/dev/null 2>&1 && break; sleep 0.05; done
+    strace -c -f -o "$OUT/$name.strace" -p "$SERVER_PID" 2>/dev/null &
+    strace_pid=$!
+    sleep 0.5
+    load=("$LOADGEN" pingpong --address "$ADDRESS" --connections "$CONNECTIONS" --size "$SIZE" --timeout 20)
+    traced=$("${load[@]}" --duration 1 --warmup 0 --json | tail -1)
+    kill -INT "$strace_pid" 2>/dev/null || true
+    wait "$strace_pid" 2>/dev/null || true
+    traced_requests=$(json_field completed <<<"$traced")
+    calls=$(awk '$NF == "total" {print $(NF-2)}' "$OUT/$name.strace")
+    if [[ -n $calls && -n $traced_requests && $traced_requests != 0 ]]; then
+      syscalls=$(awk -v c="$calls" -v r="$traced_requests" 'BEGIN {printf "%.2f", c / r}')
+    fi
+    stop_server
+  fi
+  printf '%-11s %10s %12s %10s\n' "$name" "$requests" \
+    "$(awk -v i="$instructions" -v r="$requests" 'BEGIN {printf "%.0f", i / r}')" "$syscalls"
+  if ((ANNOTATE)); then
+    callgrind_annotate "$dump" 2>/dev/null | sed -n '/^-* *$/,$p' | grep -v '^-' | head -30
+  fi
+done
+note "dumps kept in $OUT"
+
+}
