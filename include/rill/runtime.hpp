@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <exception>
 #include <memory>
+#include <new>
 #include <type_traits>
 #include <utility>
 
@@ -33,18 +34,42 @@ struct runtime_options {
 namespace detail {
 struct task_control;
 
-// A type-erased task body: the callable lives in the heap block that holds this header.
+// A type-erased task body: the callable lives in the block that holds this header, first on
+// the heap; when the task starts, a small body whose move cannot throw moves to the top of
+// the task's stack, so a parked task holds no heap block for it.
 struct task_body {
     void (*invoke)(task_body*);
-    void (*destroy)(task_body*);
+    void (*destroy)(task_body*);  // destroys the body and frees it, wherever it lives
+    // Moves the body to `where` (`size` bytes, max_align_t-aligned) and frees the original;
+    // null when the callable's move may throw.
+    task_body* (*relocate)(task_body*, void* where) noexcept;
+    std::size_t size;
 };
 
 template <class F>
 struct task_body_of final : task_body {
     F fn;
-    explicit task_body_of(F&& f) : task_body{&call, &drop}, fn(std::move(f)) {}
+    bool on_stack = false;
+    explicit task_body_of(F&& f) : task_body{&call, &drop, relocator(), sizeof(task_body_of)}, fn(std::move(f)) {}
     static void call(task_body* b) { static_cast<task_body_of*>(b)->fn(); }
-    static void drop(task_body* b) { delete static_cast<task_body_of*>(b); }
+    static void drop(task_body* b) {
+        auto* self = static_cast<task_body_of*>(b);
+        if (self->on_stack) self->~task_body_of();
+        else delete self;
+    }
+    static task_body* move_to(task_body* b, void* where) noexcept {
+        auto* self = static_cast<task_body_of*>(b);
+        auto* moved = ::new (where) task_body_of(std::move(self->fn));
+        moved->on_stack = true;
+        delete self;
+        return moved;
+    }
+    static constexpr task_body* (*relocator())(task_body*, void*) noexcept {
+        if constexpr (std::is_nothrow_move_constructible_v<F> && alignof(F) <= alignof(std::max_align_t))
+            return &move_to;
+        else
+            return nullptr;
+    }
 };
 
 task_control* spawn_task(task_body* body);

@@ -17,13 +17,13 @@ class backend;
 // A socket as the backends see it. Movable: it holds no pointer into itself.
 struct io_handle {
     int fd = -1;
-    backend* registered = nullptr;  // epoll: the set this fd was added to
     // The last receive got less than it asked for (or would have blocked), so the socket was
     // drained: the next receive waits without a non-blocking attempt first.
     bool recv_drained = false;
     // A byte stream (TCP): a short receive means the socket is empty. Not so for message
     // sockets (SOCK_SEQPACKET hands out one message per receive).
     bool byte_stream = false;
+    backend* registered = nullptr;  // epoll: the set this fd was added to
 };
 
 // connect: the socket's non-blocking connect() already said EINPROGRESS; complete it (wait

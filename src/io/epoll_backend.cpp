@@ -3,6 +3,7 @@
 // wakes the slot's task, which retries the system call.
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -52,6 +53,11 @@ public:
             close(epoll_fd_);
             throw_os_error(err, "epoll_ctl add eventfd");
         }
+        // Room for every descriptor the process may open, reserved (not touched) up front:
+        // growing by copies would leave the old arrays' pages resident in the heap.
+        rlimit limit{};
+        if (getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY)
+            waiters_.reserve(std::min<rlim_t>(limit.rlim_cur, rlim_t{1} << 20));
     }
 
     ~epoll_backend() override {
@@ -194,7 +200,8 @@ private:
     }
 
     static long connect_state(int fd) noexcept {
-        io_handle probe{fd, nullptr};
+        io_handle probe;
+        probe.fd = fd;
         io_op op{io_kind::connect, nullptr, 0, nullptr, {}};
         return try_io(probe, op);
     }

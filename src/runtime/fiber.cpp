@@ -11,21 +11,6 @@
 
 #include <rill/error.hpp>
 
-#if defined(__SANITIZE_ADDRESS__)
-#define RILL_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define RILL_ASAN 1
-#endif
-#endif
-#if defined(__SANITIZE_THREAD__)
-#define RILL_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define RILL_TSAN 1
-#endif
-#endif
-
 #ifdef RILL_ASAN
 #include <sanitizer/asan_interface.h>
 #include <sanitizer/common_interface_defs.h>
@@ -121,8 +106,8 @@ const char* stack_pool::guard_mechanism() noexcept {
     }
 }
 
-context make_context(const stack_block& s, void (*entry)(transfer)) {
-    return ctx::make_fcontext(s.top(), s.usable_bytes,
+context make_context(const stack_block& s, std::size_t reserved, void (*entry)(transfer)) {
+    return ctx::make_fcontext(s.top() - reserved, s.usable_bytes - reserved,
                               // Same layout (asserted below); going through void(*)() is the sanctioned generic cast.
                               reinterpret_cast<void (*)(ctx::transfer_t)>(
                                   reinterpret_cast<void (*)()>(entry)));

@@ -43,12 +43,50 @@ private:
     std::vector<std::pair<char*, std::size_t>> slabs_;
 };
 
-// Per-fiber bookkeeping for the sanitizers (all unused without them).
+#if defined(__SANITIZE_ADDRESS__)
+#define RILL_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define RILL_ASAN 1
+#endif
+#endif
+#if defined(__SANITIZE_THREAD__)
+#define RILL_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define RILL_TSAN 1
+#endif
+#endif
+
+// Per-fiber bookkeeping for the sanitizers: empty without them, so a parked task's control
+// block does not carry it.
 struct fiber_sanitizer_state {
+#ifdef RILL_ASAN
     void* asan_fake_stack = nullptr;
     const void* stack_bottom = nullptr;  // this fiber's stack, for the switch that enters it
     std::size_t stack_size = 0;
+#endif
+#ifdef RILL_TSAN
     void* tsan_fiber = nullptr;
+#endif
+    void set_stack([[maybe_unused]] const void* bottom, [[maybe_unused]] std::size_t size) noexcept {
+#ifdef RILL_ASAN
+        stack_bottom = bottom;
+        stack_size = size;
+#endif
+    }
+    void* tsan() const noexcept {
+#ifdef RILL_TSAN
+        return tsan_fiber;
+#else
+        return nullptr;
+#endif
+    }
+    void set_tsan([[maybe_unused]] void* fiber) noexcept {
+#ifdef RILL_TSAN
+        tsan_fiber = fiber;
+#endif
+    }
 };
 
 struct transfer {
@@ -59,7 +97,8 @@ struct transfer {
 // Creates a context that starts `entry` on stack `s` at the first switch to it. `entry` must
 // call fiber_entered first, and must never return: its last act is a switch away with
 // `finishing` = true.
-context make_context(const stack_block& s, void (*entry)(transfer));
+// The top `reserved` bytes of the stack are left out (they hold the task's body).
+context make_context(const stack_block& s, std::size_t reserved, void (*entry)(transfer));
 
 // Switches from the running fiber (`self`) to `to` (`target`), passing `data`; returns when
 // something switches back. `finishing` tells the sanitizers `self` will never run again.

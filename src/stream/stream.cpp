@@ -10,6 +10,9 @@
 #include <cstdio>
 #include <ostream>
 #include <sstream>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include <rill/stream.hpp>
 
@@ -65,7 +68,7 @@ namespace {
 // warm_blocks_max free blocks with their pages; beyond that a freed block's pages go back to
 // the kernel (the block stays mapped for reuse, since a stream may free it on any thread).
 constexpr std::size_t blocks_per_chunk = 64;
-constexpr std::size_t warm_blocks_max = 256;
+constexpr std::size_t warm_blocks_max = 64;
 
 struct block_arena {
     std::vector<char*> warm;
@@ -133,8 +136,7 @@ stream_state::stream_state(int fd, const stream_options& o, const std::optional<
     io.fd = fd;
     if (t) {
         eol = t->eol_style();
-        dec.emplace(*t);
-        enc.emplace(*t);
+        codec = std::make_unique<transcoding_state>(*t);
     }
 }
 
@@ -245,27 +247,28 @@ fill_result stream_state::fill_bytes(const char* operation) {
 }
 
 fill_result stream_state::fill_text(const char* operation) {
-    if (!dec) return fill_bytes(operation);
-    if (pending_bad_bytes) {
+    if (!codec) return fill_bytes(operation);
+    transcoding_state& tc = *codec;
+    if (tc.pending_bad_bytes) {
         // The reader has reached the ill-formed bytes: report them, then move past them.
-        const std::size_t bad = pending_bad_bytes;
-        pending_bad_bytes = 0;
+        const std::size_t bad = tc.pending_bad_bytes;
+        tc.pending_bad_bytes = 0;
         std::string what = std::string(operation) + ": " +
-                           std::string(to_string(dec->settings().codec())) +
+                           std::string(to_string(tc.dec.settings().codec())) +
                            " cannot decode bytes " + hex_bytes(in.head(), bad) + " at byte " +
-                           std::to_string(bytes_decoded) + " of " + name();
+                           std::to_string(tc.bytes_decoded) + " of " + name();
         in.consume(bad);
-        bytes_decoded += bad;
+        tc.bytes_decoded += bad;
         throw decoding_error(what);
     }
     for (;;) {
         if (!in.empty() || end_of_input) {
-            const std::size_t before = decoded.size();
-            decode_result r = dec->decode(std::string_view(in.head(), in.size()), decoded, end_of_input);
+            const std::size_t before = tc.decoded.size();
+            decode_result r = tc.dec.decode(std::string_view(in.head(), in.size()), tc.decoded, end_of_input);
             in.consume(r.consumed);
-            bytes_decoded += r.consumed;
-            if (r.error) pending_bad_bytes = r.bad_length;
-            if (decoded.size() > before) return fill_result::more;
+            tc.bytes_decoded += r.consumed;
+            if (r.error) tc.pending_bad_bytes = r.bad_length;
+            if (tc.decoded.size() > before) return fill_result::more;
             if (r.error) return fill_text(operation);
             if (end_of_input) return fill_result::end_of_stream;
         }
@@ -274,13 +277,13 @@ fill_result stream_state::fill_text(const char* operation) {
     }
 }
 
-void stream_state::check_writable(const char* operation) {
+void stream_state::refuse_write(const char* operation) {
     if (io.fd < 0) throw error(std::string(operation) + ": the stream is closed");
     if (write_error == ETIMEDOUT)
         throw timeout_error(std::string(operation) + ": an earlier flush to " + name() +
                             " passed the writer timeout");
     if (write_error) throw_os_error(write_error, std::string(operation) + ": send to " + name());
-    if (writer_closed) throw error(std::string(operation) + ": the stream is closed for writing");
+    throw error(std::string(operation) + ": the stream is closed for writing");
 }
 
 std::size_t stream_state::send_some(const char* p, std::size_t n,
@@ -358,7 +361,7 @@ void stream_state::write_text(std::string_view text, const char* operation) {
     case eol_style::lf:
     case eol_style::none: break;
     }
-    if (!enc) {
+    if (!codec) {
         if (!line_end) return write_raw(text.data(), text.size(), operation);
         while (!text.empty()) {
             auto* nl = static_cast<const char*>(std::memchr(text.data(), '\n', text.size()));
@@ -373,25 +376,25 @@ void stream_state::write_text(std::string_view text, const char* operation) {
     check_writable(operation);
     std::string_view source = text;
     if (line_end && text.find('\n') != std::string_view::npos) {
-        encode_scratch.clear();
+        codec->encode_scratch.clear();
         for (char c : text) {
-            if (c == '\n') encode_scratch.append(line_end, line_end_size);
-            else encode_scratch.push_back(c);
+            if (c == '\n') codec->encode_scratch.append(line_end, line_end_size);
+            else codec->encode_scratch.push_back(c);
         }
-        source = encode_scratch;
+        source = codec->encode_scratch;
     }
     std::string bytes;
     while (!source.empty()) {
         // The text is whole: a UTF-8 sequence cut at its end is invalid UTF-8 for the mode to
         // handle, not something to hold back for a later write.
-        encode_result r = enc->encode(source, bytes, true);
+        encode_result r = codec->enc.encode(source, bytes, true);
         source.remove_prefix(r.consumed);
         if (r.error) {
             write_raw(bytes.data(), bytes.size(), operation);
             char cp[16];
             std::snprintf(cp, sizeof cp, "U+%04X", static_cast<unsigned>(r.bad_char));
             throw encoding_error(std::string(operation) + ": " +
-                                 std::string(to_string(enc->settings().codec())) +
+                                 std::string(to_string(codec->enc.settings().codec())) +
                                  " cannot encode " + cp + " for " + name());
         }
         if (r.consumed == 0) break;  // nothing left that the encoder could take: never loop
@@ -443,10 +446,22 @@ std::optional<char32_t> take_char(stream_state& st, bool consume, const char* op
 // the first LF (lf and none).
 const char* find_line_end(const char* p, std::size_t n, eol_style eol) noexcept {
     if (n == 0) return nullptr;  // an empty buffer holds no memory: memchr(nullptr, ...) is UB
-    auto* lf = static_cast<const char*>(std::memchr(p, '\n', n));
-    if (eol == eol_style::lf || eol == eol_style::none) return lf;
-    auto* cr = static_cast<const char*>(std::memchr(p, '\r', lf ? static_cast<std::size_t>(lf - p) : n));
-    return cr ? cr : lf;
+    if (eol == eol_style::lf || eol == eol_style::none)
+        return static_cast<const char*>(std::memchr(p, '\n', n));
+    // CR or LF, in one pass: two memchr calls cost more than the scan for a short line.
+    std::size_t i = 0;
+#if defined(__SSE2__)
+    const __m128i lf = _mm_set1_epi8('\n');
+    const __m128i cr = _mm_set1_epi8('\r');
+    for (; i + 16 <= n; i += 16) {
+        const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i));
+        const int hits = _mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(v, lf), _mm_cmpeq_epi8(v, cr)));
+        if (hits) return p + i + __builtin_ctz(static_cast<unsigned>(hits));
+    }
+#endif
+    for (; i < n; ++i)
+        if (p[i] == '\n' || p[i] == '\r') return p + i;
+    return nullptr;
 }
 
 // Throws line_too_long after dropping the buffered part of the line.
@@ -624,7 +639,7 @@ fill_result await_bytes(stream_state& st, const char* operation) {
     if (st.discarding_line && !skip_rest_of_line(st))
         return st.end_of_input ? fill_result::end_of_stream : fill_result::timed_out;
     for (;;) {
-        if (st.dec) st.skip_next = 0;
+        if (st.codec) st.skip_next = 0;
         else apply_skip(st);
         if (!st.in.empty()) return fill_result::more;
         const fill_result f = st.fill_bytes(operation);
@@ -668,8 +683,8 @@ stream::~stream() = default;
 bool stream::is_open() const noexcept { return state_ && state_->io.fd >= 0; }
 
 std::optional<rill::transcoder> stream::transcoder() const {
-    if (!state_ || !state_->dec) return std::nullopt;
-    return state_->dec->settings();
+    if (!state_ || !state_->codec) return std::nullopt;
+    return state_->codec->dec.settings();
 }
 
 detail::stream_state& stream::state() const {
@@ -782,14 +797,14 @@ void write_bytes(stream& s, std::span<const std::uint8_t> bytes) {
 
 void write_char(stream& s, char32_t c) {
     detail::stream_state& st = s.state();
-    if (c >= 0xDC80 && c <= 0xDCFF && !st.enc) {
+    if (c >= 0xDC80 && c <= 0xDCFF && !st.codec) {
         // An invalid byte read by read_char goes back out as that byte.
         char b = static_cast<char>(c - 0xDC00);
         return st.write_raw(&b, 1, "write_char");
     }
     // Without a transcoder nothing would catch a surrogate's UTF-8 form on its way out: it
     // would reach the peer as bytes no valid UTF-8 text contains.
-    if (c > detail::max_code_point || (!st.enc && detail::is_surrogate(c)))
+    if (c > detail::max_code_point || (!st.codec && detail::is_surrogate(c)))
         throw argument_error("write_char: not a Unicode character: " + std::to_string(static_cast<unsigned long>(c)));
     unsigned char utf8[4];
     auto* end = detail::encode_utf8(c, utf8);
@@ -798,7 +813,16 @@ void write_char(stream& s, char32_t c) {
 
 void write_chars(stream& s, std::string_view text) { s.state().write_text(text, "write_chars"); }
 
-void newline(stream& s) { s.state().write_text("\n", "newline"); }
+void newline(stream& s) {
+    detail::stream_state& st = s.state();
+    if (st.codec) return st.write_text("\n", "newline");
+    switch (st.eol) {  // the byte-transparent stream: its line end as is
+    case eol_style::crlf: return st.write_raw("\r\n", 2, "newline");
+    case eol_style::cr: return st.write_raw("\r", 1, "newline");
+    case eol_style::lf:
+    case eol_style::none: return st.write_raw("\n", 1, "newline");
+    }
+}
 
 void flush_writer(stream& s) { s.state().flush_before_wait("flush_writer"); }
 
@@ -831,8 +855,10 @@ void close_reader(stream& s) {
     ::shutdown(st.io.fd, SHUT_RD);
     st.end_of_input = true;
     st.in.release();
-    st.decoded.clear();
-    st.decoded_pos = 0;
+    if (st.codec) {
+        st.codec->decoded.clear();
+        st.codec->decoded_pos = 0;
+    }
 }
 
 void reader_timeout(stream& s, std::optional<std::chrono::milliseconds> timeout) {

@@ -84,6 +84,17 @@ private:
 // Outcome of waiting for more input.
 enum class fill_result { more, end_of_stream, timed_out };
 
+struct transcoding_state {
+    explicit transcoding_state(const transcoder& t) : dec(t), enc(t) {}
+    decoder dec;                     // in -> decoded
+    std::string decoded;             // UTF-8 text not yet read
+    std::size_t decoded_pos = 0;
+    std::size_t bytes_decoded = 0;   // stream position, for error messages
+    std::size_t pending_bad_bytes = 0;  // raise mode: a decoding error waits at the text's end
+    encoder enc;                     // UTF-8 -> out
+    std::string encode_scratch;      // eol-translated text on its way to the encoder
+};
+
 struct stream_state {
     explicit stream_state(int fd, const stream_options& o, const std::optional<transcoder>& t);
     ~stream_state();
@@ -95,14 +106,9 @@ struct stream_state {
     eol_style eol = eol_style::crlf;  // the reference's default for a stream without transcoder
 
     byte_buffer in;                  // bytes as received
-    std::optional<decoder> dec;      // transcoded streams: in -> decoded
-    std::string decoded;             // UTF-8 text not yet read (transcoded streams only)
-    std::size_t decoded_pos = 0;
-    std::size_t bytes_decoded = 0;   // stream position, for error messages
-    std::size_t pending_bad_bytes = 0;  // raise mode: a decoding error waits at the text's end
-
-    std::optional<encoder> enc;      // transcoded streams: UTF-8 -> out
-    std::string encode_scratch;      // eol-translated text on its way to the encoder
+    // A transcoded stream's codec state; null for the default byte-transparent stream (kept
+    // out of line: an idle connection of the default kind does not pay for it).
+    std::unique_ptr<transcoding_state> codec;
     byte_buffer out;
 
     deferred_work pending_flush;     // flush_writer's send, run before the task next waits
@@ -119,20 +125,20 @@ struct stream_state {
 
     // ---- text view: the UTF-8 text available to character reads ------------------------
     const char* text() const noexcept {
-        return dec ? decoded.data() + decoded_pos : in.head();
+        return codec ? codec->decoded.data() + codec->decoded_pos : in.head();
     }
     std::size_t text_size() const noexcept {
-        return dec ? decoded.size() - decoded_pos : in.size();
+        return codec ? codec->decoded.size() - codec->decoded_pos : in.size();
     }
     void consume_text(std::size_t n) noexcept {
-        if (!dec) {
+        if (!codec) {
             in.consume(n);
             return;
         }
-        decoded_pos += n;
-        if (decoded_pos == decoded.size()) {
-            decoded.clear();
-            decoded_pos = 0;
+        codec->decoded_pos += n;
+        if (codec->decoded_pos == codec->decoded.size()) {
+            codec->decoded.clear();
+            codec->decoded_pos = 0;
         }
     }
     // Makes more text available (receiving and decoding). Throws decoding_error when the
@@ -157,7 +163,12 @@ struct stream_state {
     // flush_writer: sends now, unless unread input is buffered; then the send happens before
     // the task next waits (or ends), so the answers to pipelined requests go out as one send.
     void flush_before_wait(const char* operation);
-    void check_writable(const char* operation);
+    // Throws when nothing more may be written (closed, or an earlier send failed).
+    void check_writable(const char* operation) {
+        if (io.fd < 0 || write_error || writer_closed) [[unlikely]]
+            refuse_write(operation);
+    }
+    [[noreturn]] void refuse_write(const char* operation);
     void close_fd() noexcept;
 };
 
