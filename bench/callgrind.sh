@@ -6,8 +6,8 @@
 # counters, run pingpong (C connections, one S-byte line in flight each) for a fixed time, dump
 # the counters and divide the instructions by the echoes the load generator checked. Counts
 # are user-space instructions of the server process only (system calls cost kernel time that
-# callgrind does not see; `syscalls/req` below comes from strace -c over a separate window
-# when strace is installed).
+# callgrind does not see; `syscalls/req` comes from `perf stat -e raw_syscalls:sys_enter` over
+# one second of the same load without valgrind, when perf is installed).
 #
 #   bench/callgrind.sh                         # rill-epoll, rill-uring, epoll peer; C=1 S=64
 #   bench/callgrind.sh --connections 100 --servers rill-epoll --annotate
@@ -98,7 +98,9 @@ start_server() {
 }
 
 stop_server() {
-  kill "$SERVER_PID" 2>/dev/null || true
+  # After the dump: SIGKILL, since a server under valgrind blocked in io_uring_enter does not
+  # act on SIGTERM.
+  kill -KILL "$SERVER_PID" 2>/dev/null || true
   wait "$SERVER_PID" 2>/dev/null || true
   SERVER_PID=""
   PORT=$((PORT + 1))
@@ -124,8 +126,9 @@ for name in "${servers[@]}"; do
   instructions=$(sed -n 's/^summary: *\([0-9]*\).*/\1/p; s/^totals: *\([0-9]*\).*/\1/p' "$dump" | head -1)
   syscalls=-
   stop_server
-  if command -v strace >/dev/null; then
-    # System calls per request: the same load without valgrind, counted by strace.
+  if command -v perf >/dev/null; then
+    # System calls per request: the same load without valgrind, counted by the kernel's
+    # syscall tracepoint (strace would slow each call enough to change the batching).
     case $name in
       rill-epoll) RILL_BACKEND=epoll "$RILL" echo "127.0.0.1:$PORT" --mode persistent >/dev/null 2>&1 & ;;
       rill-uring) RILL_BACKEND=io_uring "$RILL" echo "127.0.0.1:$PORT" --mode persistent >/dev/null 2>&1 & ;;
@@ -135,17 +138,16 @@ for name in "${servers[@]}"; do
     SERVER_PID=$!
     ADDRESS=127.0.0.1:$PORT
     for _ in $(seq 100); do "$LOADGEN" pingpong --address "$ADDRESS" --duration 0.05 --warmup 0 --timeout 1 >/dev/null 2>&1 && break; sleep 0.05; done
-    strace -c -f -o "$OUT/$name.strace" -p "$SERVER_PID" 2>/dev/null &
-    strace_pid=$!
-    sleep 0.5
     load=("$LOADGEN" pingpong --address "$ADDRESS" --connections "$CONNECTIONS" --size "$SIZE" --timeout 20)
-    traced=$("${load[@]}" --duration 1 --warmup 0 --json | tail -1)
-    kill -INT "$strace_pid" 2>/dev/null || true
-    wait "$strace_pid" 2>/dev/null || true
-    traced_requests=$(json_field completed <<<"$traced")
-    calls=$(awk '$NF == "total" {print $(NF-2)}' "$OUT/$name.strace")
-    if [[ -n $calls && -n $traced_requests && $traced_requests != 0 ]]; then
-      syscalls=$(awk -v c="$calls" -v r="$traced_requests" 'BEGIN {printf "%.2f", c / r}')
+    "${load[@]}" --duration 3 --warmup 0.5 --json >"$OUT/$name.perf-load" &
+    load_pid=$!
+    sleep 1
+    perf stat -x, -e raw_syscalls:sys_enter -p "$SERVER_PID" -o "$OUT/$name.perf" -- sleep 1 >/dev/null 2>&1 || true
+    wait "$load_pid" || true
+    rate=$(tail -1 "$OUT/$name.perf-load" | json_field rate)
+    calls=$(awk -F, '/raw_syscalls/ {print $1}' "$OUT/$name.perf" 2>/dev/null)
+    if [[ -n $calls && $calls =~ ^[0-9]+$ && -n $rate ]]; then
+      syscalls=$(awk -v c="$calls" -v r="$rate" 'BEGIN {printf "%.2f", c / r}')
     fi
     stop_server
   fi
