@@ -42,6 +42,9 @@ struct io_op {
     socklen_t* address_length = nullptr;  // accept: in/out
     std::optional<time_point> deadline;
     std::uint16_t buffer_id = 0;          // recv_provided: which provided buffer holds the data
+    // send: more follows at once (the stream is being closed): the kernel holds a short tail
+    // back so that the FIN leaves in the same segment as the last bytes.
+    bool more = false;
 };
 
 // How a backend receives while a task waits for data.

@@ -21,7 +21,7 @@ long try_io(const io_handle& h, io_op& op) noexcept {
         switch (op.kind) {
         case io_kind::recv: r = ::recv(h.fd, op.buffer, op.length, MSG_DONTWAIT); break;
         case io_kind::send:
-            r = ::send(h.fd, op.buffer, op.length, MSG_DONTWAIT | MSG_NOSIGNAL);
+            r = ::send(h.fd, op.buffer, op.length, MSG_DONTWAIT | MSG_NOSIGNAL | (op.more ? MSG_MORE : 0));
             break;
         case io_kind::accept:
             r = ::accept4(h.fd, static_cast<sockaddr*>(op.buffer), op.address_length,

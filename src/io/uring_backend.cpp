@@ -33,10 +33,12 @@ constexpr std::uint64_t wake_completion = 1;     // the eventfd read that wakes 
 // loop turn hold them at once. All of them get touched as the ring cycles: the pool is a
 // fixed cost per worker (512 KiB), kept small so it stays small beside 20k idle connections.
 // When more receives complete in one turn than there are buffers, the rest come back with
-// ENOBUFS and receive into their stream's own buffer. A first receive takes at most a
-// buffer's worth; the rest of a longer message follows at once (the socket is not drained).
-constexpr unsigned provided_buffer_count = 512;
-constexpr std::size_t provided_buffer_bytes = 1024;
+// ENOBUFS and receive into their stream's own buffer. A receive that fills its buffer is
+// followed by a receive attempt (the socket may hold more), so a buffer should be larger
+// than a typical burst: 1 KiB buffers cost pipelined 16 x 64-byte lines a wasted system call
+// per burst (0.06 -> 0.005 system calls per line with 2 KiB).
+constexpr unsigned provided_buffer_count = 256;
+constexpr std::size_t provided_buffer_bytes = 2048;
 constexpr unsigned short provided_group = 0;
 
 // Set up a ring with the best flags this kernel takes: SINGLE_ISSUER + DEFER_TASKRUN (6.1+)
@@ -107,7 +109,7 @@ public:
         switch (op.kind) {
         case io_kind::recv: io_uring_prep_recv(sqe, h.fd, op.buffer, op.length, 0); break;
         case io_kind::send:
-            io_uring_prep_send(sqe, h.fd, op.buffer, op.length, MSG_NOSIGNAL);
+            io_uring_prep_send(sqe, h.fd, op.buffer, op.length, MSG_NOSIGNAL | (op.more ? MSG_MORE : 0));
             break;
         case io_kind::accept:
             io_uring_prep_accept(sqe, h.fd, static_cast<sockaddr*>(op.buffer), op.address_length,

@@ -147,7 +147,7 @@ stream_state::~stream_state() {
         scheduler* here = scheduler::current();
         if (here && here->running() == pending_flush.owner) {
             try {
-                flush("flush_writer");
+                flush("flush_writer", true);  // the descriptor is closed right after
             } catch (...) {
             }
         }
@@ -287,8 +287,10 @@ void stream_state::refuse_write(const char* operation) {
 }
 
 std::size_t stream_state::send_some(const char* p, std::size_t n,
-                                    const std::optional<time_point>& deadline, const char* operation) {
+                                    const std::optional<time_point>& deadline, const char* operation,
+                                    bool more) {
     io_op op{io_kind::send, const_cast<char*>(p), n, nullptr, deadline};
+    op.more = more;
     long r = perform_io(io, op);
     if (r >= 0) return static_cast<std::size_t>(r);
     if (r == -ETIMEDOUT && deadline)  // else the connection itself timed out: os_error
@@ -300,12 +302,12 @@ std::size_t stream_state::send_some(const char* p, std::size_t n,
     throw_os_error(write_error, std::string(operation) + ": send to " + name());
 }
 
-void stream_state::flush(const char* operation) {
+void stream_state::flush(const char* operation, bool closing) {
     undefer(pending_flush);
     check_writable(operation);
     const auto deadline = optional_deadline(options.writer_timeout);
     try {
-        while (!out.empty()) out.consume(send_some(out.head(), out.size(), deadline, operation));
+        while (!out.empty()) out.consume(send_some(out.head(), out.size(), deadline, operation, closing));
     } catch (const os_error&) {
         out.clear();  // the connection is broken: nothing more of it will leave
         throw;
@@ -315,11 +317,11 @@ void stream_state::flush(const char* operation) {
 void stream_state::flush_before_wait(const char* operation) {
     check_writable(operation);
     if (out.empty()) return;
-    // With no unread input the task is about to wait for its peer: send now, so errors are
-    // reported here. With input still buffered (a pipelining peer) the task will answer that
-    // first: put the send off until the task waits, so the answers go out together.
+    // The send waits for the task's next scheduling point: a pipelining peer's answers then
+    // go out together, and an answer followed by close_stream leaves with the FIN. A send
+    // error is thrown by the stream's next write, flush or close.
     scheduler* here = scheduler::current();
-    if (text_size() == 0 || !here || !here->running()) return flush(operation);
+    if (!here || !here->running()) return flush(operation);
     pending_flush.run = [](deferred_work* w) {
         auto* st = static_cast<stream_state*>(w->context);
         try {
@@ -832,7 +834,7 @@ void close_stream(stream& s) {
     if (!s.is_open()) return;
     detail::stream_state& st = s.state();
     try {
-        if (!st.writer_closed && !st.write_error) st.flush("close_stream");
+        if (!st.writer_closed && !st.write_error) st.flush("close_stream", true);
     } catch (...) {
         st.close_fd();
         throw;
@@ -844,7 +846,7 @@ void close_writer(stream& s) {
     if (!s.is_open()) return;
     detail::stream_state& st = s.state();
     if (st.writer_closed) return;
-    st.flush("close_writer");
+    st.flush("close_writer", true);
     ::shutdown(st.io.fd, SHUT_WR);
     st.writer_closed = true;
 }

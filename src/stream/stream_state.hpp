@@ -150,18 +150,21 @@ struct stream_state {
     // ---- output -------------------------------------------------------------------------
     void write_raw(const char* p, std::size_t n, const char* operation);
     void write_text(std::string_view utf8, const char* operation);
-    void flush(const char* operation);
+    // closing: the stream is closed (or its writer shut down) right after, so the last bytes
+    // are sent with MSG_MORE and the FIN joins their segment.
+    void flush(const char* operation, bool closing = false);
     // One send of at most n bytes; throws timeout_error past the deadline, task_cancelled,
     // or os_error (recording write_error) when the connection is broken.
     std::size_t send_some(const char* p, std::size_t n, const std::optional<time_point>& deadline,
-                          const char* operation);
+                          const char* operation, bool more = false);
     // Before waiting for input: give back buffers that hold nothing.
     void release_idle_buffers() noexcept {
         if (in.empty()) in.release();
         if (out.empty()) out.release();
     }
-    // flush_writer: sends now, unless unread input is buffered; then the send happens before
-    // the task next waits (or ends), so the answers to pipelined requests go out as one send.
+    // flush_writer: the send happens at the task's next scheduling point (before it waits on
+    // anything, yields, closes the stream or ends): the answers to pipelined requests go out
+    // as one send, and an answer followed by close leaves with the FIN in one segment.
     void flush_before_wait(const char* operation);
     // Throws when nothing more may be written (closed, or an earlier send failed).
     void check_writable(const char* operation) {

@@ -212,10 +212,14 @@ TEST(WriterTimeout, FromServerOptionsAndFlushWriter) {
         [&](rill::tcp_client_stream& s) {
             const std::string chunk(60000, 'f');
             bool thrown = false;
+            // flush_writer's send happens at the next scheduling point, so the timeout is
+            // thrown by whichever call sends next: a write that fills the buffer, or a flush
+            // after the yield.
             for (int i = 0; i < 2000 && !thrown; ++i) {
-                rill::write_chars(s, chunk);
                 try {
+                    rill::write_chars(s, chunk);
                     rill::flush_writer(s);
+                    rill::task_yield();
                 } catch (const rill::timeout_error&) {
                     thrown = true;
                 }
