@@ -76,6 +76,10 @@ public:
     // From any thread: makes a concurrent or next wait() return.
     virtual void wake() noexcept = 0;
 
+    // Operations are queued that only the next wait() hands to the kernel (io_uring's
+    // submission queue): the loop must not put that off.
+    virtual bool has_unsubmitted() const noexcept { return false; }
+
     // Before the descriptor is closed.
     virtual void forget(io_handle& h) noexcept = 0;
 };

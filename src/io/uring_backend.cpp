@@ -175,6 +175,10 @@ public:
 
     void forget(io_handle& h) noexcept override { h.registered = nullptr; }
 
+    bool has_unsubmitted() const noexcept override {
+        return io_uring_sq_ready(const_cast<io_uring*>(&ring_)) != 0;
+    }
+
 private:
     static std::size_t provided_ring_bytes() noexcept {
         return provided_buffer_count * sizeof(io_uring_buf);

@@ -15,6 +15,10 @@ namespace rill::detail {
 
 namespace {
 thread_local scheduler* current_scheduler = nullptr;
+// While tasks are ready, the loop polls the backend at least every this many turns and
+// whenever the last poll is this old.
+constexpr unsigned poll_every_turns = 16;
+constexpr std::chrono::microseconds poll_interval{20};
 // A task body (its callable and captures) up to this size lives at the top of its stack.
 constexpr std::size_t max_body_on_stack = 512;
 // How much of a parked task's stack a resumption touches: the saved context and the frames
@@ -301,6 +305,17 @@ void scheduler::run_loop() {
         if (cancel_done_ && live_count_ == 0 && !remote_pending_.load(std::memory_order_acquire) &&
             !runtime_.tasks_left())
             break;
+        if (ready_head_ && !backend_->has_unsubmitted()) {
+            // Tasks are ready again (they yielded, or woke each other): polling the kernel
+            // every turn would make each switch cost a system call. Poll every few turns, or
+            // once the last poll is a few microseconds old, so I/O is never held back long.
+            const time_point now = clock::now();
+            if (++turns_since_poll_ < poll_every_turns && now - last_poll_ < poll_interval) {
+                if (!timers_.empty()) fire_timers(now);
+                continue;
+            }
+        }
+        turns_since_poll_ = 0;
         std::optional<std::chrono::nanoseconds> timeout = std::chrono::nanoseconds::zero();
         if (!ready_head_) {
             timeout = wait_timeout(clock::now());
@@ -310,7 +325,8 @@ void scheduler::run_loop() {
         }
         backend_->wait(timeout);
         sleeping_.store(false, std::memory_order_relaxed);
-        if (!timers_.empty()) fire_timers(clock::now());
+        last_poll_ = clock::now();
+        if (!timers_.empty()) fire_timers(last_poll_);
     }
 }
 

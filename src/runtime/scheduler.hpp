@@ -161,6 +161,8 @@ private:
     task_control* ready_head_ = nullptr;
     task_control* ready_tail_ = nullptr;
     task_control* batch_rest_ = nullptr;  // the rest of the batch run_loop is running
+    unsigned turns_since_poll_ = 0;       // loop turns run without polling the backend
+    time_point last_poll_{};
     task_control* live_head_ = nullptr;
     std::size_t live_count_ = 0;
     task_control* finished_ = nullptr;  // a task that just switched away for the last time
