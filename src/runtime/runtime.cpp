@@ -58,6 +58,16 @@ task_control* spawn_task(task_body* body) {
         body->destroy(body);
         throw error("spawn: called outside a rill task (inside rill::run only)");
     }
+    // Output the spawner's flush_writer promised leaves first: the new task may run on another
+    // worker at once, and may own one of the spawner's streams (moved into its captures).
+    if (here->running()->deferred) {
+        try {
+            run_deferred(*here->running());
+        } catch (...) {
+            body->destroy(body);
+            throw;
+        }
+    }
     // The spawner's own runtime: runs on other threads have theirs.
     runtime_state& rt = here->runtime();
     auto* t = new task_control;
