@@ -74,10 +74,11 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# Starts server $1 under callgrind on 127.0.0.1:$PORT; sets SERVER_PID and ADDRESS.
+# Starts server $1 on 127.0.0.1:$PORT, under callgrind when $2 is "callgrind" (else "plain");
+# sets SERVER_PID, ADDRESS and LOAD (the pingpong command line for it).
 start_server() {
-  local name=$1
-  local -a command env=()
+  local name=$1 under=$2
+  local -a command env=() tool=()
   case $name in
     rill-epoll) env=(RILL_BACKEND=epoll); command=("$RILL" echo "127.0.0.1:$PORT" --mode persistent) ;;
     rill-uring) env=(RILL_BACKEND=io_uring); command=("$RILL" echo "127.0.0.1:$PORT" --mode persistent) ;;
@@ -85,16 +86,17 @@ start_server() {
     uring) command=("$BUILD/bench/uring_echo" --port "$PORT" --mode persistent) ;;
     *) note "unknown server $name"; exit 2 ;;
   esac
-  env "${env[@]}" valgrind --tool=callgrind --callgrind-out-file="$OUT/$name.%p.out" \
-    "${command[@]}" >"$OUT/$name.stdout" 2>"$OUT/$name.stderr" &
+  [[ $under == callgrind ]] && tool=(valgrind --tool=callgrind --callgrind-out-file="$OUT/$name.%p.out")
+  env "${env[@]}" "${tool[@]}" "${command[@]}" >"$OUT/$name.$under.stdout" 2>"$OUT/$name.$under.stderr" &
   SERVER_PID=$!
   ADDRESS=127.0.0.1:$PORT
+  LOAD=("$LOADGEN" pingpong --address "$ADDRESS" --connections "$CONNECTIONS" --size "$SIZE" --timeout 20)
   for _ in $(seq 200); do  # valgrind takes a while to start: up to 20 s
     if "$LOADGEN" pingpong --address "$ADDRESS" --duration 0.05 --warmup 0 --timeout 1 >/dev/null 2>&1; then return 0; fi
     kill -0 "$SERVER_PID" 2>/dev/null || break
     sleep 0.1
   done
-  note "$name did not start; its stderr:"; cat "$OUT/$name.stderr" >&2; exit 1
+  note "$name did not start; its stderr:"; cat "$OUT/$name.$under.stderr" >&2; exit 1
 }
 
 stop_server() {
@@ -114,11 +116,10 @@ printf '# callgrind: pingpong C=%s S=%s, %ss counted; %s\n' "$CONNECTIONS" "$SIZ
 printf '%-11s %10s %12s %10s\n' server requests instr/req syscalls/req
 IFS=, read -r -a servers <<<"$SERVERS"
 for name in "${servers[@]}"; do
-  start_server "$name"
-  load=("$LOADGEN" pingpong --address "$ADDRESS" --connections "$CONNECTIONS" --size "$SIZE" --timeout 20)
-  "${load[@]}" --duration 1 --warmup 0 >/dev/null  # warm: buffers, pools, code paths
+  start_server "$name" callgrind
+  "${LOAD[@]}" --duration 1 --warmup 0 >/dev/null  # warm: buffers, pools, code paths
   callgrind_control -z "$SERVER_PID" >/dev/null 2>&1
-  result=$("${load[@]}" --duration "$DURATION" --warmup 0 --json | tail -1)
+  result=$("${LOAD[@]}" --duration "$DURATION" --warmup 0 --json | tail -1)
   callgrind_control -d "$SERVER_PID" >/dev/null 2>&1
   requests=$(json_field completed <<<"$result")
   dump=$(ls -t "$OUT/$name.$SERVER_PID.out".* 2>/dev/null | head -1 || true)
@@ -129,17 +130,8 @@ for name in "${servers[@]}"; do
   if command -v perf >/dev/null; then
     # System calls per request: the same load without valgrind, counted by the kernel's
     # syscall tracepoint (strace would slow each call enough to change the batching).
-    case $name in
-      rill-epoll) RILL_BACKEND=epoll "$RILL" echo "127.0.0.1:$PORT" --mode persistent >/dev/null 2>&1 & ;;
-      rill-uring) RILL_BACKEND=io_uring "$RILL" echo "127.0.0.1:$PORT" --mode persistent >/dev/null 2>&1 & ;;
-      epoll) "$BUILD/bench/epoll_echo" --port "$PORT" >/dev/null 2>&1 & ;;
-      uring) "$BUILD/bench/uring_echo" --port "$PORT" >/dev/null 2>&1 & ;;
-    esac
-    SERVER_PID=$!
-    ADDRESS=127.0.0.1:$PORT
-    for _ in $(seq 100); do "$LOADGEN" pingpong --address "$ADDRESS" --duration 0.05 --warmup 0 --timeout 1 >/dev/null 2>&1 && break; sleep 0.05; done
-    load=("$LOADGEN" pingpong --address "$ADDRESS" --connections "$CONNECTIONS" --size "$SIZE" --timeout 20)
-    "${load[@]}" --duration 3 --warmup 0.5 --json >"$OUT/$name.perf-load" &
+    start_server "$name" plain
+    "${LOAD[@]}" --duration 3 --warmup 0.5 --json >"$OUT/$name.perf-load" &
     load_pid=$!
     sleep 1
     perf stat -x, -e raw_syscalls:sys_enter -p "$SERVER_PID" -o "$OUT/$name.perf" -- sleep 1 >/dev/null 2>&1 || true

@@ -49,18 +49,14 @@ struct task_body {
 template <class F>
 struct task_body_of final : task_body {
     F fn;
-    bool on_stack = false;
     explicit task_body_of(F&& f) : task_body{&call, &drop, relocator(), sizeof(task_body_of)}, fn(std::move(f)) {}
     static void call(task_body* b) { static_cast<task_body_of*>(b)->fn(); }
-    static void drop(task_body* b) {
-        auto* self = static_cast<task_body_of*>(b);
-        if (self->on_stack) self->~task_body_of();
-        else delete self;
-    }
+    static void drop(task_body* b) { delete static_cast<task_body_of*>(b); }
+    static void drop_in_place(task_body* b) { static_cast<task_body_of*>(b)->~task_body_of(); }
     static task_body* move_to(task_body* b, void* where) noexcept {
         auto* self = static_cast<task_body_of*>(b);
         auto* moved = ::new (where) task_body_of(std::move(self->fn));
-        moved->on_stack = true;
+        moved->destroy = &drop_in_place;  // its memory is the stack's
         delete self;
         return moved;
     }

@@ -31,8 +31,9 @@ struct io_handle {
 // readable: wait until the socket has something to receive (or an error, or end of stream),
 // without holding a buffer meanwhile; 0 when it has.
 // recv_provided: receive into a buffer the backend picks when the data arrives (io_uring's
-// provided buffers), so a waiting receive holds no memory of the stream's. On success
-// op.buffer points at the data until the caller hands it back with backend::recycle.
+// provided buffers), so a waiting receive holds no memory of the stream's. The backend sets
+// op.length to the most it asked for; on success op.buffer points at the data until the
+// caller hands it back with backend::recycle.
 enum class io_kind : std::uint8_t { recv, send, accept, connect, readable, recv_provided };
 
 struct io_op {
@@ -45,13 +46,6 @@ struct io_op {
     // send: more follows at once (the stream is being closed): the kernel holds a short tail
     // back so that the FIN leaves in the same segment as the last bytes.
     bool more = false;
-};
-
-// How a backend receives while a task waits for data.
-enum class receive_mode : std::uint8_t {
-    after_readiness,  // epoll: wait for readiness holding nothing, then receive
-    in_place,         // io_uring without provided buffers: the waiting receive holds its buffer
-    provided,         // io_uring with a provided-buffer ring: recv_provided
 };
 
 class backend {

@@ -69,11 +69,19 @@ long perform_io(io_handle& h, io_op& op) {
     // next kernel entry carries it with theirs (one entry for a whole batch of answers, and
     // the peers are woken once, not once per send). The last task of a batch sends at once:
     // nothing would share the entry, and it saves a switch.
-    scheduler* here = scheduler::current();
-    const bool batch_send = op.kind == io_kind::send && here && here->queues_sends() && here->others_ready();
-    const bool skip_attempt = batch_send || op.kind == io_kind::connect || op.kind == io_kind::readable ||
-                              op.kind == io_kind::recv_provided ||
-                              (op.kind == io_kind::recv && h.recv_drained);
+    bool skip_attempt = false;
+    switch (op.kind) {
+    case io_kind::recv: skip_attempt = h.recv_drained; break;
+    case io_kind::send: {
+        const scheduler* here = scheduler::current();
+        skip_attempt = here && here->queues_sends() && here->others_ready();
+        break;
+    }
+    case io_kind::accept: skip_attempt = false; break;
+    case io_kind::connect:
+    case io_kind::readable:
+    case io_kind::recv_provided: skip_attempt = true; break;
+    }
     if (!skip_attempt) {
         long r = op.kind == io_kind::recv ? receive_attempt(h, op) : try_io(h, op);
         if (r != -EAGAIN) return r;
@@ -85,7 +93,7 @@ long perform_io(io_handle& h, io_op& op) {
         if (t.cancelled) return -ECANCELED;
     }
     long r = t.owner->io().perform(h, op);
-    if (op.kind == io_kind::recv) note_receive(h, op, r);
+    if (op.kind == io_kind::recv || op.kind == io_kind::recv_provided) note_receive(h, op, r);
     return r;
 }
 

@@ -39,6 +39,7 @@ constexpr std::uint64_t wake_completion = 1;     // the eventfd read that wakes 
 // per burst (0.06 -> 0.005 system calls per line with 2 KiB).
 constexpr unsigned provided_buffer_count = 256;
 constexpr std::size_t provided_buffer_bytes = 2048;
+constexpr std::size_t provided_pool_bytes = provided_buffer_count * provided_buffer_bytes;
 constexpr unsigned short provided_group = 0;
 
 // Set up a ring with the best flags this kernel takes: SINGLE_ISSUER + DEFER_TASKRUN (6.1+)
@@ -91,12 +92,12 @@ public:
         io_uring_queue_exit(&ring_);
         close(wake_fd_);
         if (provided_ring_) munmap(provided_ring_, provided_ring_bytes());
-        if (provided_buffers_) munmap(provided_buffers_, provided_buffer_count * provided_buffer_bytes);
+        if (provided_buffers_) munmap(provided_buffers_, provided_pool_bytes);
     }
 
     const char* name() const noexcept override { return "io_uring"; }
     detail::receive_mode receive_mode() const noexcept override {
-        return provided_ ? receive_mode::provided : receive_mode::in_place;
+        return provided_ring_ ? receive_mode::provided : receive_mode::in_place;
     }
 
     void recycle(const io_op& op) noexcept override { give_back(op.buffer_id); }
@@ -118,6 +119,7 @@ public:
         case io_kind::connect: io_uring_prep_poll_add(sqe, h.fd, POLLOUT); break;
         case io_kind::readable: io_uring_prep_poll_add(sqe, h.fd, POLLIN); break;
         case io_kind::recv_provided:
+            op.length = provided_buffer_bytes;
             io_uring_prep_recv(sqe, h.fd, nullptr, provided_buffer_bytes, 0);
             sqe->flags |= IOSQE_BUFFER_SELECT;
             sqe->buf_group = provided_group;
@@ -129,10 +131,9 @@ public:
         if (op.kind == io_kind::recv_provided) {
             if (req.flags & IORING_CQE_F_BUFFER) {
                 op.buffer_id = static_cast<std::uint16_t>(req.flags >> IORING_CQE_BUFFER_SHIFT);
-                op.buffer = provided_buffers_ + std::size_t{op.buffer_id} * provided_buffer_bytes;
+                op.buffer = provided_buffer(op.buffer_id);
                 if (r <= 0) give_back(op.buffer_id);
             }
-            h.recv_drained = h.byte_stream && r > 0 && static_cast<std::size_t>(r) < provided_buffer_bytes;
         }
         if (op.kind == io_kind::connect && r >= 0) r = connect_result(h.fd);
         if (op.kind == io_kind::readable && r >= 0) r = 0;
@@ -191,7 +192,7 @@ private:
         void* ring_mem = mmap(nullptr, provided_ring_bytes(), PROT_READ | PROT_WRITE,
                               MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         if (ring_mem == MAP_FAILED) return;
-        void* buffers = mmap(nullptr, provided_buffer_count * provided_buffer_bytes, PROT_READ | PROT_WRITE,
+        void* buffers = mmap(nullptr, provided_pool_bytes, PROT_READ | PROT_WRITE,
                              MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
         if (buffers == MAP_FAILED) {
             munmap(ring_mem, provided_ring_bytes());
@@ -203,23 +204,22 @@ private:
         reg.bgid = provided_group;
         if (io_uring_register_buf_ring(&ring_, &reg, 0) != 0) {
             munmap(ring_mem, provided_ring_bytes());
-            munmap(buffers, provided_buffer_count * provided_buffer_bytes);
+            munmap(buffers, provided_pool_bytes);
             return;
         }
         provided_ring_ = static_cast<io_uring_buf_ring*>(ring_mem);
         provided_buffers_ = static_cast<char*>(buffers);
         io_uring_buf_ring_init(provided_ring_);
-        const int mask = io_uring_buf_ring_mask(provided_buffer_count);
-        for (unsigned i = 0; i < provided_buffer_count; ++i)
-            io_uring_buf_ring_add(provided_ring_, provided_buffers_ + std::size_t{i} * provided_buffer_bytes,
-                                  provided_buffer_bytes, static_cast<unsigned short>(i), mask, static_cast<int>(i));
-        io_uring_buf_ring_advance(provided_ring_, static_cast<int>(provided_buffer_count));
-        provided_ = true;
+        for (unsigned i = 0; i < provided_buffer_count; ++i) give_back(static_cast<std::uint16_t>(i));
+    }
+
+    char* provided_buffer(std::uint16_t id) const noexcept {
+        return provided_buffers_ + std::size_t{id} * provided_buffer_bytes;
     }
 
     void give_back(std::uint16_t id) noexcept {
-        io_uring_buf_ring_add(provided_ring_, provided_buffers_ + std::size_t{id} * provided_buffer_bytes,
-                              provided_buffer_bytes, id, io_uring_buf_ring_mask(provided_buffer_count), 0);
+        io_uring_buf_ring_add(provided_ring_, provided_buffer(id), provided_buffer_bytes, id,
+                              io_uring_buf_ring_mask(provided_buffer_count), 0);
         io_uring_buf_ring_advance(provided_ring_, 1);
     }
 
@@ -267,8 +267,7 @@ private:
     int wake_fd_ = -1;
     std::uint64_t wake_value_ = 0;
     bool wake_armed_ = false;
-    bool provided_ = false;
-    io_uring_buf_ring* provided_ring_ = nullptr;
+    io_uring_buf_ring* provided_ring_ = nullptr;  // null: no provided buffers on this kernel
     char* provided_buffers_ = nullptr;
 };
 

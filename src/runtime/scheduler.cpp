@@ -66,7 +66,6 @@ scheduler::scheduler(runtime_state& runtime, int index, rill::backend kind,
     : runtime_(runtime), index_(index), stacks_(stack_bytes) {
     backend_ = make_backend(kind, *this);
     receive_mode_ = backend_->receive_mode();
-    queues_sends_ = receive_mode_ != receive_mode::after_readiness;
     // Only once nothing can throw: a half-built scheduler must not stay current (run would
     // then refuse every later call as nested, and point at freed memory).
     current_scheduler = this;

@@ -36,7 +36,12 @@ time_point deadline_after(std::chrono::duration<Rep, Period> d) noexcept {
     return now + std::chrono::duration_cast<clock::duration>(d);
 }
 
-enum class receive_mode : std::uint8_t;
+// How a backend receives while a task waits for data.
+enum class receive_mode : std::uint8_t {
+    after_readiness,  // epoll: wait for readiness holding nothing, then receive
+    in_place,         // io_uring without provided buffers: the waiting receive holds its buffer
+    provided,         // io_uring with a provided-buffer ring: recv_provided
+};
 
 enum class wake_reason : std::uint8_t { normal, timeout, cancelled };
 
@@ -109,7 +114,7 @@ public:
     int index() const noexcept { return index_; }
     // Sends go through the backend's queue (io_uring): batched into the loop's next kernel
     // entry instead of a system call each.
-    bool queues_sends() const noexcept { return queues_sends_; }
+    bool queues_sends() const noexcept { return receive_mode_ != receive_mode::after_readiness; }
     // Another task runs before this loop next polls the backend: work handed to the backend
     // now is batched with theirs.
     bool others_ready() const noexcept { return batch_rest_ != nullptr || ready_head_ != nullptr; }
@@ -153,7 +158,6 @@ private:
     int index_;
     std::unique_ptr<backend> backend_;
     receive_mode receive_mode_{};
-    bool queues_sends_ = false;
     stack_pool stacks_;
     task_control* running_ = nullptr;
     context loop_ctx_ = nullptr;

@@ -134,6 +134,17 @@ void byte_buffer::make_room(std::size_t min_free) {
 stream_state::stream_state(int fd, const stream_options& o, const std::optional<transcoder>& t)
     : options(o) {
     io.fd = fd;
+    pending_flush.run = [](deferred_work* w) {
+        auto* st = static_cast<stream_state*>(w->context);
+        try {
+            st->flush("flush_writer");
+        } catch (const timeout_error&) {
+            st->write_error = ETIMEDOUT;  // reported by the stream's next write
+        } catch (const os_error&) {
+            // flush recorded the errno: the stream's next write reports it.
+        }
+    };
+    pending_flush.context = this;
     if (t) {
         eol = t->eol_style();
         codec = std::make_unique<transcoding_state>(*t);
@@ -184,7 +195,7 @@ fill_result stream_state::fill_bytes(const char* operation) {
         scheduler* here = scheduler::current();
         const receive_mode mode = here ? here->receives() : receive_mode::in_place;
         const bool into_own_buffer = !in.empty() || mode == receive_mode::in_place;
-        if (into_own_buffer || !io.recv_drained) {
+        if (into_own_buffer || !io.recv_drained) {  // a receive is tried: it needs the buffer
             // At least a buffer's worth at a time; a line longer than that grows the buffer.
             const std::size_t want = std::max(in.capacity() / 2, initial_buffer_bytes);
             op.buffer = in.tail(in.tail_room() >= initial_buffer_bytes ? 1 : want);
@@ -194,14 +205,15 @@ fill_result stream_state::fill_bytes(const char* operation) {
             r = perform_io(io, op);
             break;
         }
+        // Nothing buffered: unless the last receive drained the socket, try once; if the
+        // socket is empty too, wait holding no buffer, so an idle connection holds none.
+        if (!io.recv_drained) {
+            r = receive_attempt(io, op);
+            if (r != -EAGAIN) break;
+        }
+        release_idle_buffers();
         if (mode == receive_mode::provided) {
-            // Nothing buffered: wait on the backend's provided buffers rather than our own, so
-            // an idle connection holds no buffer (the bytes are copied over when they come).
-            if (!io.recv_drained) {
-                r = receive_attempt(io, op);
-                if (r != -EAGAIN) break;
-            }
-            release_idle_buffers();
+            // Wait on the backend's provided buffers; the bytes are copied over when they come.
             io_op provided{io_kind::recv_provided, nullptr, 0, nullptr, deadline};
             r = perform_io(io, provided);
             if (r > 0) {
@@ -217,13 +229,7 @@ fill_result stream_state::fill_bytes(const char* operation) {
             r = perform_io(io, op);
             break;
         }
-        // A readiness backend: if the socket is empty too, wait holding no buffer, so an idle
-        // connection holds none; then receive.
-        if (!io.recv_drained) {
-            r = receive_attempt(io, op);
-            if (r != -EAGAIN) break;
-        }
-        release_idle_buffers();
+        // A readiness backend: wait until readable, then receive.
         io_op wait{io_kind::readable, nullptr, 0, nullptr, deadline};
         r = perform_io(io, wait);
         if (r < 0) break;
@@ -322,17 +328,6 @@ void stream_state::flush_before_wait(const char* operation) {
     // error is thrown by the stream's next write, flush or close.
     scheduler* here = scheduler::current();
     if (!here || !here->running()) return flush(operation);
-    pending_flush.run = [](deferred_work* w) {
-        auto* st = static_cast<stream_state*>(w->context);
-        try {
-            st->flush("flush_writer");
-        } catch (const timeout_error&) {
-            st->write_error = ETIMEDOUT;  // reported by the stream's next write
-        } catch (const os_error&) {
-            // flush recorded the errno: the stream's next write reports it.
-        }
-    };
-    pending_flush.context = this;
     defer(*here->running(), pending_flush);
 }
 
@@ -354,33 +349,37 @@ void stream_state::write_raw(const char* p, std::size_t n, const char* operation
     out.append(p, n);
 }
 
-void stream_state::write_text(std::string_view text, const char* operation) {
-    const char* line_end = nullptr;
-    std::size_t line_end_size = 0;
+std::string_view line_end_bytes(eol_style eol) noexcept {
     switch (eol) {
-    case eol_style::crlf: line_end = "\r\n"; line_end_size = 2; break;
-    case eol_style::cr: line_end = "\r"; line_end_size = 1; break;
+    case eol_style::crlf: return "\r\n";
+    case eol_style::cr: return "\r";
     case eol_style::lf:
     case eol_style::none: break;
     }
+    return "\n";
+}
+
+void stream_state::write_text(std::string_view text, const char* operation) {
+    const bool translate = eol == eol_style::crlf || eol == eol_style::cr;
+    const std::string_view line_end = line_end_bytes(eol);
     if (!codec) {
-        if (!line_end) return write_raw(text.data(), text.size(), operation);
+        if (!translate) return write_raw(text.data(), text.size(), operation);
         while (!text.empty()) {
             auto* nl = static_cast<const char*>(std::memchr(text.data(), '\n', text.size()));
             const std::size_t plain = nl ? static_cast<std::size_t>(nl - text.data()) : text.size();
             write_raw(text.data(), plain, operation);
             if (!nl) break;
-            write_raw(line_end, line_end_size, operation);
+            write_raw(line_end.data(), line_end.size(), operation);
             text.remove_prefix(plain + 1);
         }
         return;
     }
     check_writable(operation);
     std::string_view source = text;
-    if (line_end && text.find('\n') != std::string_view::npos) {
+    if (translate && text.find('\n') != std::string_view::npos) {
         codec->encode_scratch.clear();
         for (char c : text) {
-            if (c == '\n') codec->encode_scratch.append(line_end, line_end_size);
+            if (c == '\n') codec->encode_scratch.append(line_end);
             else codec->encode_scratch.push_back(c);
         }
         source = codec->encode_scratch;
@@ -664,7 +663,8 @@ void abort_stream(stream& s) noexcept {
         // read_line, say, ending call_with_stream) must not lose it. Non-blocking sends only:
         // aborting never waits.
         while (!st.out.empty()) {
-            const ssize_t n = ::send(st.io.fd, st.out.head(), st.out.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+            io_op op{io_kind::send, st.out.head(), st.out.size(), nullptr, std::nullopt};
+            const long n = try_io(st.io, op);
             if (n <= 0) break;
             st.out.consume(static_cast<std::size_t>(n));
         }
@@ -818,12 +818,8 @@ void write_chars(stream& s, std::string_view text) { s.state().write_text(text, 
 void newline(stream& s) {
     detail::stream_state& st = s.state();
     if (st.codec) return st.write_text("\n", "newline");
-    switch (st.eol) {  // the byte-transparent stream: its line end as is
-    case eol_style::crlf: return st.write_raw("\r\n", 2, "newline");
-    case eol_style::cr: return st.write_raw("\r", 1, "newline");
-    case eol_style::lf:
-    case eol_style::none: return st.write_raw("\n", 1, "newline");
-    }
+    const std::string_view line_end = detail::line_end_bytes(st.eol);  // no scan for LF needed
+    st.write_raw(line_end.data(), line_end.size(), "newline");
 }
 
 void flush_writer(stream& s) { s.state().flush_before_wait("flush_writer"); }
