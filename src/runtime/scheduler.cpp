@@ -15,8 +15,8 @@ namespace rill::detail {
 
 namespace {
 thread_local scheduler* current_scheduler = nullptr;
-// While tasks are ready, the loop polls the backend at least every this many turns and
-// whenever the last poll is this old.
+// While tasks are ready, the loop polls the backend at least every this many turns, and at
+// the latest this long after the first turn since the last poll that found tasks ready.
 constexpr unsigned poll_every_turns = 16;
 constexpr std::chrono::microseconds poll_interval{20};
 // A task body (its callable and captures) up to this size lives at the top of its stack.
@@ -309,7 +309,8 @@ void scheduler::run_loop() {
             // every turn would make each switch cost a system call. Poll every few turns, or
             // once the last poll is a few microseconds old, so I/O is never held back long.
             const time_point now = clock::now();
-            if (++turns_since_poll_ < poll_every_turns && now - last_poll_ < poll_interval) {
+            if (turns_since_poll_++ == 0) next_poll_ = now + poll_interval;
+            if (turns_since_poll_ < poll_every_turns && now < next_poll_) {
                 if (!timers_.empty()) fire_timers(now);
                 continue;
             }
@@ -317,21 +318,20 @@ void scheduler::run_loop() {
         turns_since_poll_ = 0;
         std::optional<std::chrono::nanoseconds> timeout = std::chrono::nanoseconds::zero();
         if (!ready_head_) {
-            timeout = wait_timeout(clock::now());
+            timeout = wait_timeout();
             sleeping_.store(true, std::memory_order_seq_cst);
             if (remote_pending_.load(std::memory_order_seq_cst))
                 timeout = std::chrono::nanoseconds::zero();
         }
         backend_->wait(timeout);
         sleeping_.store(false, std::memory_order_relaxed);
-        last_poll_ = clock::now();
-        if (!timers_.empty()) fire_timers(last_poll_);
+        if (!timers_.empty()) fire_timers(clock::now());
     }
 }
 
-std::optional<std::chrono::nanoseconds> scheduler::wait_timeout(time_point now) const noexcept {
-    if (timers_.empty()) return std::nullopt;
-    auto left = timers_.front()->deadline - now;
+std::optional<std::chrono::nanoseconds> scheduler::wait_timeout() const noexcept {
+    if (timers_.empty()) return std::nullopt;  // no clock read on a loop turn without timers
+    auto left = timers_.front()->deadline - clock::now();
     if (left < std::chrono::nanoseconds::zero()) return std::chrono::nanoseconds::zero();
     return std::chrono::duration_cast<std::chrono::nanoseconds>(left);
 }

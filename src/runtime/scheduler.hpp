@@ -147,7 +147,7 @@ private:
     void cancel_all() noexcept;
     void interrupt(task_control* t, wake_reason why) noexcept;
     void fire_timers(time_point now) noexcept;
-    std::optional<std::chrono::nanoseconds> wait_timeout(time_point now) const noexcept;
+    std::optional<std::chrono::nanoseconds> wait_timeout() const noexcept;
     // Timer heap (min-heap on deadline, intrusive index in the task).
     void timer_add(task_control* t) noexcept;
     void timer_remove(task_control* t) noexcept;
@@ -165,8 +165,10 @@ private:
     task_control* ready_head_ = nullptr;
     task_control* ready_tail_ = nullptr;
     task_control* batch_rest_ = nullptr;  // the rest of the batch run_loop is running
-    unsigned turns_since_poll_ = 0;       // loop turns run without polling the backend
-    time_point last_poll_{};
+    // Turns run since the last poll with tasks ready, and when the first of them decided the
+    // next poll is due at the latest (read only while tasks are ready: no clock per turn).
+    unsigned turns_since_poll_ = 0;
+    time_point next_poll_{};
     task_control* live_head_ = nullptr;
     std::size_t live_count_ = 0;
     task_control* finished_ = nullptr;  // a task that just switched away for the last time
