@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Instructions per request on the pingpong path, counted by callgrind: repeatable where wall
+# Instructions per request on the pingpong (or pipeline) path, counted by callgrind: repeatable where wall
 # time is not, so a regression of the per-request path shows even on a noisy machine.
 #
 # For each server: start it under callgrind, let the load generator warm the path up, zero the
@@ -11,6 +11,7 @@
 #
 #   bench/callgrind.sh                         # rill-epoll, rill-uring, epoll peer; C=1 S=64
 #   bench/callgrind.sh --connections 100 --servers rill-epoll --annotate
+#   bench/callgrind.sh --connections 100 --depth 16    # pipeline: instructions per line
 #
 # Everything it starts it stops by PID; the load generator only targets 127.0.0.1.
 set -euo pipefail
@@ -20,6 +21,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD=$ROOT/build/release
 CONNECTIONS=1
 SIZE=64
+DEPTH=1
 DURATION=3
 SERVERS="rill-epoll,rill-uring,epoll"
 ANNOTATE=0
@@ -30,6 +32,7 @@ usage() {
 usage: bench/callgrind.sh [options]
   --connections N   pingpong connections (default $CONNECTIONS)
   --size S          bytes per line including "\n" (default $SIZE)
+  --depth P         lines in flight per connection; above 1 runs pipeline (default $DEPTH)
   --duration SECS   counted time under callgrind (default $DURATION)
   --servers LIST    rill-epoll, rill-uring, epoll (the raw epoll peer), uring (default $SERVERS)
   --annotate        print the 25 costliest functions of each counted window
@@ -42,6 +45,7 @@ while (($#)); do
   case $1 in
     --connections) CONNECTIONS=$2; shift ;;
     --size) SIZE=$2; shift ;;
+    --depth) DEPTH=$2; shift ;;
     --duration) DURATION=$2; shift ;;
     --servers) SERVERS=$2; shift ;;
     --annotate) ANNOTATE=1 ;;
@@ -91,6 +95,7 @@ start_server() {
   SERVER_PID=$!
   ADDRESS=127.0.0.1:$PORT
   LOAD=("$LOADGEN" pingpong --address "$ADDRESS" --connections "$CONNECTIONS" --size "$SIZE" --timeout 20)
+  ((DEPTH > 1)) && LOAD=("$LOADGEN" pipeline --depth "$DEPTH" "${LOAD[@]:2}")
   for _ in $(seq 200); do  # valgrind takes a while to start: up to 20 s
     if "$LOADGEN" pingpong --address "$ADDRESS" --duration 0.05 --warmup 0 --timeout 1 >/dev/null 2>&1; then return 0; fi
     kill -0 "$SERVER_PID" 2>/dev/null || break
@@ -112,7 +117,8 @@ json_field() {  # json_field FIELD <<< JSON (numbers only)
   sed -n "s/.*\"$1\":\([0-9.eE+-]*\).*/\1/p"
 }
 
-printf '# callgrind: pingpong C=%s S=%s, %ss counted; %s\n' "$CONNECTIONS" "$SIZE" "$DURATION" "$(date -u +%Y-%m-%dT%H:%MZ)"
+scenario=pingpong; ((DEPTH > 1)) && scenario="pipeline P=$DEPTH"
+printf '# callgrind: %s C=%s S=%s, %ss counted; %s\n' "$scenario" "$CONNECTIONS" "$SIZE" "$DURATION" "$(date -u +%Y-%m-%dT%H:%MZ)"
 printf '%-11s %10s %12s %10s\n' server requests instr/req syscalls/req
 IFS=, read -r -a servers <<<"$SERVERS"
 for name in "${servers[@]}"; do

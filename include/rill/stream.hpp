@@ -128,6 +128,8 @@ template <class T>
 concept streamable = requires(std::ostream& o, const T& v) { o << v; };
 // Closes at once, dropping unsent output; never blocks or throws.
 void abort_stream(stream& s) noexcept;
+// write_chars(s, text) then newline(s), as one append when the line fits the output buffer.
+void write_line(stream& s, std::string_view text);
 void show_via_ostream(stream& s, const void* value, void (*print)(std::ostream&, const void*));
 
 template <class T>
@@ -161,8 +163,12 @@ void show(stream& s, const Objects&... objects) {
 // show, then a line end.
 template <class... Objects>
 void showln(stream& s, const Objects&... objects) {
-    (detail::show_one(s, objects), ...);
-    newline(s);
+    if constexpr (sizeof...(Objects) == 1 && (detail::text_like<Objects> && ...)) {
+        (detail::write_line(s, std::string_view(objects)), ...);  // an echo's answer: one append
+    } else {
+        (detail::show_one(s, objects), ...);
+        newline(s);
+    }
 }
 
 // Calls fn(s), closes s when fn returns or throws (rethrowing), and returns fn's value.

@@ -10,8 +10,8 @@
 #include <cstdio>
 #include <ostream>
 #include <sstream>
-#if defined(__SSE2__)
-#include <emmintrin.h>
+#if defined(__x86_64__)
+#include <immintrin.h>
 #endif
 
 #include <rill/stream.hpp>
@@ -322,7 +322,7 @@ void stream_state::flush(const char* operation, bool closing) {
 
 void stream_state::flush_before_wait(const char* operation) {
     check_writable(operation);
-    if (out.empty()) return;
+    if (out.empty() || pending_flush.owner) return;  // nothing to send, or already put off
     // The send waits for the task's next scheduling point: a pipelining peer's answers then
     // go out together, and an answer followed by close_stream leaves with the FIN. A send
     // error is thrown by the stream's next write, flush or close.
@@ -403,6 +403,59 @@ void stream_state::write_text(std::string_view text, const char* operation) {
     write_raw(bytes.data(), bytes.size(), operation);
 }
 
+namespace {
+// Copies text to `to` unless it holds a '\n' (which an eol style other than lf must
+// translate): one pass where memchr and memcpy would take two.
+bool copy_without_lf(char* to, std::string_view text) noexcept {
+    const char* p = text.data();
+    const std::size_t n = text.size();
+#if defined(__x86_64__)
+    if (n >= 16) {
+        const __m128i lf = _mm_set1_epi8('\n');
+        auto step = [&](std::size_t i) {
+            const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i));
+            _mm_storeu_si128(reinterpret_cast<__m128i*>(to + i), v);
+            return _mm_movemask_epi8(_mm_cmpeq_epi8(v, lf)) == 0;
+        };
+        std::size_t i = 0;
+        for (; i + 16 <= n; i += 16)
+            if (!step(i)) return false;
+        return i == n || step(n - 16);  // the last, partial step overlaps the one before
+    }
+#endif
+    for (std::size_t i = 0; i < n; ++i) {
+        if (p[i] == '\n') return false;
+        to[i] = p[i];
+    }
+    return true;
+}
+} // namespace
+
+void stream_state::write_line(std::string_view text, const char* operation) {
+    const std::string_view line_end = line_end_bytes(eol);
+    const std::size_t n = text.size() + line_end.size();
+    // The common case in one append: no transcoder, room in the buffer, and no '\n' in the
+    // text that the eol style would have to translate.
+    if (!codec && out.size() + n <= default_output_buffer_bytes) [[likely]] {
+        check_writable(operation);
+        char* to = out.tail(n);
+        bool copied = true;
+        if (line_end == "\n") {
+            if (!text.empty()) std::memcpy(to, text.data(), text.size());
+        } else {
+            copied = copy_without_lf(to, text);
+        }
+        if (copied) {
+            std::memcpy(to + text.size(), line_end.data(), line_end.size());
+            out.commit(n);
+            return;
+        }
+    }
+    write_text(text, operation);
+    if (codec) return write_text("\n", operation);
+    write_raw(line_end.data(), line_end.size(), operation);  // no scan for LF needed
+}
+
 // Skips the second half of a two-character line end (crlf style) once the next character
 // is there to look at.
 void apply_skip(stream_state& st) noexcept {
@@ -445,24 +498,62 @@ std::optional<char32_t> take_char(stream_state& st, bool consume, const char* op
 
 // Line end search for read_line's fast path: the first CR or LF (cr and crlf styles) or
 // the first LF (lf and none).
-const char* find_line_end(const char* p, std::size_t n, eol_style eol) noexcept {
-    if (n == 0) return nullptr;  // an empty buffer holds no memory: memchr(nullptr, ...) is UB
-    if (eol == eol_style::lf || eol == eol_style::none)
-        return static_cast<const char*>(std::memchr(p, '\n', n));
-    // CR or LF, in one pass: two memchr calls cost more than the scan for a short line.
+namespace {
+#if defined(__x86_64__)
+// CR or LF, in one pass: two memchr calls cost more than the scan for a short line. 32 bytes
+// a step where the processor has AVX2 (a 64-byte line in two steps), else 16.
+[[gnu::target("avx2")]] const char* find_cr_or_lf_avx2(const char* p, std::size_t n) noexcept {
     std::size_t i = 0;
-#if defined(__SSE2__)
+    const __m256i lf = _mm256_set1_epi8('\n');
+    const __m256i cr = _mm256_set1_epi8('\r');
+    for (; i + 32 <= n; i += 32) {
+        const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + i));
+        const auto hits = static_cast<unsigned>(
+            _mm256_movemask_epi8(_mm256_or_si256(_mm256_cmpeq_epi8(v, lf), _mm256_cmpeq_epi8(v, cr))));
+        if (hits) return p + i + __builtin_ctz(hits);
+    }
+    for (; i < n; ++i)
+        if (p[i] == '\n' || p[i] == '\r') return p + i;
+    return nullptr;
+}
+
+const char* find_cr_or_lf_sse2(const char* p, std::size_t n) noexcept {
+    std::size_t i = 0;
     const __m128i lf = _mm_set1_epi8('\n');
     const __m128i cr = _mm_set1_epi8('\r');
     for (; i + 16 <= n; i += 16) {
         const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i));
-        const int hits = _mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(v, lf), _mm_cmpeq_epi8(v, cr)));
-        if (hits) return p + i + __builtin_ctz(static_cast<unsigned>(hits));
+        const auto hits = static_cast<unsigned>(
+            _mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(v, lf), _mm_cmpeq_epi8(v, cr))));
+        if (hits) return p + i + __builtin_ctz(hits);
     }
-#endif
     for (; i < n; ++i)
         if (p[i] == '\n' || p[i] == '\r') return p + i;
     return nullptr;
+}
+
+const bool cpu_has_avx2 = [] {
+    __builtin_cpu_init();  // static initialisation may run before the library's own
+    return __builtin_cpu_supports("avx2") != 0;
+}();
+
+const char* find_cr_or_lf(const char* p, std::size_t n) noexcept {
+    return cpu_has_avx2 ? find_cr_or_lf_avx2(p, n) : find_cr_or_lf_sse2(p, n);
+}
+#else
+const char* find_cr_or_lf(const char* p, std::size_t n) noexcept {
+    for (std::size_t i = 0; i < n; ++i)
+        if (p[i] == '\n' || p[i] == '\r') return p + i;
+    return nullptr;
+}
+#endif
+} // namespace
+
+const char* find_line_end(const char* p, std::size_t n, eol_style eol) noexcept {
+    if (n == 0) return nullptr;  // an empty buffer holds no memory: memchr(nullptr, ...) is UB
+    if (eol == eol_style::lf || eol == eol_style::none)
+        return static_cast<const char*>(std::memchr(p, '\n', n));
+    return find_cr_or_lf(p, n);
 }
 
 // Throws line_too_long after dropping the buffered part of the line.
@@ -577,7 +668,38 @@ bool read_line_general(stream_state& st, std::string& line, const read_line_opti
     }
 }
 
+// read_line's common case in one pass: a stream without transcoder, default options, and a
+// whole line already in the input buffer. Exactly what the loop below does for that case:
+// a pending line end half is skipped first, and the next one is looked at if it is there.
+namespace {
+bool read_buffered_line(stream_state& st, std::string& line, const read_line_options& o) {
+    const char* text = st.in.head();
+    const std::size_t size = st.in.size();
+    std::size_t start = 0;
+    if (st.skip_next && size > 0) start = text[0] == st.skip_next;
+    const char* end = find_line_end(text + start, size - start, st.eol);
+    if (!end) return false;
+    const std::size_t length = static_cast<std::size_t>(end - text) - start;
+    if (st.options.max_line_length && length > st.options.max_line_length) return false;
+    line.assign(text + start, length);
+    if (o.include_separator) line.push_back('\n');
+    std::size_t used = start + length + 1;
+    st.skip_next = 0;
+    if (st.eol == eol_style::crlf) {
+        const char pair = *end == '\r' ? '\n' : '\r';
+        if (used == size) st.skip_next = pair;
+        else used += text[used] == pair;
+    }
+    st.in.consume(used);
+    return true;
+}
+
+} // namespace
+
 bool read_line_into(stream_state& st, std::string& line, const read_line_options& o) {
+    if (!st.codec && !st.discarding_line && o.separator == U'\n' && !o.max_length &&
+        read_buffered_line(st, line, o)) [[likely]]
+        return true;
     line.clear();
     if (st.discarding_line && !skip_rest_of_line(st)) return false;
     if (o.separator != U'\n' || o.max_length) return read_line_general(st, line, o);
@@ -815,12 +937,9 @@ void write_char(stream& s, char32_t c) {
 
 void write_chars(stream& s, std::string_view text) { s.state().write_text(text, "write_chars"); }
 
-void newline(stream& s) {
-    detail::stream_state& st = s.state();
-    if (st.codec) return st.write_text("\n", "newline");
-    const std::string_view line_end = detail::line_end_bytes(st.eol);  // no scan for LF needed
-    st.write_raw(line_end.data(), line_end.size(), "newline");
-}
+void newline(stream& s) { s.state().write_line({}, "newline"); }
+
+void detail::write_line(stream& s, std::string_view text) { s.state().write_line(text, "showln"); }
 
 void flush_writer(stream& s) { s.state().flush_before_wait("flush_writer"); }
 

@@ -150,6 +150,8 @@ struct stream_state {
     // ---- output -------------------------------------------------------------------------
     void write_raw(const char* p, std::size_t n, const char* operation);
     void write_text(std::string_view utf8, const char* operation);
+    // write_text(utf8) then the line end.
+    void write_line(std::string_view utf8, const char* operation);
     // closing: the stream is closed (or its writer shut down) right after, so the last bytes
     // are sent with MSG_MORE and the FIN joins their segment.
     void flush(const char* operation, bool closing = false);

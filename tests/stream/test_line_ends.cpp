@@ -160,6 +160,36 @@ TEST(LineEnds, OutputWritesCrLfForEveryNewline) {
     EXPECT_EQ(got, "a\r\nb\r\nc\r\nd\r\n\r\n\r\ne\r\n\r\n\r|\r\r\n|\r\n\r\n");
 }
 
+// showln of one string copies it in 16-byte steps while it looks for '\n': a '\n' anywhere
+// (first step, a later step, the overlapping last step, the bytewise short case) still
+// becomes CR LF, and text without one arrives unchanged.
+TEST(LineEnds, ShowlnOfAStringTranslatesANewlineAtEveryPosition) {
+    std::vector<std::string> texts;
+    for (std::size_t length = 0; length <= 40; ++length) {
+        std::string plain;
+        for (std::size_t i = 0; i < length; ++i) plain.push_back(static_cast<char>('a' + i % 26));
+        texts.push_back(plain);
+        for (std::size_t at = 0; at < length; ++at) {
+            std::string with_lf = plain;
+            with_lf[at] = '\n';
+            texts.push_back(with_lf);
+        }
+    }
+    std::string got;
+    serve_raw_peer(
+        [&](rill::tcp_client_stream& s) {
+            for (const auto& text : texts) rill::showln(s, text);
+            rill::close_stream(s);
+        },
+        [&](rill_test::raw_client& c) { got = c.receive_all(); });
+    std::string expected;
+    for (const auto& text : texts) {
+        for (char c : text) expected += c == '\n' ? std::string("\r\n") : std::string(1, c);
+        expected += "\r\n";
+    }
+    EXPECT_EQ(got, expected);
+}
+
 TEST(LineEnds, EchoNormalisesEveryLineEndToCrLf) {
     std::string got;
     serve_raw_peer(
