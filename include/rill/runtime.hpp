@@ -25,8 +25,12 @@ inline constexpr std::size_t default_stack_size_bytes = 64 * 1024;
 // Largest stack_size run accepts (each stack is only reserved, but a slab holds 16 of them).
 inline constexpr std::size_t max_stack_size_bytes = std::size_t{1} << 30;
 
+// The processors this process may run on (its CPU affinity, as taskset or a container's
+// cpuset leave it), at least 1: the default number of workers.
+int available_cores() noexcept;
+
 struct runtime_options {
-    int workers = 1;                                 // worker threads, each with its own scheduler
+    int workers = available_cores();  // worker threads, each with its own scheduler
     rill::backend backend = rill::backend::automatic;  // env RILL_BACKEND=epoll|io_uring overrides
     std::size_t stack_size = default_stack_size_bytes;  // per task; rounded up to whole pages
 };

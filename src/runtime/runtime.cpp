@@ -1,4 +1,7 @@
 // run, spawn, join, sleep and yield: the public face of the scheduler.
+#include <sched.h>
+
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -13,6 +16,14 @@
 #include "runtime/scheduler.hpp"
 
 namespace rill {
+
+int available_cores() noexcept {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (sched_getaffinity(0, sizeof set, &set) == 0) return std::max(1, CPU_COUNT(&set));
+    const unsigned online = std::thread::hardware_concurrency();
+    return online > 0 ? static_cast<int>(online) : 1;
+}
 namespace detail {
 
 namespace {

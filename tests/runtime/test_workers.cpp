@@ -2,6 +2,8 @@
 // between tasks of different workers.
 #include <gtest/gtest.h>
 
+#include <sched.h>
+
 #include <atomic>
 #include <mutex>
 #include <set>
@@ -47,6 +49,46 @@ TEST(Workers, TasksRunOnEveryWorker) {
         }, {.workers = workers});
         EXPECT_EQ(seen.size(), static_cast<std::size_t>(workers));
     }
+}
+
+// Tasks of a default run, on as many threads as the default worker count.
+std::size_t threads_of_a_default_run() {
+    thread_set seen;
+    rill::run([&] {
+        std::vector<rill::task> tasks;
+        for (int i = 0; i < 30; ++i)
+            tasks.push_back(rill::spawn([&] {
+                seen.record();
+                rill::task_sleep(1ms);
+            }));
+        for (auto& t : tasks) t.join();
+    });
+    return seen.size();
+}
+
+// SPEC: workers defaults to the number of cores, counted as the processors the process may
+// run on (taskset, a container's cpuset), as Go's GOMAXPROCS counts them.
+TEST(Workers, DefaultIsOnePerAvailableCore) {
+    cpu_set_t all;
+    ASSERT_EQ(sched_getaffinity(0, sizeof all, &all), 0);
+    EXPECT_EQ(rill::runtime_options{}.workers, CPU_COUNT(&all));
+    EXPECT_EQ(threads_of_a_default_run(), static_cast<std::size_t>(CPU_COUNT(&all)));
+
+    // A thread allowed on one processor only: one worker.
+    std::thread pinned([&] {
+        cpu_set_t one;
+        CPU_ZERO(&one);
+        for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu)
+            if (CPU_ISSET(cpu, &all)) {
+                CPU_SET(cpu, &one);
+                break;
+            }
+        ASSERT_EQ(sched_setaffinity(0, sizeof one, &one), 0);
+        EXPECT_EQ(rill::available_cores(), 1);
+        EXPECT_EQ(rill::runtime_options{}.workers, 1);
+        EXPECT_EQ(threads_of_a_default_run(), 1u);
+    });
+    pinned.join();
 }
 
 TEST(Workers, ATaskStaysOnItsWorker) {
