@@ -70,11 +70,30 @@ namespace {
 constexpr std::size_t blocks_per_chunk = 64;
 constexpr std::size_t warm_blocks_max = 64;
 
+// The warm blocks: a stack linked through the blocks' first bytes. Trivially destructible,
+// so the per-request acquire and release reach it without a thread-local guard.
+struct warm_stack {
+    char* head = nullptr;
+    std::size_t count = 0;
+    char* pop() noexcept {
+        char* b = head;
+        head = *reinterpret_cast<char**>(b);
+        --count;
+        return b;
+    }
+    void push(char* b) noexcept {
+        *reinterpret_cast<char**>(b) = head;
+        head = b;
+        ++count;
+    }
+};
+thread_local warm_stack warm;
+
+// Blocks whose pages went back to the kernel; at thread exit, the warm ones join them.
 struct block_arena {
-    std::vector<char*> warm;
     std::vector<char*> cold;
     ~block_arena() {
-        for (char* b : warm) madvise(b, initial_buffer_bytes, MADV_DONTNEED);
+        while (warm.head) madvise(warm.pop(), initial_buffer_bytes, MADV_DONTNEED);
     }
     void grow() {
         const std::size_t bytes = blocks_per_chunk * initial_buffer_bytes;
@@ -88,31 +107,44 @@ thread_local block_arena arena;
 } // namespace
 
 char* acquire_buffer_block() {
-    if (!arena.warm.empty()) {
-        char* b = arena.warm.back();
-        arena.warm.pop_back();
-        return b;
-    }
+    if (warm.head) return warm.pop();
     if (arena.cold.empty()) arena.grow();
     char* b = arena.cold.back();
     arena.cold.pop_back();
     return b;
 }
 
-void release_buffer_block(char* block) noexcept {
+namespace {
+[[gnu::noinline]] void release_cold(char* block) noexcept {
+    madvise(block, initial_buffer_bytes, MADV_DONTNEED);
     try {
-        if (arena.warm.size() < warm_blocks_max) {
-            arena.warm.push_back(block);
-        } else {
-            madvise(block, initial_buffer_bytes, MADV_DONTNEED);
-            arena.cold.push_back(block);
-        }
+        arena.cold.push_back(block);
     } catch (const std::bad_alloc&) {
         // No room to remember it: the block stays mapped, unused.
     }
 }
+[[gnu::noinline]] void release_first_warm(char* block) noexcept {
+    (void)arena;  // constructed now, so its destructor gives the warm pages back at exit
+    warm.push(block);
+}
+} // namespace
+
+void release_buffer_block(char* block) noexcept {
+    if (warm.count - 1 < warm_blocks_max - 1) [[likely]] {  // 1 .. max-1 blocks warm
+        warm.push(block);
+        return;
+    }
+    if (warm.count == 0) return release_first_warm(block);
+    release_cold(block);
+}
 
 void byte_buffer::make_room(std::size_t min_free) {
+    if (!data_ && min_free <= initial_buffer_bytes) {  // the usual case: an empty buffer's first bytes
+        data_ = acquire_buffer_block();
+        begin_ = end_ = 0;
+        capacity_ = initial_buffer_bytes;
+        return;
+    }
     const std::size_t used = size();
     if (data_ && begin_ > 0 && capacity_ - used >= min_free && used <= capacity_ / 2) {
         std::memmove(data_, data_ + begin_, used);  // compact

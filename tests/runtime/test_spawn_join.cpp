@@ -55,7 +55,7 @@ TEST(SpawnJoin, JoinWaitsForTheTask) {
         t.join();
         EXPECT_TRUE(done);
         EXPECT_FALSE(t.joinable());
-    });
+    }, {.workers = 1});  // the check before join reads what the task writes
 }
 
 TEST(SpawnJoin, JoinAFinishedTaskReturnsAtOnce) {
@@ -65,7 +65,7 @@ TEST(SpawnJoin, JoinAFinishedTaskReturnsAtOnce) {
         rill::task_sleep(5ms);
         EXPECT_EQ(value, 7);
         t.join();
-    });
+    }, {.workers = 1});  // the check before join reads what the task writes
 }
 
 TEST(SpawnJoin, JoinRethrowsTheTasksException) {
