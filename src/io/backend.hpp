@@ -63,6 +63,16 @@ public:
     // that race with a timeout or cancellation are returned.
     virtual long perform(io_handle& h, io_op& op) = 0;
 
+    // perform(op), with `send` (on the same socket) handed to the kernel just before it and
+    // not waited for on its own: an answer and the wait for the next request in one park.
+    // Returns op's result; `sent` gets the send's (-errno, or -ETIMEDOUT past send.deadline
+    // when op completed first). Both have completed when it returns: the send's buffer is
+    // the caller's again.
+    virtual long perform_with_send(io_handle& h, io_op& send, long& sent, io_op& op) {
+        sent = perform(h, send);
+        return perform(h, op);
+    }
+
     // From the scheduler loop: submits what is queued and waits up to `timeout` (none: no
     // limit; zero: just poll) for completions, making their tasks ready.
     virtual void wait(std::optional<std::chrono::nanoseconds> timeout) = 0;
@@ -88,5 +98,9 @@ long receive_attempt(io_handle& h, io_op& op) noexcept;
 
 // try_io, then the current scheduler's backend when it would block. Returns as backend::perform.
 long perform_io(io_handle& h, io_op& op);
+// The wait of perform_io (no attempt first), with `send` handed over as it starts: see
+// backend::perform_with_send. When the task is cancelled before it waits, nothing is sent
+// (sent = 0) and the result is -ECANCELED.
+long perform_io_with_send(io_handle& h, io_op& send, long& sent, io_op& op);
 
 } // namespace rill::detail

@@ -97,6 +97,19 @@ long perform_io(io_handle& h, io_op& op) {
     return r;
 }
 
+long perform_io_with_send(io_handle& h, io_op& send, long& sent, io_op& op) {
+    sent = 0;
+    task_control& t = current_task("I/O");
+    if (t.cancelled) return -ECANCELED;
+    if (t.deferred) {
+        run_deferred(t);
+        if (t.cancelled) return -ECANCELED;
+    }
+    long r = t.owner->io().perform_with_send(h, send, sent, op);
+    if (op.kind == io_kind::recv || op.kind == io_kind::recv_provided) note_receive(h, op, r);
+    return r;
+}
+
 std::unique_ptr<backend> make_epoll_backend(scheduler& owner);
 std::unique_ptr<backend> make_uring_backend(scheduler& owner);
 

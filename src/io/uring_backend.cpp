@@ -67,9 +67,10 @@ class uring_backend;
 // An operation in flight; lives on the parked task's stack until its completion arrives.
 struct uring_request final : park_point {
     uring_backend* backend;
-    task_control* task;
+    task_control* task;  // made ready by the completion; null: nobody waits on it (yet)
     long result = 0;
     std::uint32_t flags = 0;  // the completion's flags (which provided buffer)
+    bool done = false;        // the completion arrived
 
     void interrupt(task_control* t) noexcept override;
 };
@@ -106,6 +107,36 @@ public:
         uring_request req;
         req.backend = this;
         req.task = owner_.running();
+        prepare(h, op, req);
+        return complete(h, op, req, owner_.park(&req, op.deadline));
+    }
+
+    // Both submissions go to the kernel in the loop's next entry, the send first; the task
+    // parks once, on op. The send normally completes in that same entry; when op completes
+    // first (the peer does not read, and wrote again), the task waits for the send too, up
+    // to send.deadline, and cancels it when that passes or the task is cancelled.
+    long perform_with_send(io_handle& h, io_op& send, long& sent, io_op& op) override {
+        uring_request sending;
+        sending.backend = this;
+        sending.task = nullptr;
+        prepare(h, send, sending);
+        uring_request req;
+        req.backend = this;
+        req.task = owner_.running();
+        prepare(h, op, req);
+        const long r = complete(h, op, req, owner_.park(&req, op.deadline));
+        wake_reason why = wake_reason::normal;
+        if (!sending.done) {
+            sending.task = owner_.running();
+            if (sending.task->cancelled) cancel(&sending);
+            why = owner_.park(&sending, send.deadline);
+        }
+        sent = complete(h, send, sending, why);
+        return r;
+    }
+
+private:
+    void prepare(io_handle& h, io_op& op, uring_request& req) noexcept {
         io_uring_sqe* sqe = next_sqe();
         switch (op.kind) {
         case io_kind::recv: io_uring_prep_recv(sqe, h.fd, op.buffer, op.length, 0); break;
@@ -126,7 +157,9 @@ public:
             break;
         }
         io_uring_sqe_set_data(sqe, &req);
-        wake_reason why = owner_.park(&req, op.deadline);
+    }
+
+    long complete(io_handle& h, io_op& op, uring_request& req, wake_reason why) noexcept {
         long r = req.result;
         if (op.kind == io_kind::recv_provided) {
             if (req.flags & IORING_CQE_F_BUFFER) {
@@ -142,6 +175,7 @@ public:
         return r;
     }
 
+public:
     void cancel(uring_request* req) noexcept {
         io_uring_sqe* sqe = next_sqe();
         io_uring_prep_cancel64(sqe, reinterpret_cast<std::uint64_t>(req), 0);
@@ -257,7 +291,8 @@ private:
             auto* req = reinterpret_cast<uring_request*>(data);
             req->result = cqe->res;
             req->flags = cqe->flags;
-            owner_.ready(req->task);
+            req->done = true;
+            if (req->task) owner_.ready(req->task);
         }
         io_uring_cq_advance(&ring_, seen);
     }

@@ -247,7 +247,11 @@ fill_result stream_state::fill_bytes(const char* operation) {
         if (mode == receive_mode::provided) {
             // Wait on the backend's provided buffers; the bytes are copied over when they come.
             io_op provided{io_kind::recv_provided, nullptr, 0, nullptr, deadline};
-            r = perform_io(io, provided);
+            // flush_writer's send, when other tasks run before the loop next enters the
+            // kernel, goes with this receive (the last task of a batch sends at once: nothing
+            // would share the entry).
+            const bool send_too = pending_flush.owner == here->running() && !out.empty() && here->others_ready();
+            r = send_too ? receive_after_flush(provided) : perform_io(io, provided);
             if (r > 0) {
                 in.append(static_cast<const char*>(provided.buffer), static_cast<std::size_t>(r));
                 here->io().recycle(provided);
@@ -350,6 +354,23 @@ void stream_state::flush(const char* operation, bool closing) {
         out.clear();  // the connection is broken: nothing more of it will leave
         throw;
     }
+}
+
+long stream_state::receive_after_flush(io_op& receive) {
+    // flush_writer's send goes to the kernel with the receive: the task parks once for both.
+    undefer(pending_flush);
+    io_op send{io_kind::send, out.head(), out.size(), nullptr, optional_deadline(options.writer_timeout)};
+    long sent = 0;
+    const long r = perform_io_with_send(io, send, sent, receive);
+    if (sent > 0) {
+        out.consume(static_cast<std::size_t>(sent));
+    } else if (sent < 0 && sent != -ECANCELED) {
+        write_error = sent == -ETIMEDOUT ? ETIMEDOUT : static_cast<int>(-sent);  // the next write reports it
+        out.clear();
+    }
+    // A short send: the rest leaves at the task's next scheduling point, as flush_writer said.
+    if (!out.empty() && !write_error) defer(*scheduler::current()->running(), pending_flush);
+    return r;
 }
 
 void stream_state::flush_before_wait(const char* operation) {

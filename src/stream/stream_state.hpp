@@ -168,6 +168,9 @@ struct stream_state {
     // anything, yields, closes the stream or ends): the answers to pipelined requests go out
     // as one send, and an answer followed by close leaves with the FIN in one segment.
     void flush_before_wait(const char* operation);
+    // A receive that must wait (io_uring, provided buffers) while flush_writer's send is put
+    // off: both are handed to the kernel together; returns the receive's result.
+    long receive_after_flush(io_op& receive);
     // Throws when nothing more may be written (closed, or an earlier send failed).
     void check_writable(const char* operation) {
         if (io.fd < 0 || write_error || writer_closed) [[unlikely]]
