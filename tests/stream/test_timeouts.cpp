@@ -230,4 +230,54 @@ TEST(WriterTimeout, FromServerOptionsAndFlushWriter) {
         [&](rill_test::raw_client&) { ASSERT_TRUE(thread_wait_until([&] { return done.load(); })); }, o);
 }
 
+// An echo to a peer that keeps sending but never reads: the answer's send blocks while the
+// next request arrives. With another task ready, io_uring hands the send to the kernel
+// together with the receive; the task must not wait for that send past the writer timeout,
+// and the next write reports it.
+TEST(WriterTimeout, EchoToAPeerThatSendsButNeverReads) {
+    std::atomic<bool> done{false};
+    serve_raw_peer(
+        [&](rill::tcp_client_stream& s) {
+            rill::writer_timeout(s, short_timeout);
+            std::atomic<bool> stop{false};
+            // Keeps a task ready, so that the echo's sends share kernel entries.
+            rill::task busy = rill::spawn([&] {
+                const auto limit = steady::now() + 20s;
+                while (!stop.load() && steady::now() < limit) rill::task_yield();
+            });
+            const auto start = steady::now();
+            bool thrown = false;
+            std::string line;
+            try {
+                for (int i = 0; i < 100000 && rill::read_line(s, line); ++i) {
+                    rill::showln(s, line);
+                    rill::flush_writer(s);
+                }
+            } catch (const rill::timeout_error& e) {
+                thrown = true;
+                EXPECT_NE(std::string(e.what()).find("writer timeout"), std::string::npos) << e.what();
+            }
+            EXPECT_TRUE(thrown) << "no timeout_error";
+            EXPECT_LT(steady::now() - start, 10s);
+            stop = true;
+            busy.join();
+            done = true;
+        },
+        [&](rill_test::raw_client& c) {
+            // A line at a time with a pause, so that the server waits for each (its answer's
+            // send goes with that wait), until the echoes fill both socket buffers; never
+            // blocking, so it stops once the server gave up (it stops reading then).
+            const std::string line = std::string(30000, 'p') + "\n";
+            std::size_t sent_in_line = 0;
+            const auto limit = steady::now() + 20s;
+            while (!done.load() && steady::now() < limit) {
+                const ssize_t n = ::send(c.fd(), line.data() + sent_in_line, line.size() - sent_in_line,
+                                         MSG_DONTWAIT | MSG_NOSIGNAL);
+                if (n < 0 && errno != EAGAIN && errno != EINTR) break;
+                if (n > 0) sent_in_line = (sent_in_line + static_cast<std::size_t>(n)) % line.size();
+                if (n <= 0 || sent_in_line == 0) std::this_thread::sleep_for(1ms);
+            }
+        });
+}
+
 } // namespace
