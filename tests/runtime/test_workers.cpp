@@ -34,36 +34,25 @@ struct thread_set {
     }
 };
 
-TEST(Workers, TasksRunOnEveryWorker) {
-    for (int workers : {2, 3}) {
-        thread_set seen;
-        rill::run([&] {
-            std::vector<rill::task> tasks;
-            for (int i = 0; i < 30; ++i)
-                tasks.push_back(rill::spawn([&] {
-                    seen.record();
-                    rill::task_sleep(1ms);
-                    seen.record();  // a task stays on its worker
-                }));
-            for (auto& t : tasks) t.join();
-        }, {.workers = workers});
-        EXPECT_EQ(seen.size(), static_cast<std::size_t>(workers));
-    }
-}
-
-// Tasks of a default run, on as many threads as the default worker count.
-std::size_t threads_of_a_default_run() {
+// The threads that tasks of a run with `options` ran on (a task stays on its worker: each
+// records its thread before and after a sleep).
+std::size_t threads_of_a_run(const rill::runtime_options& options) {
     thread_set seen;
     rill::run([&] {
         std::vector<rill::task> tasks;
-        for (int i = 0; i < 30; ++i)
+        for (int i = 0; i < 30 + options.workers; ++i)  // round robin: every worker gets some
             tasks.push_back(rill::spawn([&] {
                 seen.record();
                 rill::task_sleep(1ms);
+                seen.record();
             }));
         for (auto& t : tasks) t.join();
-    });
+    }, options);
     return seen.size();
+}
+
+TEST(Workers, TasksRunOnEveryWorker) {
+    for (int workers : {2, 3}) EXPECT_EQ(threads_of_a_run({.workers = workers}), static_cast<std::size_t>(workers));
 }
 
 // SPEC: workers defaults to the number of cores, counted as the processors the process may
@@ -72,7 +61,7 @@ TEST(Workers, DefaultIsOnePerAvailableCore) {
     cpu_set_t all;
     ASSERT_EQ(sched_getaffinity(0, sizeof all, &all), 0);
     EXPECT_EQ(rill::runtime_options{}.workers, CPU_COUNT(&all));
-    EXPECT_EQ(threads_of_a_default_run(), static_cast<std::size_t>(CPU_COUNT(&all)));
+    EXPECT_EQ(threads_of_a_run({}), static_cast<std::size_t>(CPU_COUNT(&all)));
 
     // A thread allowed on one processor only: one worker.
     std::thread pinned([&] {
@@ -86,7 +75,7 @@ TEST(Workers, DefaultIsOnePerAvailableCore) {
         ASSERT_EQ(sched_setaffinity(0, sizeof one, &one), 0);
         EXPECT_EQ(rill::available_cores(), 1);
         EXPECT_EQ(rill::runtime_options{}.workers, 1);
-        EXPECT_EQ(threads_of_a_default_run(), 1u);
+        EXPECT_EQ(threads_of_a_run({}), 1u);
     });
     pinned.join();
 }
