@@ -35,6 +35,7 @@
 
 #include <rill/rill.hpp>
 
+#include "support/text_model.hpp"
 #include "stream/stream_test_support.hpp"
 #include "stream/stream_state.hpp"
 #include "text/codec.hpp"
@@ -249,18 +250,7 @@ char32_t largest_character(codec c) {
 }
 
 // The characters of `utf8` that `c` can hold.
-std::string within(codec c, std::string_view utf8) {
-    std::string out;
-    const auto* p = reinterpret_cast<const unsigned char*>(utf8.data());
-    for (std::size_t i = 0; i < utf8.size();) {
-        const std::size_t length = p[i] < 0x80 ? 1 : p[i] < 0xE0 ? 2 : p[i] < 0xF0 ? 3 : 4;
-        char32_t ch = length == 1 ? p[i] : p[i] & (0x3F >> (length - 1));
-        for (std::size_t k = 1; k < length; ++k) ch = (ch << 6) | (p[i + k] & 0x3F);
-        if (ch <= largest_character(c)) out.append(utf8.substr(i, length));
-        i += length;
-    }
-    return out;
-}
+std::string within(codec c, std::string_view utf8) { return rill_test::characters_up_to(utf8, largest_character(c)); }
 
 // One way a codec's input can start: a BOM it honours (and the codec of what follows), or none.
 struct reading {
@@ -302,21 +292,7 @@ constexpr std::string_view sample_text =
     "a\u00E9\u20AC\U0001F600\r\nb\rc\n\rd\r\re\n\nf\u00FF \u4E2D\U00010000"sv;
 
 // The lines read_line gives for `text` under `eol`.
-std::vector<std::string> lines_of(std::string_view text, eol_style eol) {
-    std::vector<std::string> lines;
-    std::string line;
-    for (std::size_t i = 0; i < text.size(); ++i) {
-        const char c = text[i];
-        if (c == '\n' || (c == '\r' && (eol == eol_style::cr || eol == eol_style::crlf))) {
-            lines.push_back(std::exchange(line, {}));
-            if (eol == eol_style::crlf && i + 1 < text.size() && text[i + 1] == (c == '\r' ? '\n' : '\r')) ++i;
-        } else {
-            line.push_back(c);
-        }
-    }
-    if (!line.empty()) lines.push_back(line);
-    return lines;
-}
+using rill_test::lines_of;
 
 // The characters read_char gives: under cr and crlf each line end reads as one '\n'.
 std::string chars_of(std::string_view text, eol_style eol) {

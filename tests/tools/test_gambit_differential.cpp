@@ -36,6 +36,7 @@
 
 #include <rill/transcoder.hpp>
 
+#include "support/text_model.hpp"
 #include "support/loopback.hpp"
 #include "text/codec.hpp"
 #include "tools/child_process.hpp"
@@ -176,18 +177,7 @@ constexpr std::string_view valid_text =
     "CR CR\r\rLF LF\n\nlast"sv;
 
 // The valid text without the characters the format cannot hold.
-std::string valid_text_for(form f) {
-    std::string out;
-    const auto* p = reinterpret_cast<const unsigned char*>(valid_text.data());
-    for (std::size_t i = 0; i < valid_text.size();) {
-        const std::size_t length = p[i] < 0x80 ? 1 : p[i] < 0xE0 ? 2 : p[i] < 0xF0 ? 3 : 4;
-        char32_t c = length == 1 ? p[i] : p[i] & (0x3F >> (length - 1));
-        for (std::size_t k = 1; k < length; ++k) c = (c << 6) | (p[i + k] & 0x3F);
-        if (c <= largest_character(f)) out.append(valid_text.substr(i, length));
-        i += length;
-    }
-    return out;
-}
+std::string valid_text_for(form f) { return rill_test::characters_up_to(valid_text, largest_character(f)); }
 
 // Where an ill-formed sequence goes in its connection's input.
 enum class placement { between_lines, between_cr_and_lf, between_lf_and_cr, at_the_end };
@@ -357,18 +347,7 @@ std::string echo_model(codec c, eol_style eol, error_handling_mode mode, std::st
             text.push_back(decoded[i++]);
         }
     }
-    std::vector<std::string> lines;
-    std::string line;
-    for (std::size_t i = 0; i < text.size(); ++i) {
-        const char ch = text[i];
-        if (ch == '\n' || (ch == '\r' && (eol == eol_style::cr || eol == eol_style::crlf))) {
-            lines.push_back(std::exchange(line, {}));
-            if (eol == eol_style::crlf && i + 1 < text.size() && text[i + 1] == (ch == '\r' ? '\n' : '\r')) ++i;
-        } else {
-            line.push_back(ch);
-        }
-    }
-    if (!line.empty()) lines.push_back(line);
+    const std::vector<std::string> lines = rill_test::lines_of(text, eol);
     const std::string_view line_end = eol == eol_style::crlf ? "\r\n"sv : eol == eol_style::cr ? "\r"sv : "\n"sv;
     std::string out_text;
     for (const std::string& l : lines) {
