@@ -71,6 +71,8 @@ struct uring_request final : park_point {
     long result = 0;
     std::uint32_t flags = 0;  // the completion's flags (which provided buffer)
     bool done = false;        // the completion arrived
+    void (*completed)(void*, long) = nullptr;  // io_op::completed, called from reap
+    void* context = nullptr;
 
     void interrupt(task_control* t) noexcept override;
 };
@@ -119,6 +121,8 @@ public:
         uring_request sending;
         sending.backend = this;
         sending.task = nullptr;
+        sending.completed = send.completed;
+        sending.context = send.context;
         prepare(h, send, sending);
         uring_request req;
         req.backend = this;
@@ -292,6 +296,7 @@ private:
             req->result = cqe->res;
             req->flags = cqe->flags;
             req->done = true;
+            if (req->completed) req->completed(req->context, cqe->res);
             if (req->task) owner_.ready(req->task);
         }
         io_uring_cq_advance(&ring_, seen);

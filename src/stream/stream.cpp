@@ -358,14 +358,24 @@ void stream_state::flush(const char* operation, bool closing) {
 
 long stream_state::receive_after_flush(io_op& receive) {
     // flush_writer's send goes to the kernel with the receive: the task parks once for both.
+    // The send's result is applied as soon as it completes, so an idle connection's output
+    // buffer goes back while it waits for its next request.
     undefer(pending_flush);
     io_op send{io_kind::send, out.head(), out.size(), nullptr, optional_deadline(options.writer_timeout)};
+    send.context = this;
+    send.completed = [](void* context, long result) {
+        auto* st = static_cast<stream_state*>(context);
+        if (result > 0) {
+            st->out.consume(static_cast<std::size_t>(result));
+        } else if (result < 0 && result != -ECANCELED) {
+            st->write_error = result == -ETIMEDOUT ? ETIMEDOUT : static_cast<int>(-result);  // the next write reports it
+            st->out.clear();
+        }
+    };
     long sent = 0;
     const long r = perform_io_with_send(io, send, sent, receive);
-    if (sent > 0) {
-        out.consume(static_cast<std::size_t>(sent));
-    } else if (sent < 0 && sent != -ECANCELED) {
-        write_error = sent == -ETIMEDOUT ? ETIMEDOUT : static_cast<int>(-sent);  // the next write reports it
+    if (sent == -ETIMEDOUT && !write_error) {  // cancelled at the writer timeout
+        write_error = ETIMEDOUT;
         out.clear();
     }
     // A short send: the rest leaves at the task's next scheduling point, as flush_writer said.
