@@ -521,7 +521,7 @@ void stream_state::write_line(std::string_view text, const char* operation) {
 
 // Skips the second half of a two-character line end (crlf style) once the next character
 // is there to look at.
-void apply_skip(stream_state& st) noexcept {
+[[gnu::always_inline]] inline void apply_skip(stream_state& st) noexcept {
     if (st.skip_next && st.text_size() > 0) {
         if (st.text()[0] == st.skip_next) st.consume_text(1);
         st.skip_next = 0;
