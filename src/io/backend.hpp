@@ -46,9 +46,9 @@ struct io_op {
     // send: more follows at once (the stream is being closed): the kernel holds a short tail
     // back so that the FIN leaves in the same segment as the last bytes.
     bool more = false;
-    // The send of perform_with_send: called with its result as soon as it completes, on the
-    // task's thread while the task may still be parked (so the sent bytes' buffer can be
-    // given back at once, not when the task next runs).
+    // The send of perform_with_send: called with the completion's result as soon as it
+    // arrives, on the task's thread while the task may still be parked (so the sent bytes'
+    // buffer can be given back at once, not when the task next runs).
     void (*completed)(void* context, long result) = nullptr;
     void* context = nullptr;
 };
@@ -71,8 +71,7 @@ public:
     // perform(op), with `send` (on the same socket) handed to the kernel just before it and
     // not waited for on its own: an answer and the wait for the next request in one park.
     // Returns op's result; `sent` gets the send's (-errno, or -ETIMEDOUT past send.deadline
-    // when op completed first), which send.completed saw too unless it was -ETIMEDOUT (the
-    // completion itself says -ECANCELED then). Both have completed when it returns.
+    // when op completed first). Both have completed when it returns.
     virtual long perform_with_send(io_handle& h, io_op& send, long& sent, io_op& op) {
         sent = perform(h, send);
         if (send.completed) send.completed(send.context, sent);

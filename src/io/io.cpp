@@ -54,6 +54,22 @@ namespace {
 void note_receive(io_handle& h, const io_op& op, long r) noexcept {
     h.recv_drained = r == -EAGAIN || (h.byte_stream && r > 0 && static_cast<std::size_t>(r) < op.length);
 }
+
+// The running task, about to wait in its backend: output it put off leaves first. Null when
+// it is cancelled (before, or while that output was sent).
+task_control* task_to_wait() {
+    task_control& t = current_task("I/O");
+    if (t.cancelled) return nullptr;
+    if (t.deferred) {
+        run_deferred(t);
+        if (t.cancelled) return nullptr;
+    }
+    return &t;
+}
+
+bool is_receive(const io_op& op) noexcept {
+    return op.kind == io_kind::recv || op.kind == io_kind::recv_provided;
+}
 } // namespace
 
 long receive_attempt(io_handle& h, io_op& op) noexcept {
@@ -74,7 +90,7 @@ long perform_io(io_handle& h, io_op& op) {
     case io_kind::recv: skip_attempt = h.recv_drained; break;
     case io_kind::send: {
         const scheduler* here = scheduler::current();
-        skip_attempt = here && here->queues_sends() && here->others_ready();
+        skip_attempt = here && here->batches_sends();
         break;
     }
     case io_kind::accept: skip_attempt = false; break;
@@ -86,27 +102,19 @@ long perform_io(io_handle& h, io_op& op) {
         long r = op.kind == io_kind::recv ? receive_attempt(h, op) : try_io(h, op);
         if (r != -EAGAIN) return r;
     }
-    task_control& t = current_task("I/O");
-    if (t.cancelled) return -ECANCELED;
-    if (t.deferred) {
-        run_deferred(t);
-        if (t.cancelled) return -ECANCELED;
-    }
-    long r = t.owner->io().perform(h, op);
-    if (op.kind == io_kind::recv || op.kind == io_kind::recv_provided) note_receive(h, op, r);
+    task_control* t = task_to_wait();
+    if (!t) return -ECANCELED;
+    const long r = t->owner->io().perform(h, op);
+    if (is_receive(op)) note_receive(h, op, r);
     return r;
 }
 
 long perform_io_with_send(io_handle& h, io_op& send, long& sent, io_op& op) {
     sent = 0;
-    task_control& t = current_task("I/O");
-    if (t.cancelled) return -ECANCELED;
-    if (t.deferred) {
-        run_deferred(t);
-        if (t.cancelled) return -ECANCELED;
-    }
-    long r = t.owner->io().perform_with_send(h, send, sent, op);
-    if (op.kind == io_kind::recv || op.kind == io_kind::recv_provided) note_receive(h, op, r);
+    task_control* t = task_to_wait();
+    if (!t) return -ECANCELED;
+    const long r = t->owner->io().perform_with_send(h, send, sent, op);
+    if (is_receive(op)) note_receive(h, op, r);
     return r;
 }
 

@@ -112,12 +112,12 @@ public:
     // The backend's receive_mode, without a virtual call on the receive path.
     receive_mode receives() const noexcept { return receive_mode_; }
     int index() const noexcept { return index_; }
-    // Sends go through the backend's queue (io_uring): batched into the loop's next kernel
-    // entry instead of a system call each.
-    bool queues_sends() const noexcept { return receive_mode_ != receive_mode::after_readiness; }
-    // Another task runs before this loop next polls the backend: work handed to the backend
-    // now is batched with theirs.
-    bool others_ready() const noexcept { return batch_rest_ != nullptr || ready_head_ != nullptr; }
+    // A send now goes into the backend's queue (io_uring) rather than out at once: another
+    // task runs before the loop's next kernel entry, which carries the whole batch's sends
+    // (the last task of a batch sends at once: nothing would share the entry).
+    bool batches_sends() const noexcept {
+        return receive_mode_ != receive_mode::after_readiness && (batch_rest_ != nullptr || ready_head_ != nullptr);
+    }
 
     // Starts a task on this scheduler. From this scheduler's thread or any other.
     void start(task_control* t);

@@ -247,11 +247,9 @@ fill_result stream_state::fill_bytes(const char* operation) {
         if (mode == receive_mode::provided) {
             // Wait on the backend's provided buffers; the bytes are copied over when they come.
             io_op provided{io_kind::recv_provided, nullptr, 0, nullptr, deadline};
-            // flush_writer's send, when other tasks run before the loop next enters the
-            // kernel, goes with this receive (the last task of a batch sends at once: nothing
-            // would share the entry).
-            const bool send_too = pending_flush.owner == here->running() && !out.empty() && here->others_ready();
-            r = send_too ? receive_after_flush(provided) : perform_io(io, provided);
+            // flush_writer's send, when it would join the batch anyway, goes with this receive.
+            const bool send_too = pending_flush.owner == here->running() && !out.empty() && here->batches_sends();
+            r = send_too ? receive_after_flush(provided, *here->running()) : perform_io(io, provided);
             if (r > 0) {
                 in.append(static_cast<const char*>(provided.buffer), static_cast<std::size_t>(r));
                 here->io().recycle(provided);
@@ -356,7 +354,7 @@ void stream_state::flush(const char* operation, bool closing) {
     }
 }
 
-long stream_state::receive_after_flush(io_op& receive) {
+long stream_state::receive_after_flush(io_op& receive, task_control& running) {
     // flush_writer's send goes to the kernel with the receive: the task parks once for both.
     // The send's result is applied as soon as it completes, so an idle connection's output
     // buffer goes back while it waits for its next request.
@@ -364,22 +362,16 @@ long stream_state::receive_after_flush(io_op& receive) {
     io_op send{io_kind::send, out.head(), out.size(), nullptr, optional_deadline(options.writer_timeout)};
     send.context = this;
     send.completed = [](void* context, long result) {
-        auto* st = static_cast<stream_state*>(context);
-        if (result > 0) {
-            st->out.consume(static_cast<std::size_t>(result));
-        } else if (result < 0 && result != -ECANCELED) {
-            st->write_error = result == -ETIMEDOUT ? ETIMEDOUT : static_cast<int>(-result);  // the next write reports it
-            st->out.clear();
-        }
+        if (result > 0) static_cast<stream_state*>(context)->out.consume(static_cast<std::size_t>(result));
     };
     long sent = 0;
     const long r = perform_io_with_send(io, send, sent, receive);
-    if (sent == -ETIMEDOUT && !write_error) {  // cancelled at the writer timeout
-        write_error = ETIMEDOUT;
+    if (sent < 0 && sent != -ECANCELED) {  // the next write reports it
+        write_error = sent == -ETIMEDOUT ? ETIMEDOUT : static_cast<int>(-sent);
         out.clear();
     }
     // A short send: the rest leaves at the task's next scheduling point, as flush_writer said.
-    if (!out.empty() && !write_error) defer(*scheduler::current()->running(), pending_flush);
+    if (!out.empty() && !write_error) defer(running, pending_flush);
     return r;
 }
 
@@ -412,6 +404,9 @@ void stream_state::write_raw(const char* p, std::size_t n, const char* operation
     out.append(p, n);
 }
 
+// Whether '\n' leaves as something else (CR LF or CR) under `eol`.
+bool translates_newline(eol_style eol) noexcept { return eol == eol_style::crlf || eol == eol_style::cr; }
+
 std::string_view line_end_bytes(eol_style eol) noexcept {
     switch (eol) {
     case eol_style::crlf: return "\r\n";
@@ -423,7 +418,7 @@ std::string_view line_end_bytes(eol_style eol) noexcept {
 }
 
 void stream_state::write_text(std::string_view text, const char* operation) {
-    const bool translate = eol == eol_style::crlf || eol == eol_style::cr;
+    const bool translate = translates_newline(eol);
     const std::string_view line_end = line_end_bytes(eol);
     if (!codec) {
         if (!translate) return write_raw(text.data(), text.size(), operation);
@@ -503,7 +498,7 @@ void stream_state::write_line(std::string_view text, const char* operation) {
         check_writable(operation);
         char* to = out.tail(n);
         bool copied = true;
-        if (line_end == "\n") {
+        if (!translates_newline(eol)) {
             if (!text.empty()) std::memcpy(to, text.data(), text.size());
         } else {
             copied = copy_without_lf(to, text);
@@ -562,24 +557,15 @@ std::optional<char32_t> take_char(stream_state& st, bool consume, const char* op
 // Line end search for read_line's fast path: the first CR or LF (cr and crlf styles) or
 // the first LF (lf and none).
 namespace {
-#if defined(__x86_64__)
-// CR or LF, in one pass: two memchr calls cost more than the scan for a short line. 32 bytes
-// a step where the processor has AVX2 (a 64-byte line in two steps), else 16.
-[[gnu::target("avx2")]] const char* find_cr_or_lf_avx2(const char* p, std::size_t n) noexcept {
-    std::size_t i = 0;
-    const __m256i lf = _mm256_set1_epi8('\n');
-    const __m256i cr = _mm256_set1_epi8('\r');
-    for (; i + 32 <= n; i += 32) {
-        const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + i));
-        const auto hits = static_cast<unsigned>(
-            _mm256_movemask_epi8(_mm256_or_si256(_mm256_cmpeq_epi8(v, lf), _mm256_cmpeq_epi8(v, cr))));
-        if (hits) return p + i + __builtin_ctz(hits);
-    }
-    for (; i < n; ++i)
+// CR or LF, in one pass: two memchr calls cost more than the scan for a short line.
+const char* find_cr_or_lf(const char* p, std::size_t n) noexcept {
+    for (std::size_t i = 0; i < n; ++i)
         if (p[i] == '\n' || p[i] == '\r') return p + i;
     return nullptr;
 }
 
+#if defined(__x86_64__)
+// 16 bytes a step; the tail goes bytewise.
 const char* find_cr_or_lf_sse2(const char* p, std::size_t n) noexcept {
     std::size_t i = 0;
     const __m128i lf = _mm_set1_epi8('\n');
@@ -590,33 +576,44 @@ const char* find_cr_or_lf_sse2(const char* p, std::size_t n) noexcept {
             _mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(v, lf), _mm_cmpeq_epi8(v, cr))));
         if (hits) return p + i + __builtin_ctz(hits);
     }
-    for (; i < n; ++i)
-        if (p[i] == '\n' || p[i] == '\r') return p + i;
-    return nullptr;
+    return find_cr_or_lf(p + i, n - i);
+}
+
+// 32 bytes a step where the processor has AVX2 (a 64-byte line in two steps); the tail goes
+// to the 16-byte scan.
+[[gnu::target("avx2")]] const char* find_cr_or_lf_avx2(const char* p, std::size_t n) noexcept {
+    std::size_t i = 0;
+    const __m256i lf = _mm256_set1_epi8('\n');
+    const __m256i cr = _mm256_set1_epi8('\r');
+    for (; i + 32 <= n; i += 32) {
+        const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + i));
+        const auto hits = static_cast<unsigned>(
+            _mm256_movemask_epi8(_mm256_or_si256(_mm256_cmpeq_epi8(v, lf), _mm256_cmpeq_epi8(v, cr))));
+        if (hits) return p + i + __builtin_ctz(hits);
+    }
+    return find_cr_or_lf_sse2(p + i, n - i);
 }
 
 const bool cpu_has_avx2 = [] {
     __builtin_cpu_init();  // static initialisation may run before the library's own
     return __builtin_cpu_supports("avx2") != 0;
 }();
-
-const char* find_cr_or_lf(const char* p, std::size_t n) noexcept {
-    return cpu_has_avx2 ? find_cr_or_lf_avx2(p, n) : find_cr_or_lf_sse2(p, n);
-}
-#else
-const char* find_cr_or_lf(const char* p, std::size_t n) noexcept {
-    for (std::size_t i = 0; i < n; ++i)
-        if (p[i] == '\n' || p[i] == '\r') return p + i;
-    return nullptr;
-}
 #endif
+
+const char* find_first_cr_or_lf(const char* p, std::size_t n) noexcept {
+#if defined(__x86_64__)
+    return cpu_has_avx2 ? find_cr_or_lf_avx2(p, n) : find_cr_or_lf_sse2(p, n);
+#else
+    return find_cr_or_lf(p, n);
+#endif
+}
 } // namespace
 
 const char* find_line_end(const char* p, std::size_t n, eol_style eol) noexcept {
     if (n == 0) return nullptr;  // an empty buffer holds no memory: memchr(nullptr, ...) is UB
     if (eol == eol_style::lf || eol == eol_style::none)
         return static_cast<const char*>(std::memchr(p, '\n', n));
-    return find_cr_or_lf(p, n);
+    return find_first_cr_or_lf(p, n);
 }
 
 // Throws line_too_long after dropping the buffered part of the line.

@@ -169,8 +169,9 @@ struct stream_state {
     // as one send, and an answer followed by close leaves with the FIN in one segment.
     void flush_before_wait(const char* operation);
     // A receive that must wait (io_uring, provided buffers) while flush_writer's send is put
-    // off: both are handed to the kernel together; returns the receive's result.
-    long receive_after_flush(io_op& receive);
+    // off (by `running`, the task doing the receive): both are handed to the kernel together;
+    // returns the receive's result.
+    long receive_after_flush(io_op& receive, task_control& running);
     // Throws when nothing more may be written (closed, or an earlier send failed).
     void check_writable(const char* operation) {
         if (io.fd < 0 || write_error || writer_closed) [[unlikely]]
