@@ -50,9 +50,18 @@ struct task_body {
     std::size_t size;
 };
 
+// Blocks of up to 520 bytes recycled per thread (task bodies, task control blocks, stream
+// states): a connection's objects come and go without a trip through malloc's bins.
+void* allocate_small(std::size_t bytes);
+void free_small(void* p, std::size_t bytes) noexcept;
+
 template <class F>
 struct task_body_of final : task_body {
     F fn;
+    static void* operator new(std::size_t n) { return allocate_small(n); }
+    static void operator delete(void* p, std::size_t n) noexcept { free_small(p, n); }
+    static void* operator new(std::size_t n, std::align_val_t a) { return ::operator new(n, a); }
+    static void operator delete(void* p, std::size_t n, std::align_val_t a) noexcept { ::operator delete(p, n, a); }
     explicit task_body_of(F&& f) : task_body{&call, &drop, relocator(), sizeof(task_body_of)}, fn(std::move(f)) {}
     static void call(task_body* b) { static_cast<task_body_of*>(b)->fn(); }
     static void drop(task_body* b) { delete static_cast<task_body_of*>(b); }

@@ -69,6 +69,9 @@ struct deferred_work {
 inline constexpr std::uint32_t no_heap_index = static_cast<std::uint32_t>(-1);
 
 struct task_control {
+    static void* operator new(std::size_t n) { return allocate_small(n); }
+    static void operator delete(void* p, std::size_t n) noexcept { free_small(p, n); }
+
     // Scheduling: touched only by the owning scheduler's thread.
     context ctx = nullptr;
     stack_block stack;
@@ -81,6 +84,9 @@ struct task_control {
     park_point* parked_on = nullptr;
     time_point deadline{};
     deferred_work* deferred = nullptr;  // run by run_deferred before the task waits
+    // What the task touches first when it resumes (the stream it waits on), fetched into the
+    // cache while the task before it in the run queue runs; null when nothing is known.
+    const void* resume_touches = nullptr;
     std::uint64_t id = 0;
     std::uint32_t heap_index = no_heap_index;
     wake_reason reason = wake_reason::normal;

@@ -96,6 +96,9 @@ struct transcoding_state {
 };
 
 struct stream_state {
+    static void* operator new(std::size_t n) { return allocate_small(n); }
+    static void operator delete(void* p, std::size_t n) noexcept { free_small(p, n); }
+
     explicit stream_state(int fd, const stream_options& o, const std::optional<transcoder>& t);
     ~stream_state();
     stream_state(const stream_state&) = delete;
