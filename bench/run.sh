@@ -40,7 +40,8 @@ usage: bench/run.sh [options]
   --only LIST             rows to run, comma-separated: pingpong, pipeline, churn, idle,
                           or a row id (pingpong-c1, pingpong-c100, pingpong-c1000,
                           pipeline-c100, churn-c50, idle)
-  --servers LIST          default $SERVERS
+  --servers LIST          default $SERVERS; also rill-uring-defer, rill-epoll-defer
+                          (rill echo --defer-accept 1: server_options::defer_accept)
   --idle-connections N    connections held by the idle row (default $IDLE_CONNECTIONS)
   --server-cpu N          CPU the servers are pinned to (default $SERVER_CPU)
   --client-cpu N          CPU the load generator is pinned to (default $CLIENT_CPU: the same)
@@ -164,17 +165,20 @@ server_command() {
       if [[ -x $BIN/gambit_echo ]]; then CMD=("$BIN/gambit_echo" "$port" --mode "$mode")
       elif [[ -x $BIN/gambit_echo.sh ]]; then CMD=("$BIN/gambit_echo.sh" "$port" --mode "$mode")
       else WHY="neither gsc nor gsi found"; return 1; fi ;;
-    rill-uring | rill-epoll)
+    rill-uring | rill-epoll | rill-uring-defer | rill-epoll-defer)
       local backend=io_uring
-      [[ $name == rill-epoll ]] && backend=epoll
-      if [[ $mode == once ]]; then
+      [[ $name == rill-epoll* ]] && backend=epoll
+      local extra=()
+      # -defer: server_options::defer_accept (TCP_DEFER_ACCEPT), which the seed's code does not set.
+      [[ $name == *-defer ]] && extra=(--defer-accept 1)
+      if [[ $mode == once && ${#extra[@]} == 0 ]]; then
         # The seed's server itself; it listens on 127.0.0.1:2020, fixed.
         [[ -x $BUILD/examples/echo && $RILL_BUILT == 1 ]] || { WHY="$BUILD/examples/echo not built yet"; return 1; }
         PORT_USED=2020
         CMD=(env "RILL_BACKEND=$backend" "$BUILD/examples/echo")
       else
         [[ -x $BUILD/tools/rill && $RILL_BUILT == 1 ]] || { WHY="$BUILD/tools/rill not built yet"; return 1; }
-        CMD=(env "RILL_BACKEND=$backend" "$BUILD/tools/rill" echo "127.0.0.1:$port" --mode "$mode")
+        CMD=(env "RILL_BACKEND=$backend" "$BUILD/tools/rill" echo "127.0.0.1:$port" --mode "$mode" "${extra[@]}")
       fi ;;
     *) WHY="unknown server"; return 1 ;;
   esac
@@ -279,7 +283,7 @@ run_one() {  # run_one ROUND ROW_ID ARGS MODE SERVER
     "$(json_get "$line" established)" "$per_busy" "$server_us" >>"$RESULTS"
   local shown=${rate:-?}
   [[ $row == idle ]] && shown="$(json_get "$line" rss_per_conn_kib) KiB/conn"
-  printf '  round %s  %-15s %-11s %s%s\n' "$round" "$row" "$server" "$shown" \
+  printf '  round %s  %-15s %-16s %s%s\n' "$round" "$row" "$server" "$shown" \
     "$( ((status == 0)) || echo "  (exit $status, see $log.loadgen)")" >&2
 }
 
@@ -325,9 +329,9 @@ print_table() {
     selected "$row" || continue
     echo "## $title"
     if [[ $row == idle ]]; then
-      printf '%-11s %9s %8s %12s %7s\n' server KiB/conn x_epoll established errors
+      printf '%-16s %9s %8s %12s %7s\n' server KiB/conn x_epoll established errors
     else
-      printf '%-11s %9s %7s %9s %7s %7s %7s %9s %9s %7s %5s %6s\n' server rate x_epoll rate/busy x_epoll \
+      printf '%-16s %9s %7s %9s %7s %7s %7s %9s %9s %7s %5s %6s\n' server rate x_epoll rate/busy x_epoll \
         srv_us x_epoll p50_us p99_us x_epoll busy errors
     fi
     base_rate=$(column_of "$row" epoll 4 | median)
@@ -342,7 +346,7 @@ print_table() {
       if [[ $row == idle ]]; then
         rss=$(column_of "$row" "$server" 11 | median)
         est=$(column_of "$row" "$server" 12 | median)
-        printf '%-11s %9s %8s %12s %7s\n' "$server" "$(fmt "$rss" %.2f)" "$(ratio "$rss" "$base_rss")" \
+        printf '%-16s %9s %8s %12s %7s\n' "$server" "$(fmt "$rss" %.2f)" "$(ratio "$rss" "$base_rss")" \
           "$(fmt "$est" %d)/$IDLE_CONNECTIONS" "$errors"
         continue
       fi
@@ -356,7 +360,7 @@ print_table() {
       if [[ $SERVER_CPU == "$CLIENT_CPU" && -n $busy ]] && awk -v b="$busy" 'BEGIN { exit !(b < 0.9) }'; then
         shared=1
       fi
-      printf '%-11s %9s %7s %9s %7s %7s %7s %9s %9s %7s %4s%% %6s\n' "$server" "$(fmt "$rate" %.0f)" \
+      printf '%-16s %9s %7s %9s %7s %7s %7s %9s %9s %7s %4s%% %6s\n' "$server" "$(fmt "$rate" %.0f)" \
         "$(ratio "$rate" "$base_rate")" "$(fmt "$norm" %.0f)" "$(ratio "$norm" "$base_norm")" \
         "$(fmt "$cost" %.2f)" "$(ratio "$cost" "$base_cost")" "$(fmt "$p50" %.1f)" "$(fmt "$p99" %.1f)" "$(ratio "$p99" "$base_p99")" \
         "$(awk -v b="$busy" 'BEGIN { if (b == "") print "-"; else printf "%.0f", b * 100 }')" "$errors"

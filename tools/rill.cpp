@@ -19,10 +19,12 @@ const char* const usage_text =
     "usage:\n"
     "  rill echo [ADDRESS] [--port-number N] [--backlog N] [--no-reuse-address]\n"
     "            [--transcoder CODEC[,EOL[,ERRORS]]] [--mode once|persistent] [--workers N]\n"
+    "            [--defer-accept SECS]\n"
     "      The seed's echo server. ADDRESS is PORT, INTF:PORT or INTF (default 127.0.0.1:2020).\n"
     "      once: one line per connection, then close (the seed); persistent: every line until\n"
     "      end of stream. Prints the bound address on its first line. --workers: worker\n"
-    "      threads (default: the processors this process may run on).\n"
+    "      threads (default: the processors this process may run on). --defer-accept: hand\n"
+    "      out a connection once its first bytes arrive, or after SECS (TCP_DEFER_ACCEPT).\n"
     "  rill send ADDRESS [LINE ...] [--keep-alive] [--no-coalesce] [--transcoder ...]\n"
     "      The seed's client: sends each LINE (or each line of standard input) and prints the\n"
     "      reply to it.\n"
@@ -84,6 +86,7 @@ int echo_command(int argc, char** argv) {
         else if (a == "--no-reuse-address") options.reuse_address = false;
         else if (a == "--transcoder") options.transcoder = rill::parse_transcoder(args.value(a));
         else if (a == "--workers") runtime.workers = parse_int(a, args.value(a));
+        else if (a == "--defer-accept") options.defer_accept = std::chrono::seconds(parse_int(a, args.value(a)));
         else if (a == "--mode") {
             std::string mode = args.value(a);
             if (mode != "once" && mode != "persistent")

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <limits>
 #include <mutex>
 
 #include <rill/error.hpp>
@@ -50,10 +51,13 @@ private:
     int fd_;
 };
 
-void set_flag_option(int fd, int level, int name, bool on, const char* operation, const char* what) {
-    int value = on ? 1 : 0;
+void set_int_option(int fd, int level, int name, int value, const char* operation, const char* what) {
     if (setsockopt(fd, level, name, &value, sizeof value) != 0)
         throw_os_error(errno, std::string(operation) + ": setsockopt " + what);
+}
+
+void set_flag_option(int fd, int level, int name, bool on, const char* operation, const char* what) {
+    set_int_option(fd, level, name, on ? 1 : 0, operation, what);
 }
 
 std::string describe_peer(int fd) {
@@ -122,6 +126,9 @@ tcp_server_stream::tcp_server_stream(address where, server_options options) {
     if (options.backlog <= 0)
         throw argument_error(std::string("backlog must be positive, got ") + std::to_string(options.backlog));
     if (options.port_number) detail::checked_port_number(*options.port_number);
+    if (options.defer_accept.count() < 0 || options.defer_accept.count() > std::numeric_limits<int>::max())
+        throw argument_error("defer_accept must be 0.." + std::to_string(std::numeric_limits<int>::max()) +
+                             " seconds, got " + std::to_string(options.defer_accept.count()));
     auto endpoints = detail::resolve(where, options.port_number, detail::resolve_purpose::listen, op);
     int first_error = 0;
     std::string first_context;
@@ -138,6 +145,9 @@ tcp_server_stream::tcp_server_stream(address where, server_options options) {
                 detail::set_flag_option(fd.get(), SOL_SOCKET, SO_REUSEADDR, true, op, "SO_REUSEADDR");
             if (options.reuse_port)
                 detail::set_flag_option(fd.get(), SOL_SOCKET, SO_REUSEPORT, true, op, "SO_REUSEPORT");
+            if (options.defer_accept.count() > 0)
+                detail::set_int_option(fd.get(), IPPROTO_TCP, TCP_DEFER_ACCEPT,
+                                       static_cast<int>(options.defer_accept.count()), op, "TCP_DEFER_ACCEPT");
             if (::bind(fd.get(), e.get(), e.length) != 0) {
                 err = errno;
                 context = std::string(op) + ": bind " + text;

@@ -181,7 +181,8 @@ TEST(Interop, RillEchoModes) {
     {
         // Every server option is taken; the address can come from --port-number.
         child_process echo({rill_tool, "echo", "127.0.0.1", "--port-number", "0", "--backlog", "16",
-                            "--no-reuse-address", "--transcoder", "utf_8,lf", "--workers", "2"});
+                            "--no-reuse-address", "--transcoder", "utf_8,lf", "--workers", "2",
+                            "--defer-accept", "5"});
         const int port = start_rill_echo(echo);
         ASSERT_GT(port, 0);
         rill_test::raw_client c(port);
@@ -244,6 +245,7 @@ TEST(Interop, RillCommandErrorsAreOneLine) {
     expect_one_line_error({"echo", "127.0.0.1", "--port-number", "70000"}, "port_number must be 0..65535, got 70000");
     expect_one_line_error({"echo", "127.0.0.1:0", "--backlog", "0"}, "backlog must be positive, got 0");
     expect_one_line_error({"echo", "--backlog", "many"}, "--backlog takes a whole number, got \"many\"");
+    expect_one_line_error({"echo", "127.0.0.1:0", "--defer-accept", "-1"}, "defer_accept must be 0..2147483647 seconds, got -1");
     expect_one_line_error({"echo", "--port-number"}, "--port-number needs a value");
     expect_one_line_error({"echo", "--mode", "sometimes"}, "--mode is once or persistent");
     expect_one_line_error({"echo", "127.0.0.1:0", "127.0.0.1:1"}, "more than one ADDRESS");
