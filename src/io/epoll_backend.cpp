@@ -22,8 +22,6 @@ namespace rill::detail {
 namespace {
 
 constexpr int events_per_wait = 256;
-// How many events ahead wait() fetches a waiter slot into the cache (its task at half that).
-constexpr int events_prefetch_distance = 8;
 
 class epoll_backend;
 
@@ -121,10 +119,6 @@ public:
             return;
         }
         for (int i = 0; i < n; ++i) {
-            // With many connections the waiter slots and the tasks they name have left the
-            // cache: fetch them a few events ahead, the slot first, then its task.
-            if (i + events_prefetch_distance < n) prefetch_slot(events[i + events_prefetch_distance].data.fd);
-            if (i + events_prefetch_distance / 2 < n) prefetch_reader(events[i + events_prefetch_distance / 2].data.fd);
             const int fd = events[i].data.fd;
             const std::uint32_t e = events[i].events;
             if (fd == wake_fd_) {
@@ -196,14 +190,6 @@ private:
     task_control*& slot_for(int fd, bool writing) {
         fd_waiters& w = slot_state(fd);
         return writing ? w.writer : w.reader;
-    }
-
-    void prefetch_slot(int fd) const noexcept {
-        if (static_cast<std::size_t>(fd) < waiters_.size()) __builtin_prefetch(&waiters_[fd], 1);
-    }
-    void prefetch_reader(int fd) const noexcept {
-        if (static_cast<std::size_t>(fd) < waiters_.size() && waiters_[fd].reader)
-            __builtin_prefetch(waiters_[fd].reader, 1);
     }
 
     void wake_slot(task_control*& slot) noexcept {

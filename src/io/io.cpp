@@ -104,9 +104,7 @@ long perform_io(io_handle& h, io_op& op) {
     }
     task_control* t = task_to_wait();
     if (!t) return -ECANCELED;
-    t->resume_touches = &h;  // the stream's state, which holds h
     const long r = t->owner->io().perform(h, op);
-    t->resume_touches = nullptr;
     if (is_receive(op)) note_receive(h, op, r);
     return r;
 }
@@ -115,9 +113,7 @@ long perform_io_with_send(io_handle& h, io_op& send, long& sent, io_op& op) {
     sent = 0;
     task_control* t = task_to_wait();
     if (!t) return -ECANCELED;
-    t->resume_touches = &h;
     const long r = t->owner->io().perform_with_send(h, send, sent, op);
-    t->resume_touches = nullptr;
     if (is_receive(op)) note_receive(h, op, r);
     return r;
 }

@@ -149,10 +149,7 @@ private:
     void prepare(io_handle& h, io_op& op, uring_request& req) noexcept {
         io_uring_sqe* sqe = next_sqe();
         switch (op.kind) {
-        case io_kind::recv:
-            io_uring_prep_recv(sqe, h.fd, op.buffer, op.length, 0);
-            sqe->ioprio |= receive_flags_;
-            break;
+        case io_kind::recv: io_uring_prep_recv(sqe, h.fd, op.buffer, op.length, 0); break;
         case io_kind::send:
             io_uring_prep_send(sqe, h.fd, op.buffer, op.length, MSG_NOSIGNAL | (op.more ? MSG_MORE : 0));
             break;
@@ -165,7 +162,6 @@ private:
         case io_kind::recv_provided:
             op.length = provided_buffer_bytes;
             io_uring_prep_recv(sqe, h.fd, nullptr, provided_buffer_bytes, 0);
-            sqe->ioprio |= receive_flags_;
             sqe->flags |= IOSQE_BUFFER_SELECT;
             sqe->buf_group = provided_group;
             break;
@@ -257,7 +253,6 @@ private:
         }
         provided_ring_ = static_cast<io_uring_buf_ring*>(ring_mem);
         provided_buffers_ = static_cast<char*>(buffers);
-        receive_flags_ = IORING_RECVSEND_POLL_FIRST;
         io_uring_buf_ring_init(provided_ring_);
         for (unsigned i = 0; i < provided_buffer_count; ++i) give_back(static_cast<std::uint16_t>(i));
     }
@@ -338,11 +333,6 @@ private:
     std::uint64_t wake_value_ = 0;
     bool wake_armed_ = false;
     io_uring_buf_ring* provided_ring_ = nullptr;  // null: no provided buffers on this kernel
-    // A receive reaches the ring only once the socket is known to be empty (an attempt said
-    // EAGAIN, or the last receive drained it): POLL_FIRST arms the wait at once instead of
-    // first trying a receive that would fail. Linux 5.19+, like provided-buffer rings; an
-    // older kernel refuses the flag, so it is set only where those rings work.
-    std::uint16_t receive_flags_ = 0;
     char* provided_buffers_ = nullptr;
 };
 

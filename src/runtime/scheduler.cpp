@@ -24,8 +24,6 @@ constexpr std::size_t max_body_on_stack = 512;
 // How much of a parked task's stack a resumption touches: the saved context and the frames
 // between the park and the stream call (measured with perf at 1000 connections).
 constexpr int prefetched_stack_lines = 16;
-// How much of what a task touches first on resuming (its stream's state) is fetched with it.
-constexpr int prefetched_state_lines = 3;
 
 } // namespace
 
@@ -283,11 +281,9 @@ namespace {
 // With many connections a parked task's stack has left the cache by the time it runs again;
 // the switch and the frames it returns through then stall on every line. Fetching the next
 // task's top of stack while this one runs hides most of that.
-inline void prefetch_task(const task_control* t) noexcept {
+inline void prefetch_stack(const task_control* t) noexcept {
     const char* top = static_cast<const char*>(t->ctx);
     for (int line = 0; line < prefetched_stack_lines; ++line) __builtin_prefetch(top + 64 * line, 1);
-    if (const char* touches = static_cast<const char*>(t->resume_touches))
-        for (int line = 0; line < prefetched_state_lines; ++line) __builtin_prefetch(touches + 64 * line, 1);
 }
 } // namespace
 
@@ -302,12 +298,7 @@ void scheduler::run_loop() {
         ready_tail_ = nullptr;
         while (task_control* t = batch_rest_) {
             batch_rest_ = t->next_ready;
-            if (batch_rest_) {
-                prefetch_task(batch_rest_);
-                // The one after it too, so that its control block is in the cache by the time
-                // the next turn of this loop reads where its stack is.
-                if (const task_control* after = batch_rest_->next_ready) __builtin_prefetch(after, 1);
-            }
+            if (batch_rest_) prefetch_stack(batch_rest_);
             resume(t);
         }
         if (cancel_done_ && live_count_ == 0 && !remote_pending_.load(std::memory_order_acquire) &&

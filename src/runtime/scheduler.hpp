@@ -84,9 +84,6 @@ struct task_control {
     park_point* parked_on = nullptr;
     time_point deadline{};
     deferred_work* deferred = nullptr;  // run by run_deferred before the task waits
-    // What the task touches first when it resumes (the stream it waits on), fetched into the
-    // cache while the task before it in the run queue runs; null when nothing is known.
-    const void* resume_touches = nullptr;
     std::uint64_t id = 0;
     std::uint32_t heap_index = no_heap_index;
     wake_reason reason = wake_reason::normal;
