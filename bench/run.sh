@@ -317,6 +317,13 @@ column_of() {  # column_of ROW SERVER FIELD: that field's values over the rounds
 }
 fmt() { awk -v v="$1" -v f="$2" 'BEGIN { if (v == "") print "-"; else printf f, v }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b + 0 == 0) print "-"; else printf "%.2f", a / b }'; }
+# paired_ratios ROW SERVER: per round, the server's rate over raw epoll's in the same round, one
+# a line. Rounds drift (this VM's rates move by ±10% between runs of the same binary); the two
+# runs of a round are next to each other, so their ratio is steadier than a ratio of medians.
+paired_ratios() {
+  awk -F'\t' -v r="$1" -v s="$2" 'NR > 1 && $2 == r && $4 != "" { if ($3 == "epoll") e[$1] = $4; if ($3 == s) v[$1] = $4 }
+    END { for (k in v) if (e[k] > 0) print v[k] / e[k] }' "$RESULTS"
+}
 busy_of() {  # busy_of ROW SERVER: the pair's CPU share per run (client + server), one a line
   awk -F'\t' -v r="$1" -v s="$2" 'NR > 1 && $2 == r && $3 == s && $9 != "" { print $8 + $9 }' "$RESULTS"
 }
@@ -331,8 +338,8 @@ print_table() {
     if [[ $row == idle ]]; then
       printf '%-16s %9s %8s %12s %7s\n' server KiB/conn x_epoll established errors
     else
-      printf '%-16s %9s %7s %9s %7s %7s %7s %9s %9s %7s %5s %6s\n' server rate x_epoll rate/busy x_epoll \
-        srv_us x_epoll p50_us p99_us x_epoll busy errors
+      printf '%-16s %9s %7s %7s %11s %9s %7s %7s %7s %9s %9s %7s %5s %6s\n' server rate x_epoll paired range \
+        rate/busy x_epoll srv_us x_epoll p50_us p99_us x_epoll busy errors
     fi
     base_rate=$(column_of "$row" epoll 4 | median)
     base_norm=$(column_of "$row" epoll 13 | median)
@@ -360,13 +367,17 @@ print_table() {
       if [[ $SERVER_CPU == "$CLIENT_CPU" && -n $busy ]] && awk -v b="$busy" 'BEGIN { exit !(b < 0.9) }'; then
         shared=1
       fi
-      printf '%-16s %9s %7s %9s %7s %7s %7s %9s %9s %7s %4s%% %6s\n' "$server" "$(fmt "$rate" %.0f)" \
-        "$(ratio "$rate" "$base_rate")" "$(fmt "$norm" %.0f)" "$(ratio "$norm" "$base_norm")" \
+      pairs=$(paired_ratios "$row" "$server" | sort -g)
+      paired=$(median <<<"$pairs")
+      range=$(awk 'NR == 1 { lo = $1 } { hi = $1 } END { if (NR) printf "%.2f-%.2f", lo, hi; else print "-" }' <<<"$pairs")
+      printf '%-16s %9s %7s %7s %11s %9s %7s %7s %7s %9s %9s %7s %4s%% %6s\n' "$server" "$(fmt "$rate" %.0f)" \
+        "$(ratio "$rate" "$base_rate")" "$(fmt "$paired" %.2f)" "$range" "$(fmt "$norm" %.0f)" "$(ratio "$norm" "$base_norm")" \
         "$(fmt "$cost" %.2f)" "$(ratio "$cost" "$base_cost")" "$(fmt "$p50" %.1f)" "$(fmt "$p99" %.1f)" "$(ratio "$p99" "$base_p99")" \
         "$(awk -v b="$busy" 'BEGIN { if (b == "") print "-"; else printf "%.0f", b * 100 }')" "$errors"
     done
     if [[ $row != idle ]]; then
       echo "rate in ${unit:-1/s}; srv_us: server CPU microseconds per ${unit%%/s}; x_epoll: ratio to raw epoll"
+      echo "paired, range: median, lowest and highest over the rounds of the rate's ratio to raw epoll's in the same round"
       echo "(rates: higher is better; srv_us and latencies: lower is better)"
     fi
     echo
