@@ -21,7 +21,7 @@ struct server_options {
     // Hand out a connection once its first bytes have arrived (TCP_DEFER_ACCEPT), or once this
     // long has passed without any; 0 (the default): at once. For protocols where the client
     // speaks first, the server then wakes once per connection instead of twice (accept, then
-    // the request): +20% connections/s on the churn benchmark. A server that greets its
+    // the request): 10-25% more connections/s on the churn benchmark. A server that greets its
     // clients first must leave it at 0: they would wait this long (rounded up to the kernel's
     // SYN-ACK retransmission times) before being accepted.
     std::chrono::seconds defer_accept{0};

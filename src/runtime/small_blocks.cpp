@@ -6,6 +6,8 @@
 #include <cstddef>
 #include <new>
 
+#include "runtime/small_blocks.hpp"
+
 #include <rill/runtime.hpp>
 
 #include "runtime/fiber.hpp"  // RILL_ASAN, RILL_TSAN
@@ -19,10 +21,9 @@ namespace {
 // would (an idle connection's control block and stream state stay at 192 bytes each).
 constexpr std::size_t size_classes = 33;
 constexpr std::size_t largest_cached_bytes = 16 * (size_classes - 1) + 8;
-// Free blocks a thread keeps per size class; beyond that they go back to malloc. Only the
-// few classes a program's tasks and streams use fill up: 128 x 192 bytes = 24 KiB for the
-// control blocks, say, after a burst that freed as many.
-constexpr unsigned cached_blocks_max = 128;
+// Free blocks a thread keeps per size class (small_blocks_kept_max); beyond that they go
+// back to malloc. Only the few classes a program's tasks and streams use fill up: 128 x 192
+// bytes = 24 KiB for the control blocks, say, after a burst that freed as many.
 
 constexpr std::size_t class_of(std::size_t bytes) noexcept { return (bytes + 7) / 16; }
 constexpr std::size_t class_bytes(std::size_t c) noexcept { return 16 * c + 8; }
@@ -86,10 +87,17 @@ void free_small(void* p, std::size_t bytes) noexcept {
     const std::size_t c = class_of(bytes);
     const unsigned n = lists.count[c];
     if (n == 0) return cache_first_block(p, c);
-    if (n >= cached_blocks_max) return ::operator delete(p, class_bytes(c));
+    if (n >= small_blocks_kept_max) return ::operator delete(p, class_bytes(c));
     *static_cast<void**>(p) = lists.head[c];
     lists.head[c] = p;
     lists.count[c] = n + 1;
+}
+
+bool small_blocks_cached() noexcept { return caching; }
+
+std::size_t small_blocks_kept(std::size_t bytes) noexcept {
+    if (bytes == 0 || bytes > largest_cached_bytes) return 0;
+    return lists.count[class_of(bytes)];
 }
 
 } // namespace rill::detail

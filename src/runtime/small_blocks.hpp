@@ -1,0 +1,17 @@
+// The per-thread block cache behind allocate_small / free_small (declared in
+// <rill/runtime.hpp>, where task bodies need them).
+#pragma once
+
+#include <cstddef>
+
+namespace rill::detail {
+
+// Whether blocks are recycled at all: not under ASan or TSan, which must see every malloc
+// and free.
+bool small_blocks_cached() noexcept;
+// Free blocks the calling thread keeps for allocations of `bytes` (for tests).
+std::size_t small_blocks_kept(std::size_t bytes) noexcept;
+// The most it keeps per size class.
+inline constexpr unsigned small_blocks_kept_max = 128;
+
+} // namespace rill::detail
