@@ -404,17 +404,29 @@ void stream_state::write_raw(const char* p, std::size_t n, const char* operation
     out.append(p, n);
 }
 
+// A line end's bytes for each eol style, padded to two so that it is stored in one move.
+struct line_end_form {
+    char bytes[2];
+    std::uint8_t size;
+    bool translates_newline;  // '\n' in the text must become these bytes
+};
+constexpr line_end_form line_end_forms[] = {
+    {{'\n', 0}, 1, false},   // lf
+    {{'\r', 0}, 1, true},    // cr
+    {{'\r', '\n'}, 2, true}, // crlf
+    {{'\n', 0}, 1, false},   // none
+};
+static_assert(static_cast<int>(eol_style::lf) == 0 && static_cast<int>(eol_style::cr) == 1 &&
+              static_cast<int>(eol_style::crlf) == 2 && static_cast<int>(eol_style::none) == 3);
+
+const line_end_form& line_end_of(eol_style eol) noexcept { return line_end_forms[static_cast<int>(eol)]; }
+
 // Whether '\n' leaves as something else (CR LF or CR) under `eol`.
-bool translates_newline(eol_style eol) noexcept { return eol == eol_style::crlf || eol == eol_style::cr; }
+bool translates_newline(eol_style eol) noexcept { return line_end_of(eol).translates_newline; }
 
 std::string_view line_end_bytes(eol_style eol) noexcept {
-    switch (eol) {
-    case eol_style::crlf: return "\r\n";
-    case eol_style::cr: return "\r";
-    case eol_style::lf:
-    case eol_style::none: break;
-    }
-    return "\n";
+    const line_end_form& form = line_end_of(eol);
+    return {form.bytes, form.size};
 }
 
 void stream_state::write_text(std::string_view text, const char* operation) {
@@ -463,23 +475,24 @@ void stream_state::write_text(std::string_view text, const char* operation) {
 
 namespace {
 // Copies text to `to` unless it holds a '\n' (which an eol style other than lf must
-// translate): one pass where memchr and memcpy would take two.
-bool copy_without_lf(char* to, std::string_view text) noexcept {
-    const char* p = text.data();
-    const std::size_t n = text.size();
+// translate): one pass where memchr and memcpy would take two. 32 bytes a step (two 16-byte
+// halves), the last step overlapping the one before; short texts 16 bytes or bytewise.
+[[gnu::always_inline]] inline bool copy_without_lf(char* to, const char* p, std::size_t n) noexcept {
 #if defined(__x86_64__)
-    if (n >= 16) {
-        const __m128i lf = _mm_set1_epi8('\n');
-        auto step = [&](std::size_t i) {
-            const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i));
-            _mm_storeu_si128(reinterpret_cast<__m128i*>(to + i), v);
-            return _mm_movemask_epi8(_mm_cmpeq_epi8(v, lf)) == 0;
-        };
-        std::size_t i = 0;
-        for (; i + 16 <= n; i += 16)
-            if (!step(i)) return false;
-        return i == n || step(n - 16);  // the last, partial step overlaps the one before
+    const __m128i lf = _mm_set1_epi8('\n');
+    auto copy16 = [&](std::size_t i) {
+        const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i));
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(to + i), v);
+        return _mm_cmpeq_epi8(v, lf);
+    };
+    if (n >= 32) {
+        for (std::size_t i = 0;; i += 32) {
+            if (i + 32 > n) i = n - 32;
+            if (_mm_movemask_epi8(_mm_or_si128(copy16(i), copy16(i + 16)))) return false;
+            if (i + 32 == n) return true;
+        }
     }
+    if (n >= 16) return !_mm_movemask_epi8(_mm_or_si128(copy16(0), copy16(n - 16)));
 #endif
     for (std::size_t i = 0; i < n; ++i) {
         if (p[i] == '\n') return false;
@@ -487,30 +500,34 @@ bool copy_without_lf(char* to, std::string_view text) noexcept {
     }
     return true;
 }
+
 } // namespace
 
 void stream_state::write_line(std::string_view text, const char* operation) {
-    const std::string_view line_end = line_end_bytes(eol);
-    const std::size_t n = text.size() + line_end.size();
-    // The common case in one append: no transcoder, room in the buffer, and no '\n' in the
-    // text that the eol style would have to translate.
-    if (!codec && out.size() + n <= default_output_buffer_bytes) [[likely]] {
-        check_writable(operation);
-        char* to = out.tail(n);
+    const line_end_form& end = line_end_of(eol);
+    const std::size_t n = text.size() + end.size;
+    // The common case in one append: no transcoder, room under the output cap, nothing that
+    // refuses writes, and no '\n' in the text that the eol style would have to translate.
+    if (!codec && out.size() + n <= default_output_buffer_bytes && writable()) [[likely]] {
+        char* to = out.tail(n + 1);  // a byte more: the line end is stored as two bytes
         bool copied = true;
-        if (!translates_newline(eol)) {
-            if (!text.empty()) std::memcpy(to, text.data(), text.size());
-        } else {
-            copied = copy_without_lf(to, text);
-        }
-        if (copied) {
-            std::memcpy(to + text.size(), line_end.data(), line_end.size());
+        if (end.translates_newline) copied = copy_without_lf(to, text.data(), text.size());
+        else if (!text.empty()) std::memcpy(to, text.data(), text.size());
+        if (copied) [[likely]] {
+            std::memcpy(to + text.size(), end.bytes, 2);
             out.commit(n);
             return;
         }
     }
+    write_line_slowly(text, operation);
+}
+
+void stream_state::write_line_slowly(std::string_view text, const char* operation) {
+    // A transcoder, a '\n' in the text to translate, output past its cap, or a stream that
+    // refuses writes (write_raw's check throws): write_text handles each.
     write_text(text, operation);
     if (codec) return write_text("\n", operation);
+    const std::string_view line_end = line_end_bytes(eol);
     write_raw(line_end.data(), line_end.size(), operation);  // no scan for LF needed
 }
 
@@ -609,7 +626,7 @@ const char* find_first_cr_or_lf(const char* p, std::size_t n) noexcept {
 }
 } // namespace
 
-const char* find_line_end(const char* p, std::size_t n, eol_style eol) noexcept {
+[[gnu::always_inline]] inline const char* find_line_end(const char* p, std::size_t n, eol_style eol) noexcept {
     if (n == 0) return nullptr;  // an empty buffer holds no memory: memchr(nullptr, ...) is UB
     if (eol == eol_style::lf || eol == eol_style::none)
         return static_cast<const char*>(std::memchr(p, '\n', n));
@@ -741,7 +758,10 @@ bool read_buffered_line(stream_state& st, std::string& line, const read_line_opt
     if (!end) return false;
     const std::size_t length = static_cast<std::size_t>(end - text) - start;
     if (st.options.max_line_length && length > st.options.max_line_length) return false;
-    line.assign(text + start, length);
+    // resize (a no-op when the last line had this length) and a plain copy: assign's
+    // overlap and growth checks cost more than the copy of a short line.
+    line.resize(length);
+    if (length) std::memcpy(line.data(), text + start, length);
     if (o.include_separator) line.push_back('\n');
     std::size_t used = start + length + 1;
     st.skip_next = 0;
@@ -756,10 +776,18 @@ bool read_buffered_line(stream_state& st, std::string& line, const read_line_opt
 
 } // namespace
 
+bool read_line_waiting(stream_state& st, std::string& line, const read_line_options& o);
+
 bool read_line_into(stream_state& st, std::string& line, const read_line_options& o) {
     if (!st.codec && !st.discarding_line && o.separator == U'\n' && !o.max_length &&
         read_buffered_line(st, line, o)) [[likely]]
         return true;
+    return read_line_waiting(st, line, o);
+}
+
+// read_line_into when no whole line is buffered (or the stream is not the plain kind): receives
+// and decodes as needed. Out of line, so that the common case above stays small.
+[[gnu::noinline]] bool read_line_waiting(stream_state& st, std::string& line, const read_line_options& o) {
     line.clear();
     if (st.discarding_line && !skip_rest_of_line(st)) return false;
     if (o.separator != U'\n' || o.max_length) return read_line_general(st, line, o);

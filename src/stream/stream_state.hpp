@@ -155,6 +155,8 @@ struct stream_state {
     void write_text(std::string_view utf8, const char* operation);
     // write_text(utf8) then the line end.
     void write_line(std::string_view utf8, const char* operation);
+    // write_line when its one-append fast path does not apply.
+    [[gnu::noinline]] void write_line_slowly(std::string_view utf8, const char* operation);
     // closing: the stream is closed (or its writer shut down) right after, so the last bytes
     // are sent with MSG_MORE and the FIN joins their segment.
     void flush(const char* operation, bool closing = false);
@@ -177,9 +179,10 @@ struct stream_state {
     long receive_after_flush(io_op& receive, task_control& running);
     // Throws when nothing more may be written (closed, or an earlier send failed).
     void check_writable(const char* operation) {
-        if (io.fd < 0 || write_error || writer_closed) [[unlikely]]
+        if (!writable()) [[unlikely]]
             refuse_write(operation);
     }
+    bool writable() const noexcept { return io.fd >= 0 && !write_error && !writer_closed; }
     [[noreturn]] void refuse_write(const char* operation);
     void close_fd() noexcept;
 };
