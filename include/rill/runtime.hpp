@@ -55,13 +55,18 @@ struct task_body {
 void* allocate_small(std::size_t bytes);
 void free_small(void* p, std::size_t bytes) noexcept;
 
-template <class F>
-struct task_body_of final : task_body {
-    F fn;
+// Derive from this to be allocated through allocate_small (an empty base: no size). Types
+// aligned beyond max_align_t keep the global aligned new.
+struct small_block_allocated {
     static void* operator new(std::size_t n) { return allocate_small(n); }
     static void operator delete(void* p, std::size_t n) noexcept { free_small(p, n); }
     static void* operator new(std::size_t n, std::align_val_t a) { return ::operator new(n, a); }
     static void operator delete(void* p, std::size_t n, std::align_val_t a) noexcept { ::operator delete(p, n, a); }
+};
+
+template <class F>
+struct task_body_of final : task_body, small_block_allocated {
+    F fn;
     explicit task_body_of(F&& f) : task_body{&call, &drop, relocator(), sizeof(task_body_of)}, fn(std::move(f)) {}
     static void call(task_body* b) { static_cast<task_body_of*>(b)->fn(); }
     static void drop(task_body* b) { delete static_cast<task_body_of*>(b); }

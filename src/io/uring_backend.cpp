@@ -296,12 +296,9 @@ private:
             if (end - i > reap_prefetch_distance) prefetch_request(entry(i + reap_prefetch_distance)->user_data);
             if (end - i > reap_prefetch_distance / 2) prefetch_targets(entry(i + reap_prefetch_distance / 2)->user_data);
             const io_uring_cqe* cqe = entry(i);
-            std::uint64_t data = cqe->user_data;
-            // LIBURING_UDATA_TIMEOUT: before Linux 5.11 (no IORING_FEAT_EXT_ARG), liburing
-            // implements a wait's timeout with a timeout request of its own.
-            if (data == ignored_completion || data == LIBURING_UDATA_TIMEOUT) continue;
-            if (data == wake_completion) {
-                wake_armed_ = false;
+            const std::uint64_t data = cqe->user_data;
+            if (!is_request(data)) {
+                if (data == wake_completion) wake_armed_ = false;
                 continue;
             }
             auto* req = reinterpret_cast<uring_request*>(data);
@@ -314,6 +311,8 @@ private:
         io_uring_cq_advance(&ring_, end - first);
     }
 
+    // A completion of one of our uring_requests, not of a cancel, of the wake-up read, or of
+    // the timeout request liburing adds to a wait before Linux 5.11 (no IORING_FEAT_EXT_ARG).
     static bool is_request(std::uint64_t data) noexcept {
         return data != ignored_completion && data != wake_completion && data != LIBURING_UDATA_TIMEOUT;
     }

@@ -68,10 +68,7 @@ struct deferred_work {
 
 inline constexpr std::uint32_t no_heap_index = static_cast<std::uint32_t>(-1);
 
-struct task_control {
-    static void* operator new(std::size_t n) { return allocate_small(n); }
-    static void operator delete(void* p, std::size_t n) noexcept { free_small(p, n); }
-
+struct task_control : small_block_allocated {
     // Scheduling: touched only by the owning scheduler's thread.
     context ctx = nullptr;
     stack_block stack;

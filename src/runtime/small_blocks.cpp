@@ -21,13 +21,11 @@ namespace {
 // would (an idle connection's control block and stream state stay at 192 bytes each).
 constexpr std::size_t size_classes = 33;
 constexpr std::size_t largest_cached_bytes = 16 * (size_classes - 1) + 8;
-// Free blocks a thread keeps per size class (small_blocks_kept_max); beyond that they go
-// back to malloc. Only the few classes a program's tasks and streams use fill up: 128 x 192
-// bytes = 24 KiB for the control blocks, say, after a burst that freed as many.
 
 constexpr std::size_t class_of(std::size_t bytes) noexcept { return (bytes + 7) / 16; }
 constexpr std::size_t class_bytes(std::size_t c) noexcept { return 16 * c + 8; }
 static_assert(class_bytes(class_of(184)) == 184 && class_bytes(class_of(185)) == 200);
+constexpr bool has_class(std::size_t bytes) noexcept { return bytes > 0 && bytes <= largest_cached_bytes; }
 
 // Free lists linked through the blocks' first bytes. Trivially destructible, so the hot path
 // reaches it without a thread-local guard; blocks_at_exit gives the blocks back.
@@ -71,7 +69,7 @@ constexpr bool caching = true;
 } // namespace
 
 void* allocate_small(std::size_t bytes) {
-    if (!caching || bytes == 0 || bytes > largest_cached_bytes) return ::operator new(bytes);
+    if (!caching || !has_class(bytes)) return ::operator new(bytes);
     const std::size_t c = class_of(bytes);
     if (void* b = lists.head[c]) {
         lists.head[c] = *static_cast<void**>(b);
@@ -83,7 +81,7 @@ void* allocate_small(std::size_t bytes) {
 
 void free_small(void* p, std::size_t bytes) noexcept {
     if (!p) return;
-    if (!caching || bytes == 0 || bytes > largest_cached_bytes) return ::operator delete(p, bytes);
+    if (!caching || !has_class(bytes)) return ::operator delete(p, bytes);
     const std::size_t c = class_of(bytes);
     const unsigned n = lists.count[c];
     if (n == 0) return cache_first_block(p, c);
@@ -96,8 +94,7 @@ void free_small(void* p, std::size_t bytes) noexcept {
 bool small_blocks_cached() noexcept { return caching; }
 
 std::size_t small_blocks_kept(std::size_t bytes) noexcept {
-    if (bytes == 0 || bytes > largest_cached_bytes) return 0;
-    return lists.count[class_of(bytes)];
+    return has_class(bytes) ? lists.count[class_of(bytes)] : 0;
 }
 
 } // namespace rill::detail

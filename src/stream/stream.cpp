@@ -500,7 +500,6 @@ namespace {
     }
     return true;
 }
-
 } // namespace
 
 void stream_state::write_line(std::string_view text, const char* operation) {

@@ -95,10 +95,7 @@ struct transcoding_state {
     std::string encode_scratch;      // eol-translated text on its way to the encoder
 };
 
-struct stream_state {
-    static void* operator new(std::size_t n) { return allocate_small(n); }
-    static void operator delete(void* p, std::size_t n) noexcept { free_small(p, n); }
-
+struct stream_state : small_block_allocated {
     explicit stream_state(int fd, const stream_options& o, const std::optional<transcoder>& t);
     ~stream_state();
     stream_state(const stream_state&) = delete;
