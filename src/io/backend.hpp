@@ -98,6 +98,14 @@ long try_io(const io_handle& h, io_op& op) noexcept;
 // The outcome of a connect that said EINPROGRESS, once the socket is writable.
 long connect_result(int fd) noexcept;
 
+// Waiting receives that found every provided buffer taken (io_uring: -ENOBUFS) and received
+// into their stream's own buffer instead; process-wide, for tests and diagnostics.
+std::uint64_t provided_buffer_shortfalls() noexcept;
+void count_provided_buffer_shortfall() noexcept;
+// Tests: io_uring backends created from now on get `count` provided buffers (a power of two;
+// 0: the default), so that a test can run out of them on purpose.
+void set_provided_buffer_count_for_tests(unsigned count) noexcept;
+
 // try_io of a receive, noting in `h` whether it drained the socket.
 long receive_attempt(io_handle& h, io_op& op) noexcept;
 

@@ -2,6 +2,7 @@
 // call first, and only when it would block hand it to the backend.
 #include <sys/socket.h>
 
+#include <atomic>
 #include <cerrno>
 
 #include "io/backend.hpp"
@@ -46,6 +47,13 @@ long try_io(const io_handle& h, io_op& op) noexcept {
         return errno == EWOULDBLOCK ? -EAGAIN : -errno;
     }
 }
+
+namespace {
+std::atomic<std::uint64_t> shortfalls{0};
+} // namespace
+
+std::uint64_t provided_buffer_shortfalls() noexcept { return shortfalls.load(std::memory_order_relaxed); }
+void count_provided_buffer_shortfall() noexcept { shortfalls.fetch_add(1, std::memory_order_relaxed); }
 
 namespace {
 // A receive that got less than it asked for (or nothing) drained the socket: the next one

@@ -35,13 +35,16 @@ constexpr unsigned reap_prefetch_distance = 8;
 // loop turn hold them at once. All of them get touched as the ring cycles: the pool is a
 // fixed cost per worker (512 KiB), kept small so it stays small beside 20k idle connections.
 // When more receives complete in one turn than there are buffers, the rest come back with
-// ENOBUFS and receive into their stream's own buffer. A receive that fills its buffer is
+// ENOBUFS and receive into their stream's own buffer (tests/net/test_buffer_shortage.cpp; with
+// DEFER_TASKRUN, Linux 6.18 runs about 20 deferred completions per kernel entry, so 600
+// receives at once did not exhaust the 256). A receive that fills its buffer is
 // followed by a receive attempt (the socket may hold more), so a buffer should be larger
 // than a typical burst: 1 KiB buffers cost pipelined 16 x 64-byte lines a wasted system call
 // per burst (0.06 -> 0.005 system calls per line with 2 KiB).
 constexpr unsigned provided_buffer_count = 256;
 constexpr std::size_t provided_buffer_bytes = 2048;
-constexpr std::size_t provided_pool_bytes = provided_buffer_count * provided_buffer_bytes;
+// Tests shrink the pool (a power of two) to reach the shortage on purpose: 0 is the default.
+std::atomic<unsigned> provided_buffer_count_override{0};
 constexpr unsigned short provided_group = 0;
 
 // Set up a ring with the best flags this kernel takes: SINGLE_ISSUER + DEFER_TASKRUN (6.1+)
@@ -101,7 +104,7 @@ public:
         io_uring_queue_exit(&ring_);
         close(wake_fd_);
         if (provided_ring_) munmap(provided_ring_, provided_ring_bytes());
-        if (provided_buffers_) munmap(provided_buffers_, provided_pool_bytes);
+        if (provided_buffers_) munmap(provided_buffers_, provided_pool_bytes());
     }
 
     const char* name() const noexcept override { return "io_uring"; }
@@ -225,18 +228,18 @@ public:
     }
 
 private:
-    static std::size_t provided_ring_bytes() noexcept {
-        return provided_buffer_count * sizeof(io_uring_buf);
-    }
+    std::size_t provided_ring_bytes() const noexcept { return buffer_count_ * sizeof(io_uring_buf); }
+    std::size_t provided_pool_bytes() const noexcept { return buffer_count_ * provided_buffer_bytes; }
 
     // A ring of buffers the kernel picks from when data arrives (Linux 5.19+): a receive that
     // waits holds none, so idle connections cost no buffer. Without it (older kernels) each
     // waiting receive holds its stream's buffer.
     void setup_provided_buffers() noexcept {
+        if (unsigned n = provided_buffer_count_override.load(std::memory_order_relaxed)) buffer_count_ = n;
         void* ring_mem = mmap(nullptr, provided_ring_bytes(), PROT_READ | PROT_WRITE,
                               MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         if (ring_mem == MAP_FAILED) return;
-        void* buffers = mmap(nullptr, provided_pool_bytes, PROT_READ | PROT_WRITE,
+        void* buffers = mmap(nullptr, provided_pool_bytes(), PROT_READ | PROT_WRITE,
                              MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
         if (buffers == MAP_FAILED) {
             munmap(ring_mem, provided_ring_bytes());
@@ -244,17 +247,17 @@ private:
         }
         io_uring_buf_reg reg{};
         reg.ring_addr = reinterpret_cast<std::uint64_t>(ring_mem);
-        reg.ring_entries = provided_buffer_count;
+        reg.ring_entries = buffer_count_;
         reg.bgid = provided_group;
         if (io_uring_register_buf_ring(&ring_, &reg, 0) != 0) {
             munmap(ring_mem, provided_ring_bytes());
-            munmap(buffers, provided_pool_bytes);
+            munmap(buffers, provided_pool_bytes());
             return;
         }
         provided_ring_ = static_cast<io_uring_buf_ring*>(ring_mem);
         provided_buffers_ = static_cast<char*>(buffers);
         io_uring_buf_ring_init(provided_ring_);
-        for (unsigned i = 0; i < provided_buffer_count; ++i) give_back(static_cast<std::uint16_t>(i));
+        for (unsigned i = 0; i < buffer_count_; ++i) give_back(static_cast<std::uint16_t>(i));
     }
 
     char* provided_buffer(std::uint16_t id) const noexcept {
@@ -263,7 +266,7 @@ private:
 
     void give_back(std::uint16_t id) noexcept {
         io_uring_buf_ring_add(provided_ring_, provided_buffer(id), provided_buffer_bytes, id,
-                              io_uring_buf_ring_mask(provided_buffer_count), 0);
+                              io_uring_buf_ring_mask(buffer_count_), 0);
         io_uring_buf_ring_advance(provided_ring_, 1);
     }
 
@@ -331,6 +334,7 @@ private:
     int wake_fd_ = -1;
     std::uint64_t wake_value_ = 0;
     bool wake_armed_ = false;
+    unsigned buffer_count_ = provided_buffer_count;
     io_uring_buf_ring* provided_ring_ = nullptr;  // null: no provided buffers on this kernel
     char* provided_buffers_ = nullptr;
 };
@@ -363,6 +367,10 @@ rill::backend probe_io_uring() {
         std::fprintf(stderr, "rill: using the epoll backend: io_uring_setup failed: %s%s\n",
                      std::strerror(-r), refused ? "" : " (this run only)");
     return rill::backend::epoll;
+}
+
+void set_provided_buffer_count_for_tests(unsigned count) noexcept {
+    provided_buffer_count_override.store(count, std::memory_order_relaxed);
 }
 
 std::unique_ptr<backend> make_uring_backend(scheduler& owner) {

@@ -258,6 +258,7 @@ fill_result stream_state::fill_bytes(const char* operation) {
             }
             if (r != -ENOBUFS) break;
             // Every provided buffer is taken: receive into our own.
+            count_provided_buffer_shortfall();
             op.buffer = in.tail(initial_buffer_bytes);
             op.length = in.tail_room();
             r = perform_io(io, op);
