@@ -86,7 +86,7 @@ public:
     virtual void wake() noexcept = 0;
 
     // Operations are queued that only the next wait() hands to the kernel (io_uring's
-    // submission queue): the loop must not put that off.
+    // submission queue): the loop puts that off by one turn at most.
     virtual bool has_unsubmitted() const noexcept { return false; }
 
     // Before the descriptor is closed.

@@ -304,13 +304,15 @@ void scheduler::run_loop() {
         if (cancel_done_ && live_count_ == 0 && !remote_pending_.load(std::memory_order_acquire) &&
             !runtime_.tasks_left())
             break;
-        if (ready_head_ && !backend_->has_unsubmitted()) {
-            // Tasks are ready again (they yielded, or woke each other): polling the kernel
-            // every turn would make each switch cost a system call. Poll every few turns, or
-            // once the last poll is a few microseconds old, so I/O is never held back long.
+        if (ready_head_) {
+            // Tasks are ready again (they yielded, woke each other, or were spawned): polling
+            // the kernel every turn would make each switch cost a system call. Poll every few
+            // turns, or once the last poll is a few microseconds old, so I/O is never held
+            // back long; with io_uring submissions queued (sends), after one more turn.
+            const unsigned turns = backend_->has_unsubmitted() ? 2 : poll_every_turns;
             const time_point now = clock::now();
             if (turns_since_poll_++ == 0) next_poll_ = now + poll_interval;
-            if (turns_since_poll_ < poll_every_turns && now < next_poll_) {
+            if (turns_since_poll_ < turns && now < next_poll_) {
                 if (!timers_.empty()) fire_timers(now);
                 continue;
             }
