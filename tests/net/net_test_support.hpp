@@ -56,7 +56,7 @@ inline std::string receive_all_in_task(raw_client& c) {
     std::string out;
     char buf[512];
     for (int i = 0; i < 100000; ++i) {
-        ssize_t n = ::recv(c.fd(), buf, sizeof buf, 0);
+        ssize_t n = retry_interrupted([&] { return ::recv(c.fd(), buf, sizeof buf, 0); });
         if (n == 0 || (n < 0 && errno == ECONNRESET)) return out;
         if (n < 0) throw std::runtime_error("recv: " + std::string(std::strerror(errno)));
         out.append(buf, static_cast<std::size_t>(n));

@@ -172,7 +172,7 @@ TEST(Faults, OutOfDescriptorsKeepsServingAndRecovers) {
     for (int i = 0; i < 2; ++i) {
         char reply[64];
         while (got[i].find('\n') == std::string::npos) {
-            ssize_t n = ::recv(newcomers[i], reply, sizeof reply, 0);
+            ssize_t n = rill_test::retry_interrupted([&] { return ::recv(newcomers[i], reply, sizeof reply, 0); });
             if (n <= 0) break;
             got[i].append(reply, static_cast<std::size_t>(n));
         }

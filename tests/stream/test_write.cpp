@@ -189,7 +189,7 @@ void blocked_writer_keeps_memory_bounded(bool one_big_write) {
             std::size_t at = 0;
             std::size_t first_wrong = total;
             for (;;) {
-                ssize_t n = ::recv(c.fd(), buffer.data(), buffer.size(), 0);
+                ssize_t n = rill_test::retry_interrupted([&] { return ::recv(c.fd(), buffer.data(), buffer.size(), 0); });
                 ASSERT_GE(n, 0) << std::strerror(errno);
                 if (n == 0) break;
                 for (ssize_t i = 0; i < n; ++i, ++at)

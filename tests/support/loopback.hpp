@@ -22,6 +22,33 @@ namespace rill_test {
 
 inline constexpr auto default_io_limit = std::chrono::seconds(10);
 
+// A thread that ran an io_uring runtime gets a task-work notification when its ring is torn
+// down after run() returns (the kernel's "fake signal"); a blocking call with a timeout
+// (SO_RCVTIMEO, SO_SNDTIMEO) that it interrupts fails with EINTR. The peer's calls retry.
+template <class Call>
+auto retry_interrupted(Call call) {
+    for (;;) {
+        auto r = call();
+        if (r >= 0 || errno != EINTR) return r;
+    }
+}
+
+// connect() interrupted by such a notification goes on in the background: wait for it.
+inline int finish_interrupted_connect(int fd) {
+    pollfd p{fd, POLLOUT, 0};
+    const int waited = retry_interrupted(
+        [&] { return ::poll(&p, 1, static_cast<int>(std::chrono::milliseconds(default_io_limit).count())); });
+    if (waited <= 0) {
+        errno = waited == 0 ? ETIMEDOUT : errno;
+        return -1;
+    }
+    int err = 0;
+    socklen_t len = sizeof err;
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) return -1;
+    errno = err;
+    return err ? -1 : 0;
+}
+
 // A blocking TCP connection to 127.0.0.1:port (or ::1 when ipv6), with receive and send
 // timeouts so no test waits forever.
 class raw_client {
@@ -46,6 +73,7 @@ public:
             a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
             r = ::connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a);
         }
+        if (r != 0 && errno == EINTR) r = finish_interrupted_connect(fd_);
         if (r != 0) {
             int err = errno;
             ::close(fd_);
@@ -64,7 +92,8 @@ public:
     void send(const std::string& bytes) {
         std::size_t done = 0;
         while (done < bytes.size()) {
-            ssize_t n = ::send(fd_, bytes.data() + done, bytes.size() - done, MSG_NOSIGNAL);
+            ssize_t n = retry_interrupted(
+                [&] { return ::send(fd_, bytes.data() + done, bytes.size() - done, MSG_NOSIGNAL); });
             if (n <= 0) throw std::runtime_error("send: " + std::string(std::strerror(errno)));
             done += static_cast<std::size_t>(n);
         }
@@ -84,7 +113,7 @@ public:
         char* buf = storage.data();
         const std::size_t buf_size = storage.size();
         for (;;) {
-            ssize_t n = ::recv(fd_, buf, buf_size, 0);
+            ssize_t n = retry_interrupted([&] { return ::recv(fd_, buf, buf_size, 0); });
             if (n == 0) return out;
             if (n < 0) {
                 if (errno == ECONNRESET) return out;
@@ -99,7 +128,8 @@ public:
         std::string out;
         std::vector<char> storage(65536);
         while (out.size() < n) {
-            ssize_t got = ::recv(fd_, storage.data(), std::min(storage.size(), n - out.size()), 0);
+            ssize_t got = retry_interrupted(
+                [&] { return ::recv(fd_, storage.data(), std::min(storage.size(), n - out.size()), 0); });
             if (got <= 0)
                 throw std::runtime_error("recv: " + std::string(got == 0 ? "end of stream" : std::strerror(errno)) +
                                          " after " + std::to_string(out.size()) + " of " + std::to_string(n) + " bytes");
@@ -112,7 +142,7 @@ public:
         std::string out;
         char c;
         for (;;) {
-            ssize_t n = ::recv(fd_, &c, 1, 0);
+            ssize_t n = retry_interrupted([&] { return ::recv(fd_, &c, 1, 0); });
             if (n <= 0) throw std::runtime_error("recv line: " + std::string(n == 0 ? "end of stream" : std::strerror(errno)) + " after \"" + out + "\"");
             out.push_back(c);
             if (c == '\n') return out;
@@ -121,7 +151,7 @@ public:
     // True if nothing arrives within `wait`.
     bool quiet_for(std::chrono::milliseconds wait) {
         pollfd p{fd_, POLLIN, 0};
-        return ::poll(&p, 1, static_cast<int>(wait.count())) == 0;
+        return retry_interrupted([&] { return ::poll(&p, 1, static_cast<int>(wait.count())); }) == 0;
     }
 
 private:
