@@ -12,7 +12,6 @@
 #include <cstring>
 #include <atomic>
 #include <mutex>
-#include <thread>
 
 #include <rill/error.hpp>
 
@@ -68,27 +67,6 @@ int setup_ring(io_uring& ring) {
     return r;
 }
 
-// The ring (and its wake-up eventfd) of a thread whose backend is gone, kept for the thread's
-// next backend. Tearing a ring down makes the kernel queue task work to every thread that
-// used it, with a notification that interrupts the thread's next blocking call: a connect or
-// recv with SO_SNDTIMEO / SO_RCVTIMEO made after run() returned failed with EINTR in about one
-// run of three. The thread that calls run() (worker 0) keeps its ring instead, the next run()
-// on that thread takes it over, and it is closed when the thread exits. Other workers' rings
-// are closed after their threads have ended, when no thread is left to notify.
-struct kept_ring {
-    io_uring ring{};
-    int wake_fd = -1;
-    pid_t pid = 0;  // a child after fork() must not take over its parent's ring
-    bool present = false;
-
-    ~kept_ring() {
-        if (!present) return;
-        io_uring_queue_exit(&ring);
-        close(wake_fd);
-    }
-};
-thread_local kept_ring kept;
-
 class uring_backend;
 
 // An operation in flight; lives on the parked task's stack until its completion arrives.
@@ -107,44 +85,26 @@ struct uring_request final : park_point {
 class uring_backend final : public backend {
 public:
     explicit uring_backend(scheduler& owner) : owner_(owner) {
-        if (kept.present && kept.pid == getpid()) {
-            ring_ = kept.ring;
-            wake_fd_ = kept.wake_fd;
-            kept.present = false;
-        } else {
-            if (kept.present) {
-                // Inherited through fork(): the parent's ring, not ours to submit to.
-                kept.present = false;
-                io_uring_queue_exit(&kept.ring);
-                close(kept.wake_fd);
-            }
-            if (int r = setup_ring(ring_); r < 0) throw_os_error(-r, "io_uring_queue_init");
-            // Every loop turn enters the kernel through the ring's descriptor; registered (Linux
-            // 5.18+), the entry skips looking it up in the descriptor table. Older kernels
-            // refuse, and the plain descriptor works as before.
-            io_uring_register_ring_fd(&ring_);
-            // Blocking: io_uring honours O_NONBLOCK on reads, and the read must wait for a wake.
-            wake_fd_ = eventfd(0, EFD_CLOEXEC);
-            if (wake_fd_ < 0) {
-                int err = errno;
-                io_uring_queue_exit(&ring_);
-                throw_os_error(err, "eventfd");
-            }
+        if (int r = setup_ring(ring_); r < 0) throw_os_error(-r, "io_uring_queue_init");
+        // Every loop turn enters the kernel through the ring's descriptor; registered (Linux
+        // 5.18+), the entry skips looking it up in the descriptor table. Older kernels refuse,
+        // and the plain descriptor works as before.
+        io_uring_register_ring_fd(&ring_);
+        // Blocking: io_uring honours O_NONBLOCK on reads, and the read must wait for a wake.
+        wake_fd_ = eventfd(0, EFD_CLOEXEC);
+        if (wake_fd_ < 0) {
+            int err = errno;
+            io_uring_queue_exit(&ring_);
+            throw_os_error(err, "eventfd");
         }
         setup_provided_buffers();
     }
 
     ~uring_backend() override {
-        release_provided_buffers();
-        if (creator_ == std::this_thread::get_id() && !kept.present && quiesce()) {
-            kept.ring = ring_;
-            kept.wake_fd = wake_fd_;
-            kept.pid = getpid();
-            kept.present = true;
-            return;
-        }
         io_uring_queue_exit(&ring_);
         close(wake_fd_);
+        if (provided_ring_) munmap(provided_ring_, provided_ring_bytes());
+        if (provided_buffers_) munmap(provided_buffers_, provided_pool_bytes());
     }
 
     const char* name() const noexcept override { return "io_uring"; }
@@ -268,36 +228,6 @@ public:
     }
 
 private:
-    // Before the ring is kept for another backend: nothing of ours may be in flight (the
-    // wake-up read targets this object), nothing left queued or unreaped. False when the read
-    // did not come back in time (bounded: 100 waits of 10 ms): then the ring is closed.
-    bool quiesce() noexcept {
-        if (wake_armed_) {
-            io_uring_sqe* sqe = next_sqe();
-            io_uring_prep_cancel64(sqe, wake_completion, 0);
-            io_uring_sqe_set_data64(sqe, ignored_completion);
-        }
-        for (int i = 0; i < 100 && (wake_armed_ || has_unsubmitted()); ++i) {
-            io_uring_cqe* cqe = nullptr;
-            __kernel_timespec ts{0, 10'000'000};
-            io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, &ts, nullptr);
-            reap();
-        }
-        io_uring_submit_and_get_events(&ring_);  // the cancel's own completion
-        reap();
-        return !wake_armed_ && !has_unsubmitted();
-    }
-
-    void release_provided_buffers() noexcept {
-        if (provided_ring_) {
-            io_uring_unregister_buf_ring(&ring_, provided_group);
-            munmap(provided_ring_, provided_ring_bytes());
-        }
-        if (provided_buffers_) munmap(provided_buffers_, provided_pool_bytes());
-        provided_ring_ = nullptr;
-        provided_buffers_ = nullptr;
-    }
-
     std::size_t provided_ring_bytes() const noexcept { return buffer_count_ * sizeof(io_uring_buf); }
     std::size_t provided_pool_bytes() const noexcept { return buffer_count_ * provided_buffer_bytes; }
 
@@ -400,7 +330,6 @@ private:
     }
 
     scheduler& owner_;
-    const std::thread::id creator_ = std::this_thread::get_id();
     io_uring ring_{};
     int wake_fd_ = -1;
     std::uint64_t wake_value_ = 0;

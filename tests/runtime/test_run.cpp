@@ -2,7 +2,6 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/resource.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <mutex>
@@ -274,28 +273,6 @@ TEST(Run, IndependentRunsOnTwoThreadsAtOnce) {
 TEST(Run, SeveralWorkersReturnMainsInt) {
     EXPECT_EQ(rill::run([] { return 9; }, {.workers = 3}), 9);
     EXPECT_THROW(rill::run([] { throw main_failure("x"); }, {.workers = 2}), main_failure);
-}
-
-// After run() returns, the calling thread's blocking calls behave as if rill had never run:
-// tearing down an io_uring ring would make the kernel interrupt the thread's next blocking
-// call, and one with a timeout would fail with EINTR (in about one run of three, measured).
-TEST(Run, TheCallingThreadsNextBlockingCallIsNotInterrupted) {
-    int pair[2];
-    ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair), 0);
-    timeval tv{0, 20'000};  // 20 ms: nothing will arrive
-    ASSERT_EQ(setsockopt(pair[0], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv), 0);
-    int interrupted = 0, timed_out = 0;
-    for (int i = 0; i < 20; ++i) {
-        rill::run([] { rill::task_sleep(1ms); }, {.workers = 1});
-        char byte;
-        const ssize_t n = ::recv(pair[0], &byte, 1, 0);
-        if (n < 0 && errno == EINTR) ++interrupted;
-        if (n < 0 && errno == EAGAIN) ++timed_out;
-    }
-    ::close(pair[0]);
-    ::close(pair[1]);
-    EXPECT_EQ(interrupted, 0);
-    EXPECT_EQ(timed_out, 20);
 }
 
 } // namespace

@@ -22,10 +22,9 @@ namespace rill_test {
 
 inline constexpr auto default_io_limit = std::chrono::seconds(10);
 
-// A thread that used an io_uring ring gets a task-work notification when the ring is torn
-// down (the kernel's "fake signal": rill's one-off probe ring, a ring of a test's own); a
-// blocking call with a timeout (SO_RCVTIMEO, SO_SNDTIMEO) that it interrupts fails with
-// EINTR. The peer's calls retry.
+// A thread that ran an io_uring runtime gets a task-work notification when its ring is torn
+// down after run() returns (the kernel's "fake signal"); a blocking call with a timeout
+// (SO_RCVTIMEO, SO_SNDTIMEO) that it interrupts fails with EINTR. The peer's calls retry.
 template <class Call>
 auto retry_interrupted(Call call) {
     for (;;) {
