@@ -24,13 +24,13 @@ inline constexpr auto default_io_limit = std::chrono::seconds(10);
 
 // A thread that ran an io_uring runtime gets a task-work notification when its ring is torn
 // down after run() returns (the kernel's "fake signal"); a blocking call with a timeout
-// (SO_RCVTIMEO, SO_SNDTIMEO) that it interrupts fails with EINTR. The peer's calls retry.
+// (SO_RCVTIMEO, SO_SNDTIMEO) that it interrupts fails with EINTR. The peer's calls retry
+// (a few times: the notification comes once per ring).
 template <class Call>
 auto retry_interrupted(Call call) {
-    for (;;) {
-        auto r = call();
-        if (r >= 0 || errno != EINTR) return r;
-    }
+    auto r = call();
+    for (int retries = 0; r < 0 && errno == EINTR && retries < 100; ++retries) r = call();
+    return r;
 }
 
 // connect() interrupted by such a notification goes on in the background: wait for it.
