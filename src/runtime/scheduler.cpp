@@ -18,6 +18,8 @@ thread_local scheduler* current_scheduler = nullptr;
 // While tasks are ready, the loop polls the backend at least every this many turns, and at
 // the latest this long after the first turn since the last poll that found tasks ready.
 constexpr unsigned poll_every_turns = 16;
+// With io_uring submissions queued (sends), the poll waits for one more turn only.
+constexpr unsigned poll_turns_with_submissions = 2;
 constexpr std::chrono::microseconds poll_interval{20};
 // A task body (its callable and captures) up to this size lives at the top of its stack.
 constexpr std::size_t max_body_on_stack = 512;
@@ -309,7 +311,7 @@ void scheduler::run_loop() {
             // the kernel every turn would make each switch cost a system call. Poll every few
             // turns, or once the last poll is a few microseconds old, so I/O is never held
             // back long; with io_uring submissions queued (sends), after one more turn.
-            const unsigned turns = backend_->has_unsubmitted() ? 2 : poll_every_turns;
+            const unsigned turns = backend_->has_unsubmitted() ? poll_turns_with_submissions : poll_every_turns;
             const time_point now = clock::now();
             if (turns_since_poll_++ == 0) next_poll_ = now + poll_interval;
             if (turns_since_poll_ < turns && now < next_poll_) {
