@@ -12,6 +12,7 @@
 #   bench/callgrind.sh                         # rill-epoll, rill-uring, epoll peer; C=1 S=64
 #   bench/callgrind.sh --connections 100 --servers rill-epoll --annotate
 #   bench/callgrind.sh --connections 100 --depth 16    # pipeline: instructions per line
+#   bench/callgrind.sh --churn --connections 50        # churn (once mode): per connection
 #
 # Everything it starts it stops by PID; the load generator only targets 127.0.0.1.
 set -euo pipefail
@@ -22,6 +23,7 @@ BUILD=$ROOT/build/release
 CONNECTIONS=1
 SIZE=64
 DEPTH=1
+CHURN=0
 DURATION=3
 SERVERS="rill-epoll,rill-uring,epoll"
 ANNOTATE=0
@@ -33,6 +35,7 @@ usage: bench/callgrind.sh [options]
   --connections N   pingpong connections (default $CONNECTIONS)
   --size S          bytes per line including "\n" (default $SIZE)
   --depth P         lines in flight per connection; above 1 runs pipeline (default $DEPTH)
+  --churn           churn instead: servers in once mode, instructions per connection
   --duration SECS   counted time under callgrind (default $DURATION)
   --servers LIST    rill-epoll, rill-uring, epoll (the raw epoll peer), uring (default $SERVERS)
   --annotate        print the 25 costliest functions of each counted window
@@ -46,6 +49,7 @@ while (($#)); do
     --connections) CONNECTIONS=$2; shift ;;
     --size) SIZE=$2; shift ;;
     --depth) DEPTH=$2; shift ;;
+    --churn) CHURN=1 ;;
     --duration) DURATION=$2; shift ;;
     --servers) SERVERS=$2; shift ;;
     --annotate) ANNOTATE=1 ;;
@@ -83,13 +87,15 @@ trap cleanup EXIT
 start_server() {
   local name=$1 under=$2
   local -a command env=() tool=()
+  local mode=persistent
+  ((CHURN)) && mode=once
   case $name in
     # One worker, as bench/run.sh's taskset gives them: with several threads every system
     # call also pays glibc's cancellation-point bookkeeping (~45 instructions).
-    rill-epoll) env=(RILL_BACKEND=epoll); command=("$RILL" echo "127.0.0.1:$PORT" --mode persistent --workers 1) ;;
-    rill-uring) env=(RILL_BACKEND=io_uring); command=("$RILL" echo "127.0.0.1:$PORT" --mode persistent --workers 1) ;;
-    epoll) command=("$BUILD/bench/epoll_echo" --port "$PORT" --mode persistent) ;;
-    uring) command=("$BUILD/bench/uring_echo" --port "$PORT" --mode persistent) ;;
+    rill-epoll) env=(RILL_BACKEND=epoll); command=("$RILL" echo "127.0.0.1:$PORT" --mode $mode --workers 1) ;;
+    rill-uring) env=(RILL_BACKEND=io_uring); command=("$RILL" echo "127.0.0.1:$PORT" --mode $mode --workers 1) ;;
+    epoll) command=("$BUILD/bench/epoll_echo" --port "$PORT" --mode $mode) ;;
+    uring) command=("$BUILD/bench/uring_echo" --port "$PORT" --mode $mode) ;;
     *) note "unknown server $name"; exit 2 ;;
   esac
   [[ $under == callgrind ]] && tool=(valgrind --tool=callgrind --callgrind-out-file="$OUT/$name.%p.out")
@@ -98,8 +104,11 @@ start_server() {
   ADDRESS=127.0.0.1:$PORT
   LOAD=("$LOADGEN" pingpong --address "$ADDRESS" --connections "$CONNECTIONS" --size "$SIZE" --timeout 20)
   ((DEPTH > 1)) && LOAD=("$LOADGEN" pipeline --depth "$DEPTH" "${LOAD[@]:2}")
+  ((CHURN)) && LOAD=("$LOADGEN" churn "${LOAD[@]:2}")
+  local probe=pingpong
+  ((CHURN)) && probe=churn
   for _ in $(seq 200); do  # valgrind takes a while to start: up to 20 s
-    if "$LOADGEN" pingpong --address "$ADDRESS" --duration 0.05 --warmup 0 --timeout 1 >/dev/null 2>&1; then return 0; fi
+    if "$LOADGEN" $probe --address "$ADDRESS" --duration 0.05 --warmup 0 --timeout 1 >/dev/null 2>&1; then return 0; fi
     kill -0 "$SERVER_PID" 2>/dev/null || break
     sleep 0.1
   done
@@ -119,9 +128,11 @@ json_field() {  # json_field FIELD <<< JSON (numbers only)
   sed -n "s/.*\"$1\":\([0-9.eE+-]*\).*/\1/p"
 }
 
-scenario=pingpong; ((DEPTH > 1)) && scenario="pipeline P=$DEPTH"
+scenario=pingpong unit=req
+((DEPTH > 1)) && scenario="pipeline P=$DEPTH" unit=line
+((CHURN)) && scenario="churn (once mode)" unit=conn
 printf '# callgrind: %s C=%s S=%s, %ss counted; %s\n' "$scenario" "$CONNECTIONS" "$SIZE" "$DURATION" "$(date -u +%Y-%m-%dT%H:%MZ)"
-printf '%-11s %10s %12s %10s\n' server requests instr/req syscalls/req
+printf '%-11s %10s %12s %12s\n' server "${unit}s" "instr/$unit" "syscalls/$unit"
 IFS=, read -r -a servers <<<"$SERVERS"
 for name in "${servers[@]}"; do
   start_server "$name" callgrind
@@ -151,7 +162,7 @@ for name in "${servers[@]}"; do
     fi
     stop_server
   fi
-  printf '%-11s %10s %12s %10s\n' "$name" "$requests" \
+  printf '%-11s %10s %12s %12s\n' "$name" "$requests" \
     "$(awk -v i="$instructions" -v r="$requests" 'BEGIN {printf "%.0f", i / r}')" "$syscalls"
   if ((ANNOTATE)); then
     # Fiber switches leave callgrind's call stack unbalanced: main and the frames below it get
