@@ -324,6 +324,12 @@ paired_ratios() {
   awk -F'\t' -v r="$1" -v s="$2" 'NR > 1 && $2 == r && $4 != "" { if ($3 == "epoll") e[$1] = $4; if ($3 == s) v[$1] = $4 }
     END { for (k in v) if (e[k] > 0) print v[k] / e[k] }' "$RESULTS"
 }
+# server_per_client ROW SERVER: per run, the server's CPU time over the load generator's, one a
+# line. Both share one CPU for the same requests, so this is the server's cost per request in
+# units of the client's: it does not move with the VM's speed, which moves rates by ±30% here.
+server_per_client() {
+  awk -F'\t' -v r="$1" -v s="$2" 'NR > 1 && $2 == r && $3 == s && $9 != "" && $8 > 0 { print $9 / $8 }' "$RESULTS"
+}
 busy_of() {  # busy_of ROW SERVER: the pair's CPU share per run (client + server), one a line
   awk -F'\t' -v r="$1" -v s="$2" 'NR > 1 && $2 == r && $3 == s && $9 != "" { print $8 + $9 }' "$RESULTS"
 }
@@ -338,14 +344,15 @@ print_table() {
     if [[ $row == idle ]]; then
       printf '%-16s %9s %8s %12s %7s\n' server KiB/conn x_epoll established errors
     else
-      printf '%-16s %9s %7s %7s %11s %9s %7s %7s %7s %9s %9s %7s %5s %6s\n' server rate x_epoll paired range \
-        rate/busy x_epoll srv_us x_epoll p50_us p99_us x_epoll busy errors
+      printf '%-16s %9s %7s %7s %11s %9s %7s %7s %7s %7s %7s %9s %9s %7s %5s %6s\n' server rate x_epoll paired range \
+        rate/busy x_epoll srv_us x_epoll srv/cli cpu_x p50_us p99_us x_epoll busy errors
     fi
     base_rate=$(column_of "$row" epoll 4 | median)
     base_norm=$(column_of "$row" epoll 13 | median)
     base_p99=$(column_of "$row" epoll 7 | median)
     base_cost=$(column_of "$row" epoll 14 | median)
     base_rss=$(column_of "$row" epoll 11 | median)
+    base_spc=$(server_per_client "$row" epoll | median)
     unit=""
     for server in "${SERVER_LIST[@]}"; do
       [[ -n $(awk -F'\t' -v r="$row" -v s="$server" 'NR > 1 && $2 == r && $3 == s' "$RESULTS") ]] || continue
@@ -363,6 +370,11 @@ print_table() {
       p50=$(column_of "$row" "$server" 6 | median)
       p99=$(column_of "$row" "$server" 7 | median)
       busy=$(busy_of "$row" "$server" | median)
+      spc=$(server_per_client "$row" "$server" | median)
+      # The rate ratio that the CPU split implies: a request costs the pair client + server
+      # = client x (1 + srv/cli), so with the client's cost the same against every server,
+      # rate / rate_epoll = (1 + srv/cli of epoll) / (1 + srv/cli).
+      cpu_x=$(awk -v a="$base_spc" -v b="$spc" 'BEGIN { if (a == "" || b == "") print "-"; else printf "%.3f", (1 + a) / (1 + b) }')
       unit=${unit:-$(column_of "$row" "$server" 5 | head -1)}
       if [[ $SERVER_CPU == "$CLIENT_CPU" && -n $busy ]] && awk -v b="$busy" 'BEGIN { exit !(b < 0.9) }'; then
         shared=1
@@ -370,14 +382,16 @@ print_table() {
       pairs=$(paired_ratios "$row" "$server" | sort -g)
       paired=$(median <<<"$pairs")
       range=$(awk 'NR == 1 { lo = $1 } { hi = $1 } END { if (NR) printf "%.2f-%.2f", lo, hi; else print "-" }' <<<"$pairs")
-      printf '%-16s %9s %7s %7s %11s %9s %7s %7s %7s %9s %9s %7s %4s%% %6s\n' "$server" "$(fmt "$rate" %.0f)" \
+      printf '%-16s %9s %7s %7s %11s %9s %7s %7s %7s %7s %7s %9s %9s %7s %4s%% %6s\n' "$server" "$(fmt "$rate" %.0f)" \
         "$(ratio "$rate" "$base_rate")" "$(fmt "$paired" %.2f)" "$range" "$(fmt "$norm" %.0f)" "$(ratio "$norm" "$base_norm")" \
-        "$(fmt "$cost" %.2f)" "$(ratio "$cost" "$base_cost")" "$(fmt "$p50" %.1f)" "$(fmt "$p99" %.1f)" "$(ratio "$p99" "$base_p99")" \
+        "$(fmt "$cost" %.2f)" "$(ratio "$cost" "$base_cost")" "$(fmt "$spc" %.3f)" "$cpu_x" "$(fmt "$p50" %.1f)" "$(fmt "$p99" %.1f)" "$(ratio "$p99" "$base_p99")" \
         "$(awk -v b="$busy" 'BEGIN { if (b == "") print "-"; else printf "%.0f", b * 100 }')" "$errors"
     done
     if [[ $row != idle ]]; then
       echo "rate in ${unit:-1/s}; srv_us: server CPU microseconds per ${unit%%/s}; x_epoll: ratio to raw epoll"
       echo "paired, range: median, lowest and highest over the rounds of the rate's ratio to raw epoll's in the same round"
+      echo "srv/cli: server CPU over load generator CPU (median); cpu_x: the rate ratio to raw epoll it implies,"
+      echo "(1 + srv/cli of epoll) / (1 + srv/cli), steady where rates are not (assumes the client's cost is the same)"
       echo "(rates: higher is better; srv_us and latencies: lower is better)"
     fi
     echo
