@@ -44,6 +44,7 @@
 #include <rill/transcoder.hpp>
 
 #include "codec_check.hpp"
+#include "net/socket_transport.hpp"
 #include "stream/stream_state.hpp"
 #include "text/codec.hpp"
 
@@ -199,7 +200,14 @@ inline constexpr int max_send_waits = 100000;
 class socket_stream : public stream {
 public:
     socket_stream(int fd, const stream_options& options, const std::optional<rill::transcoder>& coding)
-        : stream(std::make_unique<detail::stream_state>(fd, options, coding)) {}
+        : stream(std::make_unique<detail::stream_state>(socket_transport_of(fd), options, coding)) {}
+
+private:
+    static std::unique_ptr<detail::transport> socket_transport_of(int fd) {
+        detail::io_handle socket;
+        socket.fd = fd;  // a SOCK_SEQPACKET socket: not a byte stream
+        return detail::make_socket_transport(socket);
+    }
 };
 
 // From a task: sends each chunk as one message on `fd` (non-blocking), then shuts it down.

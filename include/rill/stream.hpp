@@ -31,9 +31,12 @@ inline constexpr std::size_t default_max_line_length_bytes = 64 * 1024;
 // block at this point rather than grow memory.
 inline constexpr std::size_t default_output_buffer_bytes = 64 * 1024;
 
+class stream;
 namespace detail {
 struct stream_state;
-}
+// The state behind a stream (src/stream/stream_state.hpp); throws error for a moved-from one.
+stream_state& state_of(const stream& s);
+} // namespace detail
 
 // Settings every stream has (server_options and client_options carry the same fields).
 struct stream_options {
@@ -55,13 +58,13 @@ public:
     bool is_open() const noexcept;
     // The stream's transcoder, if it has one; a stream without one is byte-transparent.
     std::optional<rill::transcoder> transcoder() const;
-    detail::stream_state& state() const;
 
 protected:
     stream() noexcept;
     explicit stream(std::unique_ptr<detail::stream_state> state) noexcept;
 
 private:
+    friend detail::stream_state& detail::state_of(const stream& s);
     std::unique_ptr<detail::stream_state> state_;
 };
 

@@ -61,7 +61,9 @@ private:
 
 namespace detail {
 struct server_state;
-}
+// The state behind a server stream (src/net/tcp.cpp); throws error for a moved-from one.
+server_state& state_of(const tcp_server_stream& s);
+} // namespace detail
 
 class tcp_server_stream {
 public:
@@ -73,9 +75,9 @@ public:
     ~tcp_server_stream();
 
     bool is_open() const noexcept;
-    detail::server_state& state() const;
 
 private:
+    friend detail::server_state& detail::state_of(const tcp_server_stream& s);
     std::unique_ptr<detail::server_state> state_;
 };
 

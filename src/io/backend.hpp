@@ -1,20 +1,27 @@
-// The seam between the scheduler and the kernel: one small interface, one file per backend
-// (uring_backend.cpp, epoll_backend.cpp), chosen at run time.
+// The I/O layer: how bytes move between a socket and a stream's buffers. Each worker has one
+// backend, which is also its scheduler's poller; one file per backend (uring_backend.cpp,
+// epoll_backend.cpp), chosen at run time (choose_backend.cpp). The backend alone decides how
+// an operation runs: tried first or handed straight to the kernel, readiness or completion,
+// provided buffers, sends batched or sent with the next receive.
 #pragma once
 
 #include <sys/socket.h>
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <optional>
 
+#include "io/byte_buffer.hpp"
+#include "runtime/poller.hpp"
 #include "runtime/scheduler.hpp"
 
 namespace rill::detail {
 
 class backend;
 
-// A socket as the backends see it. Movable: it holds no pointer into itself.
+// A socket as the backends see it. Movable: it holds no pointer into itself. Only the I/O
+// layer reads or changes what it holds besides the descriptor.
 struct io_handle {
     int fd = -1;
     // The last receive got less than it asked for (or would have blocked), so the socket was
@@ -23,97 +30,66 @@ struct io_handle {
     // A byte stream (TCP): a short receive means the socket is empty. Not so for message
     // sockets (SOCK_SEQPACKET hands out one message per receive).
     bool byte_stream = false;
-    backend* registered = nullptr;  // epoll: the set this fd was added to
+    backend* registered = nullptr;  // epoll: the set this descriptor was added to
 };
 
-// connect: the socket's non-blocking connect() already said EINPROGRESS; complete it (wait
-// until writable, then read SO_ERROR).
-// readable: wait until the socket has something to receive (or an error, or end of stream),
-// without holding a buffer meanwhile; 0 when it has.
-// recv_provided: receive into a buffer the backend picks when the data arrives (io_uring's
-// provided buffers), so a waiting receive holds no memory of the stream's. The backend sets
-// op.length to the most it asked for; on success op.buffer points at the data until the
-// caller hands it back with backend::recycle.
-enum class io_kind : std::uint8_t { recv, send, accept, connect, readable, recv_provided };
-
-struct io_op {
-    io_kind kind;
-    void* buffer = nullptr;          // recv/send data; accept: sockaddr out
-    std::size_t length = 0;          // recv/send bytes
-    socklen_t* address_length = nullptr;  // accept: in/out
-    std::optional<time_point> deadline;
-    std::uint16_t buffer_id = 0;          // recv_provided: which provided buffer holds the data
-    // send: more follows at once (the stream is being closed): the kernel holds a short tail
-    // back so that the FIN leaves in the same segment as the last bytes.
-    bool more = false;
-    // The send of perform_with_send: called with the completion's result as soon as it
-    // arrives, on the task's thread while the task may still be parked (so the sent bytes'
-    // buffer can be given back at once, not when the task next runs).
-    void (*completed)(void* context, long result) = nullptr;
-    void* context = nullptr;
+// Output that flush_writer accepted and put off until its task next waits (`flush`, a
+// deferred_work of that task). A receive about to wait may take it: the backend then sends it
+// together with the receive (io_uring: one park and one kernel entry for both), takes the
+// bytes sent out of `bytes` as the send completes, and reports the send's result. A backend
+// that leaves it (taken stays false) lets it go out as every deferred item does, just before
+// the task waits.
+struct pending_output {
+    byte_buffer& bytes;
+    std::optional<time_point> deadline;  // the writer timeout
+    deferred_work& flush;                // registered with the running task
+    bool taken = false;                  // the backend took it and unregistered `flush`
+    long sent = 0;                       // when taken: the send's result, as send() returns it
 };
 
-class backend {
+// Every operation is called from a task (the stream's) and returns a count or -errno;
+// -ETIMEDOUT when `deadline` passed first; -ECANCELED when the task was cancelled. A result
+// the kernel produced is never dropped: an accepted descriptor or received bytes that race
+// with a timeout or cancellation are returned.
+class backend : public poller {
 public:
-    virtual ~backend() = default;
     virtual const char* name() const noexcept = 0;
-    virtual detail::receive_mode receive_mode() const noexcept = 0;
-    // Hands back the provided buffer a recv_provided returned.
-    virtual void recycle(const io_op& op) noexcept { (void)op; }
 
-    // From a task, after a non-blocking attempt said EAGAIN (or EINPROGRESS for connect):
-    // completes `op`, parking the task meanwhile. Returns the system call's result, -errno,
-    // -ETIMEDOUT when the deadline passed first, -ECANCELED when the task was cancelled. A
-    // result the kernel produced is never dropped: an accepted descriptor or received bytes
-    // that race with a timeout or cancellation are returned.
-    virtual long perform(io_handle& h, io_op& op) = 0;
-
-    // perform(op), with `send` (on the same socket) handed to the kernel just before it and
-    // not waited for on its own: an answer and the wait for the next request in one park.
-    // Returns op's result; `sent` gets the send's (-errno, or -ETIMEDOUT past send.deadline
-    // when op completed first). Both have completed when it returns.
-    virtual long perform_with_send(io_handle& h, io_op& send, long& sent, io_op& op) {
-        sent = perform(h, send);
-        if (send.completed) send.completed(send.context, sent);
-        return perform(h, op);
-    }
-
-    // From the scheduler loop: submits what is queued and waits up to `timeout` (none: no
-    // limit; zero: just poll) for completions, making their tasks ready.
-    virtual void wait(std::optional<std::chrono::nanoseconds> timeout) = 0;
-
-    // From any thread: makes a concurrent or next wait() return.
-    virtual void wake() noexcept = 0;
-
-    // Operations are queued that only the next wait() hands to the kernel (io_uring's
-    // submission queue): the loop puts that off by one turn at most.
-    virtual bool has_unsubmitted() const noexcept { return false; }
-
-    // Before the descriptor is closed.
+    // Appends at least one byte to `in`: how many, 0 at end of stream. While it waits with
+    // nothing buffered it holds no buffer of the stream's (`in` is released).
+    virtual long receive(io_handle& h, byte_buffer& in, const std::optional<time_point>& deadline,
+                         pending_output* flushed) = 0;
+    // Sends up to n bytes: how many went. `closing`: the descriptor is closed (or its writer
+    // shut down) right after, so the kernel may hold a short tail back and let the FIN leave
+    // in the same segment (MSG_MORE).
+    virtual long send(io_handle& h, const char* p, std::size_t n, const std::optional<time_point>& deadline,
+                      bool closing) = 0;
+    // The next connection of a listening socket: its descriptor (non-blocking, close-on-exec).
+    virtual long accept(io_handle& h, sockaddr* peer, socklen_t* peer_length) = 0;
+    // Completes a connect() that said EINPROGRESS: 0 or -errno.
+    virtual long connect(io_handle& h) = 0;
+    // Before the descriptor is closed, or moves to another worker's backend.
     virtual void forget(io_handle& h) noexcept = 0;
+    // Waiting receives take a buffer only when their data arrives (io_uring's provided
+    // buffers, Linux 5.19+); for tests and diagnostics.
+    virtual bool receives_into_provided_buffers() const noexcept { return false; }
 };
 
-// One non-blocking attempt of `op`; -EAGAIN when it would block.
-long try_io(const io_handle& h, io_op& op) noexcept;
-// The outcome of a connect that said EINPROGRESS, once the socket is writable.
-long connect_result(int fd) noexcept;
+// The backend of the running task's worker. Throws rill::error naming `operation` outside a
+// task.
+backend& task_backend(const char* operation);
+
+// Closes the descriptor (once; later calls do nothing).
+void close_socket(io_handle& h) noexcept;
+// A send that never waits (closing after an exception): bytes sent, -EAGAIN when the socket's
+// buffer is full, -errno.
+long send_without_waiting(const io_handle& h, const char* p, std::size_t n) noexcept;
 
 // Waiting receives that found every provided buffer taken (io_uring: -ENOBUFS) and received
 // into their stream's own buffer instead; process-wide, for tests and diagnostics.
 std::uint64_t provided_buffer_shortfalls() noexcept;
-void count_provided_buffer_shortfall() noexcept;
 // Tests: io_uring backends created from now on get `count` provided buffers (a power of two;
 // 0: the default), so that a test can run out of them on purpose.
 void set_provided_buffer_count_for_tests(unsigned count) noexcept;
-
-// try_io of a receive, noting in `h` whether it drained the socket.
-long receive_attempt(io_handle& h, io_op& op) noexcept;
-
-// try_io, then the current scheduler's backend when it would block. Returns as backend::perform.
-long perform_io(io_handle& h, io_op& op);
-// The wait of perform_io (no attempt first), with `send` handed over as it starts: see
-// backend::perform_with_send. When the task is cancelled before it waits, nothing is sent
-// (sent = 0) and the result is -ECANCELED.
-long perform_io_with_send(io_handle& h, io_op& send, long& sent, io_op& op);
 
 } // namespace rill::detail

@@ -15,7 +15,7 @@
 
 #include <rill/error.hpp>
 
-#include "io/backend.hpp"
+#include "io/socket_calls.hpp"
 
 namespace rill::detail {
 
@@ -66,36 +66,47 @@ public:
     }
 
     const char* name() const noexcept override { return "epoll"; }
-    detail::receive_mode receive_mode() const noexcept override { return receive_mode::after_readiness; }
 
-    long perform(io_handle& h, io_op& op) override {
-        if (h.registered != this) {
-            if (long r = enroll(h); r < 0) return r;
-        }
-        const bool writing = op.kind == io_kind::send || op.kind == io_kind::connect;
-        epoll_waiter w;
-        w.backend = this;
-        w.fd = h.fd;
-        w.writing = writing;
+    // `flushed` is left: it goes out as the task starts to wait, before the readiness wait.
+    long receive(io_handle& h, byte_buffer& in, const std::optional<time_point>& deadline,
+                 pending_output*) override {
+        io_op op{io_kind::recv, nullptr, 0, nullptr, deadline};
         for (;;) {
-            if (!writing) {
-                bool& seen = slot_state(h.fd).readable;
-                if (seen) {
-                    seen = false;
-                    if (op.kind == io_kind::readable) return 0;
-                    long r = try_io(h, op);
-                    if (r != -EAGAIN) return r;
-                }
+            // A receive that found the socket drained last time waits for readiness first:
+            // the attempt would most likely be a wasted system call.
+            if (!h.recv_drained) {
+                receive_into(op, in);
+                const long r = receive_attempt(h, op);
+                if (r != -EAGAIN) return committed(in, r);
             }
-            task_control*& slot = slot_for(h.fd, writing);
-            slot = owner_.running();
-            wake_reason why = owner_.park(&w, op.deadline);
-            if (why == wake_reason::timeout) return -ETIMEDOUT;
-            if (why == wake_reason::cancelled) return -ECANCELED;
-            if (op.kind == io_kind::readable) return 0;
-            long r = op.kind == io_kind::connect ? connect_state(h.fd) : try_io(h, op);
-            if (r != -EAGAIN) return r;
+            // Wait until readable holding no buffer when nothing is buffered, so an idle
+            // connection holds none; then receive.
+            if (in.empty()) in.release();
+            io_op readable{io_kind::readable, nullptr, 0, nullptr, deadline};
+            if (const long r = wait_for(h, readable); r < 0) return r;
+            h.recv_drained = false;
         }
+    }
+
+    long send(io_handle& h, const char* p, std::size_t n, const std::optional<time_point>& deadline,
+              bool closing) override {
+        io_op op{io_kind::send, const_cast<char*>(p), n, nullptr, deadline};
+        op.more = closing;
+        const long r = try_io(h, op);
+        if (r != -EAGAIN) return r;
+        return wait_for(h, op);
+    }
+
+    long accept(io_handle& h, sockaddr* peer, socklen_t* peer_length) override {
+        io_op op{io_kind::accept, peer, 0, peer_length, std::nullopt};
+        const long r = try_io(h, op);
+        if (r != -EAGAIN) return r;
+        return wait_for(h, op);
+    }
+
+    long connect(io_handle& h) override {
+        io_op op{io_kind::connect, nullptr, 0, nullptr, std::nullopt};
+        return wait_for(h, op);
     }
 
     void wait(std::optional<std::chrono::nanoseconds> timeout) override {
@@ -156,6 +167,39 @@ public:
     scheduler& owner() noexcept { return owner_; }
 
 private:
+    // Parks the task in the descriptor's reader or writer slot until an event, then retries.
+    long wait_for(io_handle& h, io_op& op) {
+        if (!task_to_wait()) return -ECANCELED;
+        if (h.registered != this) {
+            if (long r = enroll(h); r < 0) return r;
+        }
+        const bool writing = op.kind == io_kind::send || op.kind == io_kind::connect;
+        epoll_waiter w;
+        w.backend = this;
+        w.fd = h.fd;
+        w.writing = writing;
+        for (;;) {
+            if (!writing) {
+                bool& seen = slot_state(h.fd).readable;
+                if (seen) {
+                    seen = false;
+                    if (op.kind == io_kind::readable) return 0;
+                    long r = try_io(h, op);
+                    if (r != -EAGAIN) return r;
+                }
+            }
+            task_control*& slot = slot_for(h.fd, writing);
+            slot = owner_.running();
+            wake_reason why = owner_.park(&w, op.deadline);
+            if (why == wake_reason::timeout) return -ETIMEDOUT;
+            if (why == wake_reason::cancelled) return -ECANCELED;
+            if (op.kind == io_kind::readable) return 0;
+            long r = op.kind == io_kind::connect ? connect_state(h.fd) : try_io(h, op);
+            if (r != -EAGAIN) return r;
+        }
+    }
+
+
     struct fd_waiters {
         task_control* reader = nullptr;
         task_control* writer = nullptr;

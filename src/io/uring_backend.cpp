@@ -7,6 +7,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -15,7 +16,7 @@
 
 #include <rill/error.hpp>
 
-#include "io/backend.hpp"
+#include "io/socket_calls.hpp"
 
 namespace rill::detail {
 
@@ -108,25 +109,102 @@ public:
     }
 
     const char* name() const noexcept override { return "io_uring"; }
-    detail::receive_mode receive_mode() const noexcept override {
-        return provided_ring_ ? receive_mode::provided : receive_mode::in_place;
+    bool receives_into_provided_buffers() const noexcept override { return provided_ring_ != nullptr; }
+
+    long receive(io_handle& h, byte_buffer& in, const std::optional<time_point>& deadline,
+                 pending_output* flushed) override {
+        io_op op{io_kind::recv, nullptr, 0, nullptr, deadline};
+        // With bytes buffered (a partial line) the receive goes on into the stream's buffer;
+        // without provided buffers (before Linux 5.19) every waiting receive holds its buffer.
+        const bool into_own_buffer = !in.empty() || !provided_ring_;
+        if (into_own_buffer || !h.recv_drained) {
+            receive_into(op, in);
+            // A receive that found the socket drained last time goes straight to the ring:
+            // the attempt would most likely be a wasted system call.
+            if (!h.recv_drained) {
+                const long r = receive_attempt(h, op);
+                if (r != -EAGAIN) return committed(in, r);
+            }
+            if (into_own_buffer) return committed(in, wait_for(h, op));
+        }
+        // Nothing buffered and the socket empty: wait on the provided buffers, holding none of
+        // the stream's, so an idle connection holds no buffer; the bytes are copied over when
+        // they come.
+        in.release();
+        io_op provided{io_kind::recv_provided, nullptr, 0, nullptr, deadline};
+        // flush_writer's send, when it would join the batch anyway, goes with this receive.
+        const long r = flushed && owner_.others_ready() ? receive_with_send(h, provided, *flushed)
+                                                         : wait_for(h, provided);
+        if (r > 0) {
+            in.append(static_cast<const char*>(provided.buffer), static_cast<std::size_t>(r));
+            give_back(provided.buffer_id);
+            return r;
+        }
+        if (r != -ENOBUFS) return r;
+        // Every provided buffer is taken: receive into the stream's own.
+        count_provided_buffer_shortfall();
+        op.buffer = in.tail(initial_buffer_bytes);
+        op.length = in.tail_room();
+        return committed(in, wait_for(h, op));
     }
 
-    void recycle(const io_op& op) noexcept override { give_back(op.buffer_id); }
+    long send(io_handle& h, const char* p, std::size_t n, const std::optional<time_point>& deadline,
+              bool closing) override {
+        io_op op{io_kind::send, const_cast<char*>(p), n, nullptr, deadline};
+        op.more = closing;
+        // With other tasks about to run, the send goes into the ring: the loop's next kernel
+        // entry carries it with theirs (one entry for a whole batch of answers, and the peers
+        // are woken once, not once per send). The last task of a batch sends at once: nothing
+        // would share the entry, and it saves a switch.
+        if (!owner_.others_ready()) {
+            const long r = try_io(h, op);
+            if (r != -EAGAIN) return r;
+        }
+        return wait_for(h, op);
+    }
 
-    long perform(io_handle& h, io_op& op) override {
+    long accept(io_handle& h, sockaddr* peer, socklen_t* peer_length) override {
+        io_op op{io_kind::accept, peer, 0, peer_length, std::nullopt};
+        const long r = try_io(h, op);
+        if (r != -EAGAIN) return r;
+        return wait_for(h, op);
+    }
+
+    long connect(io_handle& h) override {
+        io_op op{io_kind::connect, nullptr, 0, nullptr, std::nullopt};
+        return wait_for(h, op);
+    }
+
+private:
+    // Hands `op` to the ring and parks the task until its completion.
+    long wait_for(io_handle& h, io_op& op) {
+        task_control* t = task_to_wait();
+        if (!t) return -ECANCELED;
         uring_request req;
         req.backend = this;
-        req.task = owner_.running();
+        req.task = t;
         prepare(h, op, req);
-        return complete(h, op, req, owner_.park(&req, op.deadline));
+        const long r = complete(h, op, req, owner_.park(&req, op.deadline));
+        if (op.kind == io_kind::recv || op.kind == io_kind::recv_provided) note_receive(h, op, r);
+        return r;
     }
 
     // Both submissions go to the kernel in the loop's next entry, the send first; the task
     // parks once, on op. The send normally completes in that same entry; when op completes
     // first (the peer does not read, and wrote again), the task waits for the send too, up
-    // to send.deadline, and cancels it when that passes or the task is cancelled.
-    long perform_with_send(io_handle& h, io_op& send, long& sent, io_op& op) override {
+    // to its deadline, and cancels it when that passes or the task is cancelled. The send's
+    // result is applied as soon as it completes, so an idle connection's output buffer goes
+    // back while it waits for its next request.
+    long receive_with_send(io_handle& h, io_op& op, pending_output& flushed) {
+        undefer(flushed.flush);
+        flushed.taken = true;
+        task_control* t = task_to_wait();
+        if (!t) return -ECANCELED;  // nothing was sent: flushed.sent stays 0
+        io_op send{io_kind::send, flushed.bytes.head(), flushed.bytes.size(), nullptr, flushed.deadline};
+        send.context = &flushed.bytes;
+        send.completed = [](void* context, long result) {
+            if (result > 0) static_cast<byte_buffer*>(context)->consume(static_cast<std::size_t>(result));
+        };
         uring_request sending;
         sending.backend = this;
         sending.task = nullptr;
@@ -135,20 +213,20 @@ public:
         prepare(h, send, sending);
         uring_request req;
         req.backend = this;
-        req.task = owner_.running();
+        req.task = t;
         prepare(h, op, req);
         const long r = complete(h, op, req, owner_.park(&req, op.deadline));
+        note_receive(h, op, r);
         wake_reason why = wake_reason::normal;
         if (!sending.done) {
-            sending.task = owner_.running();
-            if (sending.task->cancelled) cancel(&sending);
+            sending.task = t;
+            if (t->cancelled) cancel(&sending);
             why = owner_.park(&sending, send.deadline);
         }
-        sent = complete(h, send, sending, why);
+        flushed.sent = complete(h, send, sending, why);
         return r;
     }
 
-private:
     void prepare(io_handle& h, io_op& op, uring_request& req) noexcept {
         io_uring_sqe* sqe = next_sqe();
         switch (op.kind) {
@@ -210,12 +288,9 @@ public:
         } else {
             io_uring_cqe* cqe = nullptr;
             __kernel_timespec ts{};
-            if (timeout) {
-                ts.tv_sec = timeout->count() / 1'000'000'000;
-                ts.tv_nsec = timeout->count() % 1'000'000'000;
-            }
-            r = io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, timeout ? &ts : nullptr,
-                                                 nullptr);
+            ts.tv_sec = timeout->count() / 1'000'000'000;
+            ts.tv_nsec = timeout->count() % 1'000'000'000;
+            r = io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, &ts, nullptr);
         }
         if (r < 0 && r != -ETIME && r != -EINTR && r != -EBUSY && r != -EAGAIN) {
             std::fprintf(stderr, "rill: io_uring_enter failed: %s\n", std::strerror(-r));

@@ -5,20 +5,13 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <chrono>
-#include <condition_variable>
 #include <cstring>
-#include <deque>
-#include <functional>
 #include <memory>
-#include <mutex>
 #include <system_error>
-#include <thread>
 
-#include <rill/channel.hpp>
 #include <rill/error.hpp>
 
-#include "runtime/scheduler.hpp"
+#include "runtime/helper_threads.hpp"
 
 namespace rill::detail {
 
@@ -59,105 +52,18 @@ std::error_code lookup(const std::string& host, const std::string& service, int 
     return {status, getaddrinfo_category()};
 }
 
-// Threads that run lookups for tasks: up to max_threads at once (more lookups queue), each
-// leaving after idle_exit without work. Never destroyed: a thread may still be waiting on it
-// while the process exits.
-class lookup_threads {
-public:
-    static lookup_threads& get() {
-        static lookup_threads* const pool = new lookup_threads;
-        return *pool;
-    }
-
-    // Runs `job` on a pool thread. Throws std::system_error when no thread can be started.
-    void submit(std::function<void()> job) {
-        std::lock_guard lock(mutex_);
-        jobs_.push_back(std::move(job));
-        if (idle_ > 0) {
-            work_.notify_one();
-            return;
-        }
-        if (threads_ >= max_threads) return;  // a busy thread takes it next
-        try {
-            std::thread([this] { serve(); }).detach();
-        } catch (...) {
-            if (threads_ == 0) {
-                jobs_.pop_back();
-                throw;
-            }
-            return;
-        }
-        ++threads_;
-    }
-
-private:
-    static constexpr int max_threads = 8;
-    static constexpr std::chrono::seconds idle_exit{10};
-
-    void serve() {
-        std::unique_lock lock(mutex_);
-        for (;;) {
-            ++idle_;
-            const bool got = work_.wait_for(lock, idle_exit, [&] { return !jobs_.empty(); });
-            --idle_;
-            if (!got) {
-                --threads_;
-                return;
-            }
-            std::function<void()> job = std::move(jobs_.front());
-            jobs_.pop_front();
-            lock.unlock();
-            job();
-            lock.lock();
-        }
-    }
-
-    std::mutex mutex_;
-    std::condition_variable work_;
-    std::deque<std::function<void()>> jobs_;
-    int threads_ = 0;
-    int idle_ = 0;
-};
-
-// lookup, from a task: on a pool thread while the task waits. Outside a task (or when no
-// thread can be started) it runs here.
+// lookup, from a task: on a helper thread while the task waits (its worker runs the others).
 std::error_code lookup_from_task(const std::string& host, const std::string& service, int flags,
                                  addrinfo_list& list) {
-    scheduler* here = scheduler::current();
-    if (!here || !here->running()) return lookup(host, service, flags, list);
-    struct job {
-        std::string host, service;
-        int flags = 0;
-        std::mutex mutex;
-        wait_list waiter;
-        bool done = false;
+    struct result {
         std::error_code failure;
         addrinfo_list list;
     };
-    auto j = std::make_shared<job>();
-    j->host = host;
-    j->service = service;
-    j->flags = flags;
-    prepare_to_wait();  // output flush_writer put off leaves before the task waits
-    try {
-        lookup_threads::get().submit([j] {
-            addrinfo_list found;
-            const std::error_code failure = lookup(j->host, j->service, j->flags, found);
-            std::lock_guard lock(j->mutex);
-            j->failure = failure;
-            j->list = std::move(found);
-            j->done = true;
-            j->waiter.notify_all();
-        });
-    } catch (const std::system_error&) {
-        return lookup(host, service, flags, list);
-    }
-    // A cancelled task leaves here with task_cancelled; the lookup finishes on its own and
-    // the job goes with its last reference.
-    std::unique_lock lock(j->mutex);
-    while (!j->done) j->waiter.wait(lock);
-    list = std::move(j->list);
-    return j->failure;
+    // Shared with the job: a task cancelled while it waits leaves before the lookup ends.
+    auto found = std::make_shared<result>();
+    run_on_helper_thread([found, host, service, flags] { found->failure = lookup(host, service, flags, found->list); });
+    list = std::move(found->list);
+    return found->failure;
 }
 
 bool same_endpoint(const endpoint& a, const endpoint& b) {

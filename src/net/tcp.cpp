@@ -17,6 +17,7 @@
 
 #include "io/backend.hpp"
 #include "net/resolve.hpp"
+#include "net/socket_transport.hpp"
 #include "stream/stream_state.hpp"
 
 namespace rill {
@@ -60,13 +61,6 @@ void set_flag_option(int fd, int level, int name, bool on, const char* operation
     set_int_option(fd, level, name, on ? 1 : 0, operation, what);
 }
 
-std::string describe_peer(int fd) {
-    sockaddr_storage ss{};
-    socklen_t len = sizeof ss;
-    if (getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return "a closed connection";
-    return to_socket_info(reinterpret_cast<sockaddr*>(&ss)).to_string();
-}
-
 socket_info socket_name(int fd, bool peer, const char* operation) {
     if (fd < 0) throw error(std::string(operation) + ": the stream is closed");
     sockaddr_storage ss{};
@@ -77,13 +71,14 @@ socket_info socket_name(int fd, bool peer, const char* operation) {
     return to_socket_info(reinterpret_cast<sockaddr*>(&ss));
 }
 
+// A client stream over `socket` (fd's descriptor, with what its backend registered while
+// connecting). The socket's transport owns the descriptor as soon as it exists.
 template <class Options>
-std::unique_ptr<stream_state> make_client_state(unique_fd fd, const Options& o) {
+std::unique_ptr<stream_state> make_client_state(unique_fd& fd, io_handle socket, const Options& o) {
     stream_options settings{o.max_line_length, o.reader_timeout, o.writer_timeout};
-    auto st = std::make_unique<stream_state>(fd.release(), settings, o.transcoder);
-    st->io.byte_stream = true;
-    st->describe = &describe_peer;
-    return st;
+    auto transport = make_socket_transport(socket);
+    fd.release();
+    return std::make_unique<stream_state>(std::move(transport), settings, o.transcoder);
 }
 
 bool out_of_descriptors(long r) noexcept {
@@ -109,11 +104,7 @@ struct server_state {
     bool closed = false;
     bool accepting = false;
 
-    void close_now() noexcept {
-        if (io.fd >= 0) ::close(io.fd);
-        io.fd = -1;
-        io.registered = nullptr;
-    }
+    void close_now() noexcept { close_socket(io); }
     ~server_state() { close_now(); }
 };
 
@@ -181,13 +172,13 @@ bool tcp_server_stream::is_open() const noexcept {
     return !state_->closed;
 }
 
-detail::server_state& tcp_server_stream::state() const {
-    if (!state_) throw error("tcp_server_stream: operation on a moved-from server stream");
-    return *state_;
+detail::server_state& detail::state_of(const tcp_server_stream& s) {
+    if (!s.state_) throw error("tcp_server_stream: operation on a moved-from server stream");
+    return *s.state_;
 }
 
 std::optional<tcp_client_stream> read(tcp_server_stream& server) {
-    detail::server_state& st = server.state();
+    detail::server_state& st = detail::state_of(server);
     auto backoff = detail::accept_backoff_initial;
     for (;;) {
         {
@@ -197,8 +188,7 @@ std::optional<tcp_client_stream> read(tcp_server_stream& server) {
         }
         sockaddr_storage peer{};
         socklen_t peer_length = sizeof peer;
-        detail::io_op op{detail::io_kind::accept, &peer, 0, &peer_length, std::nullopt};
-        long r = detail::perform_io(st.io, op);
+        long r = detail::task_backend("read").accept(st.io, reinterpret_cast<sockaddr*>(&peer), &peer_length);
         detail::unique_fd fd(r >= 0 ? static_cast<int>(r) : -1);
         bool closed;
         {
@@ -210,7 +200,10 @@ std::optional<tcp_client_stream> read(tcp_server_stream& server) {
         if (closed) return std::nullopt;  // fd, if any, is closed on the way out
         if (r >= 0) {
             try {
-                return tcp_client_stream(detail::make_client_state(std::move(fd), st.options));
+                detail::io_handle accepted;
+                accepted.fd = fd.get();
+                accepted.byte_stream = true;
+                return tcp_client_stream(detail::make_client_state(fd, accepted, st.options));
             } catch (const std::bad_alloc&) {
                 continue;  // drop this connection; the server carries on
             }
@@ -229,7 +222,7 @@ std::optional<tcp_client_stream> read(tcp_server_stream& server) {
 
 void close_stream(tcp_server_stream& server) {
     if (!server.is_open()) return;
-    detail::server_state& st = server.state();
+    detail::server_state& st = detail::state_of(server);
     std::lock_guard lock(st.mutex);
     if (st.closed) return;
     st.closed = true;
@@ -242,7 +235,7 @@ void close_stream(tcp_server_stream& server) {
 }
 
 socket_info tcp_server_socket_info(const tcp_server_stream& server) {
-    return detail::socket_name(server.state().io.fd, false, "tcp_server_socket_info");
+    return detail::socket_name(detail::state_of(server).io.fd, false, "tcp_server_socket_info");
 }
 
 // ---- client ---------------------------------------------------------------------------------
@@ -269,18 +262,16 @@ tcp_client_stream::tcp_client_stream(address where, client_options options) {
                 detail::set_flag_option(fd.get(), SOL_SOCKET, SO_KEEPALIVE, true, op, "SO_KEEPALIVE");
             if (!options.coalesce)
                 detail::set_flag_option(fd.get(), IPPROTO_TCP, TCP_NODELAY, true, op, "TCP_NODELAY");
-            // The stream owns the socket from here; its io handle keeps the backend's
-            // registration made while connecting.
-            auto st = detail::make_client_state(std::move(fd), options);
-            if (::connect(st->io.fd, e.get(), e.length) != 0) {
+            detail::io_handle socket;
+            socket.fd = fd.get();
+            socket.byte_stream = true;
+            if (::connect(fd.get(), e.get(), e.length) != 0) {
                 r = -errno;
-                if (r == -EINPROGRESS || r == -EAGAIN) {
-                    detail::io_op wait{detail::io_kind::connect, nullptr, 0, nullptr, std::nullopt};
-                    r = detail::perform_io(st->io, wait);
-                }
+                if (r == -EINPROGRESS || r == -EAGAIN) r = detail::task_backend(op).connect(socket);
             }
             if (r == 0) {
-                static_cast<stream&>(*this) = tcp_client_stream(std::move(st));
+                // The stream's transport keeps the backend's registration made while connecting.
+                static_cast<stream&>(*this) = tcp_client_stream(detail::make_client_state(fd, socket, options));
                 return;
             }
         }
@@ -294,12 +285,12 @@ tcp_client_stream::tcp_client_stream(address where, client_options options) {
 }
 
 socket_info tcp_client_self_socket_info(const tcp_client_stream& client) {
-    return detail::socket_name(client.is_open() ? client.state().io.fd : -1, false,
+    return detail::socket_name(client.is_open() ? detail::state_of(client).io->native_handle() : -1, false,
                                "tcp_client_self_socket_info");
 }
 
 socket_info tcp_client_peer_socket_info(const tcp_client_stream& client) {
-    return detail::socket_name(client.is_open() ? client.state().io.fd : -1, true,
+    return detail::socket_name(client.is_open() ? detail::state_of(client).io->native_handle() : -1, true,
                                "tcp_client_peer_socket_info");
 }
 

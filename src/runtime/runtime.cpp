@@ -12,7 +12,6 @@
 #include <rill/error.hpp>
 #include <rill/runtime.hpp>
 
-#include "io/backend.hpp"
 #include "runtime/scheduler.hpp"
 
 namespace rill {
@@ -120,18 +119,6 @@ void join_task(task_control* t) {
 
 std::uint64_t task_id(const task_control* t) noexcept { return t->id; }
 
-rill::backend resolve_backend(rill::backend requested) {
-    if (const char* env = std::getenv("RILL_BACKEND"); env && *env) {
-        std::string v(env);
-        if (v == "epoll") return rill::backend::epoll;
-        if (v == "io_uring" || v == "uring") return rill::backend::io_uring;
-        if (v != "automatic" && v != "auto")
-            throw argument_error("RILL_BACKEND must be epoll, io_uring or automatic, got \"" + v + "\"");
-    }
-    if (requested != rill::backend::automatic) return requested;
-    return probe_io_uring();
-}
-
 int run_runtime(task_body* main_body, const int* main_result, const runtime_options& options) {
     body_owner owner(main_body);
     if (scheduler::current()) {
@@ -144,7 +131,7 @@ int run_runtime(task_body* main_body, const int* main_result, const runtime_opti
         throw argument_error("stack_size must be at most " + std::to_string(max_stack_size_bytes) +
                              " bytes, got " + std::to_string(options.stack_size));
     }
-    const rill::backend kind = resolve_backend(options.backend);
+    const rill::backend kind = choose_backend(options.backend);
     runtime_state rt(options, kind);
     auto& scheds = rt.schedulers();
 
@@ -152,14 +139,14 @@ int run_runtime(task_body* main_body, const int* main_result, const runtime_opti
     // SINGLE_ISSUER wants the creating thread to be the submitting one) on their own thread.
     std::vector<std::thread> threads;
     std::exception_ptr start_error;
-    scheds[0] = std::make_unique<scheduler>(rt, 0, kind, options.stack_size);
+    scheds[0] = std::make_unique<scheduler>(rt, kind, options.stack_size);
     std::mutex started_mutex;
     std::condition_variable started_cv;
     int started = 1;
     for (int i = 1; i < options.workers; ++i) {
         threads.emplace_back([&, i] {
             try {
-                scheds[i] = std::make_unique<scheduler>(rt, i, kind, options.stack_size);
+                scheds[i] = std::make_unique<scheduler>(rt, kind, options.stack_size);
             } catch (...) {
                 std::lock_guard lock(started_mutex);
                 if (!start_error) start_error = std::current_exception();

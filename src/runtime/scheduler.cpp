@@ -5,7 +5,6 @@
 
 #include <rill/error.hpp>
 
-#include "io/backend.hpp"
 
 #ifdef RILL_ASAN
 #include <sanitizer/asan_interface.h>
@@ -63,18 +62,16 @@ void mark_finished(task_control* t) noexcept {
 }
 } // namespace
 
-scheduler::scheduler(runtime_state& runtime, int index, rill::backend kind,
-                     std::size_t stack_bytes)
-    : runtime_(runtime), index_(index), stacks_(stack_bytes) {
-    backend_ = make_backend(kind, *this);
-    receive_mode_ = backend_->receive_mode();
+scheduler::scheduler(runtime_state& runtime, rill::backend kind, std::size_t stack_bytes)
+    : runtime_(runtime), stacks_(stack_bytes) {
+    poller_ = make_poller(kind, *this);
     // Only once nothing can throw: a half-built scheduler must not stay current (run would
     // then refuse every later call as nested, and point at freed memory).
     current_scheduler = this;
 }
 
 scheduler::~scheduler() {
-    backend_.reset();
+    poller_.reset();
     if (current_scheduler == this) current_scheduler = nullptr;
 }
 
@@ -141,7 +138,7 @@ void scheduler::ready(task_control* t) noexcept {
         // which release/acquire alone does not order.
         remote_pending_.store(true, std::memory_order_seq_cst);
     }
-    if (sleeping_.exchange(false, std::memory_order_seq_cst)) backend_->wake();
+    if (sleeping_.exchange(false, std::memory_order_seq_cst)) poller_->wake();
 }
 
 void scheduler::take_remote() noexcept {
@@ -263,12 +260,12 @@ void scheduler::request_cancel_all() noexcept {
     cancel_requested_.store(true, std::memory_order_release);
     remote_pending_.store(true, std::memory_order_seq_cst);
     if (current_scheduler != this && sleeping_.exchange(false, std::memory_order_seq_cst))
-        backend_->wake();
+        poller_->wake();
 }
 
 void scheduler::wake_loop() noexcept {
     // Unconditional: the eventfd stays readable, so a loop about to sleep returns at once.
-    if (current_scheduler != this) backend_->wake();
+    if (current_scheduler != this) poller_->wake();
 }
 
 void scheduler::cancel_all() noexcept {
@@ -311,7 +308,7 @@ void scheduler::run_loop() {
             // the kernel every turn would make each switch cost a system call. Poll every few
             // turns, or once the last poll is a few microseconds old, so I/O is never held
             // back long; with io_uring submissions queued (sends), after one more turn.
-            const unsigned turns = backend_->has_unsubmitted() ? poll_turns_with_submissions : poll_every_turns;
+            const unsigned turns = poller_->has_unsubmitted() ? poll_turns_with_submissions : poll_every_turns;
             const time_point now = clock::now();
             if (turns_since_poll_++ == 0) next_poll_ = now + poll_interval;
             if (turns_since_poll_ < turns && now < next_poll_) {
@@ -327,7 +324,7 @@ void scheduler::run_loop() {
             if (remote_pending_.load(std::memory_order_seq_cst))
                 timeout = std::chrono::nanoseconds::zero();
         }
-        backend_->wait(timeout);
+        poller_->wait(timeout);
         sleeping_.store(false, std::memory_order_relaxed);
         if (!timers_.empty()) fire_timers(clock::now());
     }

@@ -16,10 +16,10 @@
 #include <rill/runtime.hpp>
 
 #include "runtime/fiber.hpp"
+#include "runtime/poller.hpp"
 
 namespace rill::detail {
 
-class backend;
 class scheduler;
 class runtime_state;
 
@@ -35,13 +35,6 @@ time_point deadline_after(std::chrono::duration<Rep, Period> d) noexcept {
     if (d >= std::chrono::duration_cast<std::chrono::duration<Rep, Period>>(room)) return time_point::max();
     return now + std::chrono::duration_cast<clock::duration>(d);
 }
-
-// How a backend receives while a task waits for data.
-enum class receive_mode : std::uint8_t {
-    after_readiness,  // epoll: wait for readiness holding nothing, then receive
-    in_place,         // io_uring without provided buffers: the waiting receive holds its buffer
-    provided,         // io_uring with a provided-buffer ring: recv_provided
-};
 
 enum class wake_reason : std::uint8_t { normal, timeout, cancelled };
 
@@ -99,7 +92,7 @@ struct task_control : small_block_allocated {
 
 class scheduler {
 public:
-    scheduler(runtime_state& runtime, int index, rill::backend kind, std::size_t stack_bytes);
+    scheduler(runtime_state& runtime, rill::backend kind, std::size_t stack_bytes);
     ~scheduler();
     scheduler(const scheduler&) = delete;
     scheduler& operator=(const scheduler&) = delete;
@@ -108,16 +101,11 @@ public:
     static scheduler* current() noexcept;
     task_control* running() const noexcept { return running_; }
     runtime_state& runtime() noexcept { return runtime_; }
-    backend& io() noexcept { return *backend_; }
-    // The backend's receive_mode, without a virtual call on the receive path.
-    receive_mode receives() const noexcept { return receive_mode_; }
-    int index() const noexcept { return index_; }
-    // A send now goes into the backend's queue (io_uring) rather than out at once: another
-    // task runs before the loop's next kernel entry, which carries the whole batch's sends
-    // (the last task of a batch sends at once: nothing would share the entry).
-    bool batches_sends() const noexcept {
-        return receive_mode_ != receive_mode::after_readiness && (batch_rest_ != nullptr || ready_head_ != nullptr);
-    }
+    // The I/O layer's poller of this worker (its backend).
+    detail::poller& poller() noexcept { return *poller_; }
+    // Another task runs before the loop next waits for events: work handed to the poller now
+    // (a send queued in io_uring's submission queue) leaves with that batch's.
+    bool others_ready() const noexcept { return batch_rest_ != nullptr || ready_head_ != nullptr; }
 
     // Starts a task on this scheduler. From this scheduler's thread or any other.
     void start(task_control* t);
@@ -155,9 +143,7 @@ private:
     void heap_sift_down(std::size_t i) noexcept;
 
     runtime_state& runtime_;
-    int index_;
-    std::unique_ptr<backend> backend_;
-    receive_mode receive_mode_{};
+    std::unique_ptr<detail::poller> poller_;
     stack_pool stacks_;
     task_control* running_ = nullptr;
     context loop_ctx_ = nullptr;
@@ -201,8 +187,6 @@ public:
     std::uint64_t next_task_id() noexcept { return next_id_.fetch_add(1, std::memory_order_relaxed); }
     const runtime_options& options() const noexcept { return options_; }
     rill::backend backend_kind() const noexcept { return kind_; }
-    // Where the runtime waits for every worker to be constructed before starting.
-    std::mutex start_mutex;
 
 private:
     runtime_options options_;
@@ -230,12 +214,5 @@ void undefer(deferred_work& w) noexcept;
 // Runs (and unregisters) every deferred work item of `t`. Every blocking call runs this
 // before it makes its task visible to anything that could wake it.
 void run_deferred(task_control& t);
-
-// Creates the backend for one scheduler (on that scheduler's thread).
-std::unique_ptr<backend> make_backend(rill::backend kind, scheduler& owner);
-// Decides once per process which backend `automatic` means, printing one line on fallback.
-rill::backend resolve_backend(rill::backend requested);
-// Tries to set up an io_uring once per process: io_uring when it works, else epoll.
-rill::backend probe_io_uring();
 
 } // namespace rill::detail

@@ -1,9 +1,6 @@
 // Buffered stream operations over a stream_state.
 #include "stream/stream_state.hpp"
 
-#include <sys/mman.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -62,110 +59,9 @@ std::size_t next_char(const char* text, std::size_t n, bool at_end, char32_t& c)
 
 } // namespace
 
-namespace {
-// Blocks come from mappings of their own, not the heap: freed buffers scattered between live
-// objects would otherwise keep the heap's peak size resident for good. A thread keeps up to
-// warm_blocks_max free blocks with their pages; beyond that a freed block's pages go back to
-// the kernel (the block stays mapped for reuse, since a stream may free it on any thread).
-constexpr std::size_t blocks_per_chunk = 64;
-constexpr std::size_t warm_blocks_max = 64;
-
-// The warm blocks: a stack linked through the blocks' first bytes. Trivially destructible,
-// so the per-request acquire and release reach it without a thread-local guard.
-struct warm_stack {
-    char* head = nullptr;
-    std::size_t count = 0;
-    char* pop() noexcept {
-        char* b = head;
-        head = *reinterpret_cast<char**>(b);
-        --count;
-        return b;
-    }
-    void push(char* b) noexcept {
-        *reinterpret_cast<char**>(b) = head;
-        head = b;
-        ++count;
-    }
-};
-thread_local warm_stack warm;
-
-// Blocks whose pages went back to the kernel; at thread exit, the warm ones join them.
-struct block_arena {
-    std::vector<char*> cold;
-    ~block_arena() {
-        while (warm.head) madvise(warm.pop(), initial_buffer_bytes, MADV_DONTNEED);
-    }
-    void grow() {
-        const std::size_t bytes = blocks_per_chunk * initial_buffer_bytes;
-        void* chunk = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-        if (chunk == MAP_FAILED) throw std::bad_alloc();
-        for (std::size_t i = blocks_per_chunk; i-- > 0;)
-            cold.push_back(static_cast<char*>(chunk) + i * initial_buffer_bytes);
-    }
-};
-thread_local block_arena arena;
-} // namespace
-
-char* acquire_buffer_block() {
-    if (warm.head) return warm.pop();
-    if (arena.cold.empty()) arena.grow();
-    char* b = arena.cold.back();
-    arena.cold.pop_back();
-    return b;
-}
-
-namespace {
-[[gnu::noinline]] void release_cold(char* block) noexcept {
-    madvise(block, initial_buffer_bytes, MADV_DONTNEED);
-    try {
-        arena.cold.push_back(block);
-    } catch (const std::bad_alloc&) {
-        // No room to remember it: the block stays mapped, unused.
-    }
-}
-[[gnu::noinline]] void release_first_warm(char* block) noexcept {
-    (void)arena;  // constructed now, so its destructor gives the warm pages back at exit
-    warm.push(block);
-}
-} // namespace
-
-void release_buffer_block(char* block) noexcept {
-    if (warm.count - 1 < warm_blocks_max - 1) [[likely]] {  // 1 .. max-1 blocks warm
-        warm.push(block);
-        return;
-    }
-    if (warm.count == 0) return release_first_warm(block);
-    release_cold(block);
-}
-
-void byte_buffer::make_room(std::size_t min_free) {
-    if (!data_ && min_free <= initial_buffer_bytes) {  // the usual case: an empty buffer's first bytes
-        data_ = acquire_buffer_block();
-        begin_ = end_ = 0;
-        capacity_ = initial_buffer_bytes;
-        return;
-    }
-    const std::size_t used = size();
-    if (data_ && begin_ > 0 && capacity_ - used >= min_free && used <= capacity_ / 2) {
-        std::memmove(data_, data_ + begin_, used);  // compact
-        begin_ = 0;
-        end_ = used;
-        return;
-    }
-    std::size_t cap = std::max(capacity_, initial_buffer_bytes);
-    while (cap - used < min_free) cap *= 2;
-    char* fresh = cap == initial_buffer_bytes ? acquire_buffer_block() : new char[cap];
-    if (used) std::memcpy(fresh, data_ + begin_, used);
-    const std::size_t kept = used;
-    release();
-    data_ = fresh;
-    end_ = kept;
-    capacity_ = cap;
-}
-
-stream_state::stream_state(int fd, const stream_options& o, const std::optional<transcoder>& t)
-    : options(o) {
-    io.fd = fd;
+stream_state::stream_state(std::unique_ptr<transport> transport, const stream_options& o,
+                           const std::optional<transcoder>& t)
+    : io(std::move(transport)), options(o) {
     pending_flush.run = [](deferred_work* w) {
         auto* st = static_cast<stream_state*>(w->context);
         try {
@@ -195,88 +91,42 @@ stream_state::~stream_state() {
             }
         }
     }
-    close_fd();
+    close_transport();
 }
 
-void stream_state::close_fd() noexcept {
+void stream_state::close_transport() noexcept {
     undefer(pending_flush);
-    if (io.fd >= 0) {
-        // close() also takes the descriptor out of any epoll set.
-        ::close(io.fd);
-        io.fd = -1;
-        io.registered = nullptr;
-    }
+    io->close();
+    closed = true;
     in.release();
     out.release();
     end_of_input = true;
     writer_closed = true;
 }
 
-std::string stream_state::name() const {
-    if (describe && io.fd >= 0) return describe(io.fd);
-    return "stream";
-}
+std::string stream_state::name() const { return io->peer_name(); }
 
 fill_result stream_state::fill_bytes(const char* operation) {
     if (end_of_input) return fill_result::end_of_stream;
     const auto deadline = optional_deadline(options.reader_timeout);
+    // A stream about to wait with nothing buffered holds no buffer meanwhile (the transport
+    // releases `in` when it waits).
+    if (in.empty() && out.empty()) out.release();
     long r;
-    bool copied = false;  // a provided buffer's bytes were appended already
-    io_op op{io_kind::recv, nullptr, 0, nullptr, deadline};
-    for (;;) {
-        scheduler* here = scheduler::current();
-        const receive_mode mode = here ? here->receives() : receive_mode::in_place;
-        const bool into_own_buffer = !in.empty() || mode == receive_mode::in_place;
-        if (into_own_buffer || !io.recv_drained) {  // a receive is tried: it needs the buffer
-            // At least a buffer's worth at a time; a line longer than that grows the buffer.
-            const std::size_t want = std::max(in.capacity() / 2, initial_buffer_bytes);
-            op.buffer = in.tail(in.tail_room() >= initial_buffer_bytes ? 1 : want);
-            op.length = in.tail_room();
-        }
-        if (into_own_buffer) {
-            r = perform_io(io, op);
-            break;
-        }
-        // Nothing buffered: unless the last receive drained the socket, try once; if the
-        // socket is empty too, wait holding no buffer, so an idle connection holds none.
-        if (!io.recv_drained) {
-            r = receive_attempt(io, op);
-            if (r != -EAGAIN) break;
-        }
-        release_idle_buffers();
-        if (mode == receive_mode::provided) {
-            // Wait on the backend's provided buffers; the bytes are copied over when they come.
-            io_op provided{io_kind::recv_provided, nullptr, 0, nullptr, deadline};
-            // flush_writer's send, when it would join the batch anyway, goes with this receive.
-            const bool send_too = pending_flush.owner == here->running() && !out.empty() && here->batches_sends();
-            r = send_too ? receive_after_flush(provided, *here->running()) : perform_io(io, provided);
-            if (r > 0) {
-                in.append(static_cast<const char*>(provided.buffer), static_cast<std::size_t>(r));
-                here->io().recycle(provided);
-                copied = true;
-                break;
-            }
-            if (r != -ENOBUFS) break;
-            // Every provided buffer is taken: receive into our own.
-            count_provided_buffer_shortfall();
-            op.buffer = in.tail(initial_buffer_bytes);
-            op.length = in.tail_room();
-            r = perform_io(io, op);
-            break;
-        }
-        // A readiness backend: wait until readable, then receive.
-        io_op wait{io_kind::readable, nullptr, 0, nullptr, deadline};
-        r = perform_io(io, wait);
-        if (r < 0) break;
-        io.recv_drained = false;  // readable now: the next attempt must try
+    scheduler* here = pending_flush.owner && !out.empty() ? scheduler::current() : nullptr;
+    task_control* running = here ? here->running() : nullptr;
+    if (running && pending_flush.owner == running) {
+        // flush_writer's put-off send may go to the kernel with this receive.
+        pending_output flushed{out, optional_deadline(options.writer_timeout), pending_flush};
+        r = io->receive(in, deadline, &flushed);
+        if (flushed.taken) note_flush_taken(flushed, *running);
+    } else {
+        r = io->receive(in, deadline, nullptr);
     }
-    if (r > 0) {
-        if (!copied) in.commit(static_cast<std::size_t>(r));
-        return fill_result::more;
-    }
+    if (r > 0) return fill_result::more;
     // The backend reports a passed deadline as -ETIMEDOUT, the errno TCP also uses for a
     // connection that timed out (retransmissions, keepalive): only the first is a timeout.
-    if (r == -ETIMEDOUT && op.deadline) return fill_result::timed_out;
+    if (r == -ETIMEDOUT && deadline) return fill_result::timed_out;
     if (r == -ECANCELED) throw task_cancelled();
     if (r == 0 || r == -ECONNRESET || r == -EPIPE || r == -ETIMEDOUT || r == -EHOSTUNREACH ||
         r == -ENETUNREACH || r == -ECONNABORTED) {
@@ -319,7 +169,7 @@ fill_result stream_state::fill_text(const char* operation) {
 }
 
 void stream_state::refuse_write(const char* operation) {
-    if (io.fd < 0) throw error(std::string(operation) + ": the stream is closed");
+    if (closed) throw error(std::string(operation) + ": the stream is closed");
     if (write_error == ETIMEDOUT)
         throw timeout_error(std::string(operation) + ": an earlier flush to " + name() +
                             " passed the writer timeout");
@@ -330,9 +180,7 @@ void stream_state::refuse_write(const char* operation) {
 std::size_t stream_state::send_some(const char* p, std::size_t n,
                                     const std::optional<time_point>& deadline, const char* operation,
                                     bool more) {
-    io_op op{io_kind::send, const_cast<char*>(p), n, nullptr, deadline};
-    op.more = more;
-    long r = perform_io(io, op);
+    const long r = io->send(p, n, deadline, more);
     if (r >= 0) return static_cast<std::size_t>(r);
     if (r == -ETIMEDOUT && deadline)  // else the connection itself timed out: os_error
         throw timeout_error(std::string(operation) + ": writer timeout of " +
@@ -350,30 +198,18 @@ void stream_state::flush(const char* operation, bool closing) {
     try {
         while (!out.empty()) out.consume(send_some(out.head(), out.size(), deadline, operation, closing));
     } catch (const os_error&) {
-        out.clear();  // the connection is broken: nothing more of it will leave
+        out.release();  // the connection is broken: nothing more of it will leave
         throw;
     }
 }
 
-long stream_state::receive_after_flush(io_op& receive, task_control& running) {
-    // flush_writer's send goes to the kernel with the receive: the task parks once for both.
-    // The send's result is applied as soon as it completes, so an idle connection's output
-    // buffer goes back while it waits for its next request.
-    undefer(pending_flush);
-    io_op send{io_kind::send, out.head(), out.size(), nullptr, optional_deadline(options.writer_timeout)};
-    send.context = this;
-    send.completed = [](void* context, long result) {
-        if (result > 0) static_cast<stream_state*>(context)->out.consume(static_cast<std::size_t>(result));
-    };
-    long sent = 0;
-    const long r = perform_io_with_send(io, send, sent, receive);
-    if (sent < 0 && sent != -ECANCELED) {  // the next write reports it
-        write_error = sent == -ETIMEDOUT ? ETIMEDOUT : static_cast<int>(-sent);
-        out.clear();
+void stream_state::note_flush_taken(const pending_output& flushed, task_control& running) noexcept {
+    if (flushed.sent < 0 && flushed.sent != -ECANCELED) {  // the next write reports it
+        write_error = flushed.sent == -ETIMEDOUT ? ETIMEDOUT : static_cast<int>(-flushed.sent);
+        out.release();
     }
     // A short send: the rest leaves at the task's next scheduling point, as flush_writer said.
     if (!out.empty() && !write_error) defer(running, pending_flush);
-    return r;
 }
 
 void stream_state::flush_before_wait(const char* operation) {
@@ -866,20 +702,19 @@ void show_via_ostream(stream& s, const void* value, void (*print)(std::ostream&,
 
 void abort_stream(stream& s) noexcept {
     if (!s.is_open()) return;
-    stream_state& st = s.state();
+    stream_state& st = detail::state_of(s);
     if (st.pending_flush.owner && !st.write_error) {
         // flush_writer accepted this output and put its send off until the task waits
         // (flush_before_wait); an exception before that wait (a decoding_error from the next
         // read_line, say, ending call_with_stream) must not lose it. Non-blocking sends only:
         // aborting never waits.
         while (!st.out.empty()) {
-            io_op op{io_kind::send, st.out.head(), st.out.size(), nullptr, std::nullopt};
-            const long n = try_io(st.io, op);
+            const long n = st.io->send_without_waiting(st.out.head(), st.out.size());
             if (n <= 0) break;
             st.out.consume(static_cast<std::size_t>(n));
         }
     }
-    st.close_fd();
+    st.close_transport();
 }
 
 } // namespace detail
@@ -892,16 +727,16 @@ stream::stream(stream&&) noexcept = default;
 stream& stream::operator=(stream&&) noexcept = default;
 stream::~stream() = default;
 
-bool stream::is_open() const noexcept { return state_ && state_->io.fd >= 0; }
+bool stream::is_open() const noexcept { return state_ && !state_->closed; }
 
 std::optional<rill::transcoder> stream::transcoder() const {
     if (!state_ || !state_->codec) return std::nullopt;
     return state_->codec->dec.settings();
 }
 
-detail::stream_state& stream::state() const {
-    if (!state_) throw error("stream: operation on a closed or moved-from stream");
-    return *state_;
+detail::stream_state& detail::state_of(const stream& s) {
+    if (!s.state_) throw error("stream: operation on a closed or moved-from stream");
+    return *s.state_;
 }
 
 // ---- input ----------------------------------------------------------------------------------
@@ -910,8 +745,8 @@ namespace {
 // A closed stream has no end of stream to report: reading it is an error, as writing it is
 // (close_reader leaves the stream open, and its reads see end of stream instead).
 detail::stream_state& open_for_reading(stream& s, const char* operation) {
-    detail::stream_state& st = s.state();
-    if (st.io.fd < 0) throw error(std::string(operation) + ": the stream is closed");
+    detail::stream_state& st = detail::state_of(s);
+    if (st.closed) throw error(std::string(operation) + ": the stream is closed");
     return st;
 }
 } // namespace
@@ -996,11 +831,11 @@ std::optional<std::vector<std::uint8_t>> read_all_bytes(stream& s) {
 
 void write_byte(stream& s, std::uint8_t byte) {
     char c = static_cast<char>(byte);
-    s.state().write_raw(&c, 1, "write_byte");
+    detail::state_of(s).write_raw(&c, 1, "write_byte");
 }
 
 void write_bytes(stream& s, std::span<const std::byte> bytes) {
-    s.state().write_raw(reinterpret_cast<const char*>(bytes.data()), bytes.size(), "write_bytes");
+    detail::state_of(s).write_raw(reinterpret_cast<const char*>(bytes.data()), bytes.size(), "write_bytes");
 }
 
 void write_bytes(stream& s, std::span<const std::uint8_t> bytes) {
@@ -1008,7 +843,7 @@ void write_bytes(stream& s, std::span<const std::uint8_t> bytes) {
 }
 
 void write_char(stream& s, char32_t c) {
-    detail::stream_state& st = s.state();
+    detail::stream_state& st = detail::state_of(s);
     if (c >= 0xDC80 && c <= 0xDCFF && !st.codec) {
         // An invalid byte read by read_char goes back out as that byte.
         char b = static_cast<char>(c - 0xDC00);
@@ -1023,41 +858,41 @@ void write_char(stream& s, char32_t c) {
     st.write_text(std::string_view(reinterpret_cast<char*>(utf8), static_cast<std::size_t>(end - utf8)), "write_char");
 }
 
-void write_chars(stream& s, std::string_view text) { s.state().write_text(text, "write_chars"); }
+void write_chars(stream& s, std::string_view text) { detail::state_of(s).write_text(text, "write_chars"); }
 
-void newline(stream& s) { s.state().write_line({}, "newline"); }
+void newline(stream& s) { detail::state_of(s).write_line({}, "newline"); }
 
-void detail::write_line(stream& s, std::string_view text) { s.state().write_line(text, "showln"); }
+void detail::write_line(stream& s, std::string_view text) { detail::state_of(s).write_line(text, "showln"); }
 
-void flush_writer(stream& s) { s.state().flush_before_wait("flush_writer"); }
+void flush_writer(stream& s) { detail::state_of(s).flush_before_wait("flush_writer"); }
 
 // ---- closing and settings ---------------------------------------------------------------------
 
 void close_stream(stream& s) {
     if (!s.is_open()) return;
-    detail::stream_state& st = s.state();
+    detail::stream_state& st = detail::state_of(s);
     try {
         if (!st.writer_closed && !st.write_error) st.flush("close_stream", true);
     } catch (...) {
-        st.close_fd();
+        st.close_transport();
         throw;
     }
-    st.close_fd();
+    st.close_transport();
 }
 
 void close_writer(stream& s) {
     if (!s.is_open()) return;
-    detail::stream_state& st = s.state();
+    detail::stream_state& st = detail::state_of(s);
     if (st.writer_closed) return;
     st.flush("close_writer", true);
-    ::shutdown(st.io.fd, SHUT_WR);
+    st.io->shutdown_writer();
     st.writer_closed = true;
 }
 
 void close_reader(stream& s) {
     if (!s.is_open()) return;
-    detail::stream_state& st = s.state();
-    ::shutdown(st.io.fd, SHUT_RD);
+    detail::stream_state& st = detail::state_of(s);
+    st.io->shutdown_reader();
     st.end_of_input = true;
     st.in.release();
     if (st.codec) {
@@ -1067,13 +902,13 @@ void close_reader(stream& s) {
 }
 
 void reader_timeout(stream& s, std::optional<std::chrono::milliseconds> timeout) {
-    s.state().options.reader_timeout = timeout;
+    detail::state_of(s).options.reader_timeout = timeout;
 }
 
 void writer_timeout(stream& s, std::optional<std::chrono::milliseconds> timeout) {
-    s.state().options.writer_timeout = timeout;
+    detail::state_of(s).options.writer_timeout = timeout;
 }
 
-void max_line_length(stream& s, std::size_t bytes) { s.state().options.max_line_length = bytes; }
+void max_line_length(stream& s, std::size_t bytes) { detail::state_of(s).options.max_line_length = bytes; }
 
 } // namespace rill

@@ -1,5 +1,5 @@
-// What a stream holds: its descriptor, an input buffer, an output buffer and a transcoder.
-// The stream layer knows nothing of TCP: the net layer builds a stream_state for a socket.
+// What a stream holds: its transport, an input buffer, an output buffer and a transcoder.
+// The stream layer knows nothing of TCP: the net layer builds a stream_state over a socket.
 #pragma once
 
 #include <cstddef>
@@ -11,75 +11,10 @@
 #include <rill/stream.hpp>
 #include <rill/transcoder.hpp>
 
-#include "io/backend.hpp"
+#include "stream/transport.hpp"
 #include "text/codec.hpp"
 
 namespace rill::detail {
-
-// Smallest buffer allocated for either direction; buffers start at this size when first
-// needed and grow by doubling (input up to what the longest line needs, output to its cap).
-inline constexpr std::size_t initial_buffer_bytes = 4096;
-
-// Buffers of initial_buffer_bytes (one page) come from a per-thread pool: a stream gives its
-// buffers back whenever they run empty, so an idle connection holds none, and a busy one gets
-// a recently used (cache-warm, already committed) block back at once.
-char* acquire_buffer_block();
-void release_buffer_block(char* block) noexcept;
-
-// A contiguous byte queue: [begin, end) holds data. Memory is taken when bytes arrive and
-// given back as soon as the queue is empty.
-class byte_buffer {
-public:
-    byte_buffer() = default;
-    byte_buffer(const byte_buffer&) = delete;
-    byte_buffer& operator=(const byte_buffer&) = delete;
-    ~byte_buffer() { release(); }
-
-    char* head() noexcept { return data_ + begin_; }
-    const char* head() const noexcept { return data_ + begin_; }
-    std::size_t size() const noexcept { return end_ - begin_; }
-    bool empty() const noexcept { return begin_ == end_; }
-    std::size_t capacity() const noexcept { return capacity_; }
-
-    // A one-page buffer goes back to the pool as soon as it runs empty; a larger one (a long
-    // line, a big write) is kept while the stream is busy, so it is not regrown on every
-    // flush, and given back when the stream next waits for input (release_idle_buffers).
-    void consume(std::size_t n) noexcept {
-        begin_ += n;
-        if (begin_ == end_) {
-            if (capacity_ == initial_buffer_bytes) release();
-            else begin_ = end_ = 0;
-        }
-    }
-    // Room for at least `min_free` more bytes at the tail (compacting or growing).
-    char* tail(std::size_t min_free) {
-        if (capacity_ - end_ < min_free) make_room(min_free);
-        return data_ + end_;
-    }
-    std::size_t tail_room() const noexcept { return capacity_ - end_; }
-    void commit(std::size_t n) noexcept { end_ += n; }
-    void append(const char* p, std::size_t n) {
-        if (n == 0) return;  // an empty span's data() may be null: memcpy UB
-        std::memcpy(tail(n), p, n);
-        end_ += n;
-    }
-    void clear() noexcept { release(); }
-    void release() noexcept {
-        if (data_) {
-            if (capacity_ == initial_buffer_bytes) release_buffer_block(data_);
-            else delete[] data_;
-        }
-        data_ = nullptr;
-        begin_ = end_ = capacity_ = 0;
-    }
-
-private:
-    void make_room(std::size_t min_free);
-    char* data_ = nullptr;
-    std::size_t begin_ = 0;
-    std::size_t end_ = 0;
-    std::size_t capacity_ = 0;
-};
 
 // Outcome of waiting for more input.
 enum class fill_result { more, end_of_stream, timed_out };
@@ -96,12 +31,12 @@ struct transcoding_state {
 };
 
 struct stream_state : small_block_allocated {
-    explicit stream_state(int fd, const stream_options& o, const std::optional<transcoder>& t);
+    stream_state(std::unique_ptr<transport> io, const stream_options& o, const std::optional<transcoder>& t);
     ~stream_state();
     stream_state(const stream_state&) = delete;
     stream_state& operator=(const stream_state&) = delete;
 
-    io_handle io;
+    std::unique_ptr<transport> io;
     stream_options options;
     eol_style eol = eol_style::crlf;  // the reference's default for a stream without transcoder
 
@@ -117,10 +52,10 @@ struct stream_state : small_block_allocated {
     bool discarding_line = false;    // after line_too_long: skip to the next line end
     bool end_of_input = false;       // the peer closed (or reset), or close_reader
     bool writer_closed = false;
+    bool closed = false;             // close_stream: the transport is gone
     int write_error = 0;             // errno of a failed send: every later write reports it
 
-    // "the stream to 127.0.0.1:2020" for messages; set by the layer that made the stream.
-    std::string (*describe)(int fd) = nullptr;
+    // Who is at the other end, for messages ("127.0.0.1:2020").
     std::string name() const;
 
     // ---- text view: the UTF-8 text available to character reads ------------------------
@@ -161,27 +96,21 @@ struct stream_state : small_block_allocated {
     // or os_error (recording write_error) when the connection is broken.
     std::size_t send_some(const char* p, std::size_t n, const std::optional<time_point>& deadline,
                           const char* operation, bool more = false);
-    // Before waiting for input: give back buffers that hold nothing.
-    void release_idle_buffers() noexcept {
-        if (in.empty()) in.release();
-        if (out.empty()) out.release();
-    }
     // flush_writer: the send happens at the task's next scheduling point (before it waits on
     // anything, yields, closes the stream or ends): the answers to pipelined requests go out
     // as one send, and an answer followed by close leaves with the FIN in one segment.
     void flush_before_wait(const char* operation);
-    // A receive that must wait (io_uring, provided buffers) while flush_writer's send is put
-    // off (by `running`, the task doing the receive): both are handed to the kernel together;
-    // returns the receive's result.
-    long receive_after_flush(io_op& receive, task_control& running);
+    // After a receive that took flush_writer's put-off send (pending_output): what the send
+    // did, as flush would have recorded it.
+    void note_flush_taken(const pending_output& flushed, task_control& running) noexcept;
     // Throws when nothing more may be written (closed, or an earlier send failed).
     void check_writable(const char* operation) {
         if (!writable()) [[unlikely]]
             refuse_write(operation);
     }
-    bool writable() const noexcept { return io.fd >= 0 && !write_error && !writer_closed; }
+    bool writable() const noexcept { return !closed && !write_error && !writer_closed; }
     [[noreturn]] void refuse_write(const char* operation);
-    void close_fd() noexcept;
+    void close_transport() noexcept;
 };
 
 } // namespace rill::detail

@@ -83,7 +83,7 @@ TEST(BufferShortage, MoreReceivesAtOnceThanProvidedBuffersLoseNothing) {
 
     rill::run(
         [&] {
-            provided = rill::detail::scheduler::current()->receives() == rill::detail::receive_mode::provided;
+            provided = rill::detail::task_backend("test").receives_into_provided_buffers();
             rill::tcp_server_stream server("127.0.0.1:0", {.backlog = clients});
             port = rill::tcp_server_socket_info(server).port_number;
             for (int i = 0; i < clients; ++i) {

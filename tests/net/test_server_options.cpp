@@ -402,16 +402,16 @@ TEST(ServerOptions, ClientKeepAliveAndCoalesce) {
         const int port = rill::tcp_server_socket_info(server).port_number;
 
         tcp_client_stream plain(port);
-        EXPECT_EQ(socket_flag(plain.state().io.fd, SOL_SOCKET, SO_KEEPALIVE), 0);
-        EXPECT_EQ(socket_flag(plain.state().io.fd, IPPROTO_TCP, TCP_NODELAY), 0);  // coalesce: Nagle on
+        EXPECT_EQ(socket_flag(rill::detail::state_of(plain).io->native_handle(), SOL_SOCKET, SO_KEEPALIVE), 0);
+        EXPECT_EQ(socket_flag(rill::detail::state_of(plain).io->native_handle(), IPPROTO_TCP, TCP_NODELAY), 0);  // coalesce: Nagle on
 
         tcp_client_stream tuned(port, {.keep_alive = true, .coalesce = false});
-        EXPECT_EQ(socket_flag(tuned.state().io.fd, SOL_SOCKET, SO_KEEPALIVE), 1);
-        EXPECT_EQ(socket_flag(tuned.state().io.fd, IPPROTO_TCP, TCP_NODELAY), 1);
+        EXPECT_EQ(socket_flag(rill::detail::state_of(tuned).io->native_handle(), SOL_SOCKET, SO_KEEPALIVE), 1);
+        EXPECT_EQ(socket_flag(rill::detail::state_of(tuned).io->native_handle(), IPPROTO_TCP, TCP_NODELAY), 1);
 
         tcp_client_stream keep_alive_only(port, {.keep_alive = true});
-        EXPECT_EQ(socket_flag(keep_alive_only.state().io.fd, SOL_SOCKET, SO_KEEPALIVE), 1);
-        EXPECT_EQ(socket_flag(keep_alive_only.state().io.fd, IPPROTO_TCP, TCP_NODELAY), 0);
+        EXPECT_EQ(socket_flag(rill::detail::state_of(keep_alive_only).io->native_handle(), SOL_SOCKET, SO_KEEPALIVE), 1);
+        EXPECT_EQ(socket_flag(rill::detail::state_of(keep_alive_only).io->native_handle(), IPPROTO_TCP, TCP_NODELAY), 0);
 
         // coalesce never affects buffering: nothing goes out before flush_writer.
         std::optional<tcp_client_stream> accepted[3];
@@ -424,7 +424,7 @@ TEST(ServerOptions, ClientKeepAliveAndCoalesce) {
         rill::write_chars(tuned, "x");
         rill::task_sleep(std::chrono::milliseconds(20));
         char byte;
-        EXPECT_EQ(::recv(tuned_peer.state().io.fd, &byte, 1, MSG_DONTWAIT), -1);
+        EXPECT_EQ(::recv(rill::detail::state_of(tuned_peer).io->native_handle(), &byte, 1, MSG_DONTWAIT), -1);
         rill::flush_writer(tuned);
         EXPECT_EQ(rill::read_byte(*accepted[1]), 'x');
     });

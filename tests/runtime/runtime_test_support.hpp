@@ -88,7 +88,7 @@ inline std::string requested_backend() {
 }
 
 // The backend the calling task's worker really uses. Only inside a task.
-inline std::string current_backend_name() { return rill::detail::scheduler::current()->io().name(); }
+inline std::string current_backend_name() { return rill::detail::task_backend("current_backend_name").name(); }
 
 // Inside a task: sleeps in 1 ms steps until pred() holds or `limit` passes; returns pred().
 template <class Pred>

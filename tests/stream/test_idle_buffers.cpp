@@ -58,8 +58,8 @@ TEST(IdleBuffers, AConnectionWaitingForItsNextLineHoldsNoBuffer) {
                 });
             for (int i = 0; i < 5000 && !answered.load(); ++i) rill::task_sleep(1ms);
             rill::task_sleep(20ms);  // the echo task is parked for its next line by now
-            in_capacity = s.state().in.capacity();
-            out_capacity = s.state().out.capacity();
+            in_capacity = rill::detail::state_of(s).in.capacity();
+            out_capacity = rill::detail::state_of(s).out.capacity();
             stop = true;
             checked = true;
             rill::close_reader(s);  // the echo's read sees end of stream

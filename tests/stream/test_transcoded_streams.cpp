@@ -197,7 +197,7 @@ void serve_connections(const rill::server_options& options, std::size_t count, S
             for (std::size_t i = 0; i < count; ++i) {
                 auto client = rill::read(server);
                 ASSERT_TRUE(client) << "no connection accepted";
-                links[i].fd = ::dup(client->state().io.fd);
+                links[i].fd = ::dup(rill::detail::state_of(*client).io->native_handle());
                 try {
                     serve(*client, i);
                 } catch (...) {

@@ -1,0 +1,34 @@
+// Which backend a run uses, and the poller each worker gets: the runtime asks through
+// runtime/poller.hpp and knows nothing else of the backends.
+#include <cstdlib>
+#include <string>
+
+#include <rill/error.hpp>
+
+#include "io/backend.hpp"
+
+namespace rill::detail {
+
+// In uring_backend.cpp and epoll_backend.cpp.
+rill::backend probe_io_uring();
+std::unique_ptr<backend> make_uring_backend(scheduler& owner);
+std::unique_ptr<backend> make_epoll_backend(scheduler& owner);
+
+rill::backend choose_backend(rill::backend requested) {
+    if (const char* env = std::getenv("RILL_BACKEND"); env && *env) {
+        std::string v(env);
+        if (v == "epoll") return rill::backend::epoll;
+        if (v == "io_uring" || v == "uring") return rill::backend::io_uring;
+        if (v != "automatic" && v != "auto")
+            throw argument_error("RILL_BACKEND must be epoll, io_uring or automatic, got \"" + v + "\"");
+    }
+    if (requested != rill::backend::automatic) return requested;
+    return probe_io_uring();
+}
+
+std::unique_ptr<poller> make_poller(rill::backend kind, scheduler& owner) {
+    if (kind == rill::backend::epoll) return make_epoll_backend(owner);
+    return make_uring_backend(owner);
+}
+
+} // namespace rill::detail

@@ -1,0 +1,58 @@
+// A connected socket as a stream's transport: each operation goes to the running task's
+// backend, which decides how the bytes move.
+#include "net/socket_transport.hpp"
+
+#include <sys/socket.h>
+
+#include <cerrno>
+
+#include "net/resolve.hpp"
+
+namespace rill::detail {
+
+namespace {
+
+class socket_transport final : public transport {
+public:
+    explicit socket_transport(io_handle socket) noexcept : socket_(socket) {}
+    ~socket_transport() override { close_socket(socket_); }
+
+    long receive(byte_buffer& in, const std::optional<time_point>& deadline, pending_output* flushed) override {
+        if (socket_.fd < 0) return -EBADF;
+        return task_backend("receive").receive(socket_, in, deadline, flushed);
+    }
+    long send(const char* p, std::size_t n, const std::optional<time_point>& deadline, bool closing) override {
+        if (socket_.fd < 0) return -EBADF;
+        return task_backend("send").send(socket_, p, n, deadline, closing);
+    }
+    long send_without_waiting(const char* p, std::size_t n) noexcept override {
+        return detail::send_without_waiting(socket_, p, n);
+    }
+    void shutdown_writer() noexcept override {
+        if (socket_.fd >= 0) ::shutdown(socket_.fd, SHUT_WR);
+    }
+    void shutdown_reader() noexcept override {
+        if (socket_.fd >= 0) ::shutdown(socket_.fd, SHUT_RD);
+    }
+    void close() noexcept override { close_socket(socket_); }
+
+    std::string peer_name() const override {
+        sockaddr_storage ss{};
+        socklen_t len = sizeof ss;
+        if (socket_.fd < 0 || getpeername(socket_.fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0)
+            return "a closed connection";
+        return to_socket_info(reinterpret_cast<sockaddr*>(&ss)).to_string();
+    }
+    int native_handle() const noexcept override { return socket_.fd; }
+
+private:
+    io_handle socket_;
+};
+
+} // namespace
+
+std::unique_ptr<transport> make_socket_transport(io_handle socket) {
+    return std::make_unique<socket_transport>(socket);
+}
+
+} // namespace rill::detail

@@ -1,0 +1,38 @@
+// The scheduler's view of its I/O backend: a loop turn waits for events (or polls), another
+// thread wakes a sleeping loop. The I/O layer (io/) implements it and creates one per worker;
+// the runtime knows nothing else of it.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <optional>
+
+#include <rill/runtime.hpp>
+
+namespace rill::detail {
+
+class scheduler;
+
+class poller {
+public:
+    virtual ~poller() = default;
+
+    // From the scheduler loop: hands the kernel what is queued and waits up to `timeout`
+    // (none: no limit; zero: just poll) for events, making their tasks ready.
+    virtual void wait(std::optional<std::chrono::nanoseconds> timeout) = 0;
+
+    // From any thread: makes a concurrent or next wait() return.
+    virtual void wake() noexcept = 0;
+
+    // Work is queued that only the next wait() hands to the kernel (io_uring's submission
+    // queue): the loop puts that off by one turn at most.
+    virtual bool has_unsubmitted() const noexcept { return false; }
+};
+
+// Defined by the I/O layer. Which backend `requested` means in this process (RILL_BACKEND,
+// then `automatic`'s probe), decided before any worker starts.
+rill::backend choose_backend(rill::backend requested);
+// The poller of one worker, created on that worker's thread.
+std::unique_ptr<poller> make_poller(rill::backend kind, scheduler& owner);
+
+} // namespace rill::detail
