@@ -5,7 +5,7 @@
 // byte is checked: each line carries a tag naming its connection and sequence number, so a
 // misrouted, reordered, duplicated or truncated echo is caught, not only a flipped byte.
 
-#include "bench_command.hpp"
+#include "loadgen/bench_command.hpp"
 
 #include <arpa/inet.h>
 #include <netdb.h>
