@@ -9,7 +9,7 @@
 
 #include <rill/rill.hpp>
 
-#include "bench_command.hpp"
+#include "loadgen/bench_command.hpp"
 
 namespace {
 
