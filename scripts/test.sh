@@ -18,6 +18,7 @@ run_suite() {
 }
 
 run_suite debug
+bash scripts/test-packaging.sh  # find_package, add_subdirectory and pkg-config consumers
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   run_suite asan-ubsan
 TSAN_OPTIONS=halt_on_error=1 run_suite tsan

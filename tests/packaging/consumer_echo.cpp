@@ -1,0 +1,55 @@
+// What a project using rill builds first: one echo over loopback, as the seed's echo server
+// and client do, in one process. The packaging tests (scripts/test-packaging.sh) compile it
+// against an installed rill (find_package, pkg-config) and an embedded one (add_subdirectory).
+// Exits 0 when "hello" comes back, 1 with a message on stderr otherwise.
+#include <chrono>
+#include <exception>
+#include <iostream>
+#include <optional>
+#include <string>
+
+#include <rill/rill.hpp>
+
+namespace {
+
+// Bounds every read and write, so a broken build fails instead of hanging.
+constexpr std::chrono::milliseconds echo_io_timeout{10'000};
+
+void echo_one_line(rill::tcp_client_stream& client) {
+    if (auto line = rill::read_line(client)) rill::showln(client, *line);
+    rill::flush_writer(client);
+}
+
+int echo_hello() {
+    rill::tcp_server_stream server("127.0.0.1:0",
+        {.reader_timeout = echo_io_timeout, .writer_timeout = echo_io_timeout});
+    const int port = rill::tcp_server_socket_info(server).port_number;
+    rill::task answering = rill::spawn([&server] {
+        if (auto client = rill::read(server)) rill::call_with_stream(*client, echo_one_line);
+    });
+
+    rill::tcp_client_stream client("127.0.0.1",
+        {.port_number = port, .reader_timeout = echo_io_timeout, .writer_timeout = echo_io_timeout});
+    rill::showln(client, "hello");
+    rill::flush_writer(client);
+    const std::optional<std::string> answer = rill::read_line(client);
+    answering.join();
+    if (answer != "hello") {
+        std::cerr << "consumer_echo: sent \"hello\" to 127.0.0.1:" << port << ", got "
+                  << (answer ? "\"" + *answer + "\"" : std::string("end of stream")) << "\n";
+        return 1;
+    }
+    std::cout << "consumer_echo: \"hello\" came back from 127.0.0.1:" << port << "\n";
+    return 0;
+}
+
+} // namespace
+
+int main() {
+    try {
+        return rill::run(echo_hello, {.workers = 1});
+    } catch (const std::exception& e) {
+        std::cerr << "consumer_echo: " << e.what() << "\n";
+        return 1;
+    }
+}
