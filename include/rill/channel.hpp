@@ -1,6 +1,7 @@
 // Bounded channels between tasks, on any workers: the C++ form of Slogan's task messages.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <deque>
 #include <memory>
@@ -28,6 +29,8 @@ public:
     // released while parked and held again on return. Throws task_cancelled if the task is
     // cancelled while parked (after leaving the list), or error outside a task.
     void wait(std::unique_lock<std::mutex>& lock);
+    // As wait, but gives up once `deadline` passes: false then, off the list.
+    bool wait_until(std::unique_lock<std::mutex>& lock, std::chrono::steady_clock::time_point deadline);
     // Both with the mutex held. Return whether a task was woken.
     bool notify_one() noexcept;
     void notify_all() noexcept;

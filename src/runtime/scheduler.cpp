@@ -462,7 +462,12 @@ void wait_list_access::unlink(wait_list& l, wait_list::node* n) noexcept {
 
 void wait_list::wait(std::unique_lock<std::mutex>& lock) {
     // Only channels wait here outside join (which checks for itself first).
-    task_control& t = current_task("channel send/receive");
+    current_task("channel send/receive");
+    wait_until(lock, time_point::max());
+}
+
+bool wait_list::wait_until(std::unique_lock<std::mutex>& lock, time_point deadline) {
+    task_control& t = current_task("wait");
     check_cancelled(t);
     node n;
     n.task = &t;
@@ -473,13 +478,12 @@ void wait_list::wait(std::unique_lock<std::mutex>& lock) {
     tail_ = &n;
     n.linked = true;
     lock.unlock();
-    wake_reason why = t.owner->park(&n, std::nullopt);
+    const wake_reason why =
+        t.owner->park(&n, deadline == time_point::max() ? std::nullopt : std::optional<time_point>(deadline));
     lock.lock();
-    if (why == wake_reason::cancelled) {
-        // A notification that raced with the cancellation goes to the next waiter.
-        if (n.notified) notify_one();
-        throw task_cancelled();
-    }
+    if (why != wake_reason::normal && n.notified) notify_one();  // that wake goes to the next waiter
+    if (why == wake_reason::cancelled) throw task_cancelled();
+    return why == wake_reason::normal;
 }
 
 bool wait_list::notify_one() noexcept {

@@ -21,6 +21,7 @@
 
 #include <rill/rill.hpp>
 
+#include "stream/memory_transport.hpp"
 #include "support/loopback.hpp"
 
 namespace rill_stream_test {
@@ -107,6 +108,80 @@ void serve_rill_peer(Serve serve, Connect connect, rill::server_options options 
         serve(*client);
         peer.join();
     });
+}
+
+// The other end of an in-memory transport, driven from a rill task: each send() arrives as
+// one receive of the stream's, so a test splits the bytes exactly where it wants, and every
+// wait is for an event (no pause for bytes to settle, as a socket peer needs).
+class memory_peer {
+public:
+    explicit memory_peer(std::unique_ptr<rill::detail::transport> t) : transport_(std::move(t)) {}
+
+    // All of `bytes`, as one receive when they fit the transport's capacity.
+    void send(std::string_view bytes) {
+        const auto deadline = rill::detail::clock::now() + wait_limit;
+        while (!bytes.empty()) {
+            const long r = transport_->send(bytes.data(), bytes.size(), deadline, false);
+            if (r < 0) throw std::runtime_error("memory_peer send: error " + std::to_string(-r));
+            bytes.remove_prefix(static_cast<std::size_t>(r));
+        }
+    }
+    void shutdown_write() { transport_->shutdown_writer(); }
+    // What arrives next (empty at end of stream).
+    std::string receive_some() {
+        rill::detail::byte_buffer in;
+        const long r = transport_->receive(in, rill::detail::clock::now() + wait_limit, nullptr);
+        if (r < 0) throw std::runtime_error("memory_peer receive: error " + std::to_string(-r));
+        return std::string(in.head(), in.size());
+    }
+    // Everything until the stream closes or shuts its writer down.
+    std::string receive_all() {
+        std::string all;
+        while (true) {
+            std::string some = receive_some();
+            if (some.empty()) return all;
+            all += some;
+        }
+    }
+    void close() { transport_->close(); }
+
+private:
+    std::unique_ptr<rill::detail::transport> transport_;
+};
+
+// Serves a stream over an in-memory transport inside rill::run: `serve(stream)` in the main
+// task, `peer(memory_peer)` in a task of its own (on another worker when there is one). The
+// stream is closed when serve returns; the peer is joined, so its exception is rethrown.
+template <class Serve, class Peer>
+void serve_memory_peer(Serve serve, Peer peer, rill::stream_options options = {},
+                       std::optional<rill::transcoder> coding = {}) {
+    rill::run([&] {
+        auto [mine, theirs] = rill::detail::make_memory_transport_pair();
+        rill::stream s = rill::detail::make_stream(std::move(mine), options, coding);
+        auto peer_task = rill::spawn([&, t = std::move(theirs)]() mutable {
+            memory_peer p(std::move(t));
+            peer(p);
+        });
+        std::exception_ptr failure;
+        try {
+            serve(s);
+        } catch (...) {
+            failure = std::current_exception();
+        }
+        rill::detail::abort_stream(s);  // the peer's receive_all ends
+        peer_task.join();
+        if (failure) std::rethrow_exception(failure);
+    });
+}
+
+// The peer of serve_memory_peer that sends `segments` (each arrives as one receive), then
+// half-closes and reads until the stream closes.
+inline auto memory_sends(std::vector<std::string> segments) {
+    return [segments = std::move(segments)](memory_peer& c) {
+        for (const std::string& segment : segments) c.send(segment);
+        c.shutdown_write();
+        c.receive_all();
+    };
 }
 
 // Every line read_line returns until end of stream (bounded).

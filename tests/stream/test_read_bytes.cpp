@@ -14,20 +14,9 @@ namespace {
 using namespace rill_stream_test;
 using bytes = std::vector<std::uint8_t>;
 
-auto sends(std::vector<std::string> segments) {
-    return [segments = std::move(segments)](rill_test::raw_client& c) {
-        for (std::size_t i = 0; i < segments.size(); ++i) {
-            if (i > 0) std::this_thread::sleep_for(settle_time);
-            c.send(segments[i]);
-        }
-        c.shutdown_write();
-        c.receive_all();
-    };
-}
-
 TEST(ReadByte, EveryByteUntranslated) {
-    serve_raw_peer(
-        [](rill::tcp_client_stream& s) {
+    serve_memory_peer(
+        [](rill::stream& s) {
             bytes got;
             for (int i = 0; i < 100; ++i) {
                 auto b = rill::read_byte(s);
@@ -37,12 +26,12 @@ TEST(ReadByte, EveryByteUntranslated) {
             EXPECT_EQ(got, (bytes{'a', '\r', '\n', 0, 0xFF, '\n', '\r', 0xC3}));
             EXPECT_EQ(rill::read_byte(s), std::nullopt);
         },
-        sends({std::string("a\r\n\0\xFF", 5), "\n\r\xC3"}));
+        memory_sends({std::string("a\r\n\0\xFF", 5), "\n\r\xC3"}));
 }
 
 TEST(ReadNBytes, ExactCountsAndFewerAtEnd) {
-    serve_raw_peer(
-        [](rill::tcp_client_stream& s) {
+    serve_memory_peer(
+        [](rill::stream& s) {
             EXPECT_EQ(rill::read_n_bytes(s, 3), (bytes{'a', 'b', 'c'}));
             EXPECT_EQ(rill::read_n_bytes(s, 0), bytes{});
             // Waits across segments for the whole count.
@@ -50,31 +39,29 @@ TEST(ReadNBytes, ExactCountsAndFewerAtEnd) {
             EXPECT_EQ(rill::read_n_bytes(s, 10), (bytes{'g'}));
             EXPECT_EQ(rill::read_n_bytes(s, 1), std::nullopt);
         },
-        sends({"abcd\r", "\nef", "g"}));
+        memory_sends({"abcd\r", "\nef", "g"}));
 }
 
 TEST(ReadAllBytes, EverythingUntilEndOfStream) {
     std::string big(300000, '\0');
     for (std::size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>(i % 251);
-    serve_raw_peer(
-        [&](rill::tcp_client_stream& s) {
+    serve_memory_peer(
+        [&](rill::stream& s) {
             EXPECT_EQ(rill::read_byte(s), 0);
             auto rest = rill::read_all_bytes(s);
             ASSERT_TRUE(rest);
             EXPECT_TRUE(as_string(*rest) == big.substr(1));
             EXPECT_EQ(rill::read_all_bytes(s), std::nullopt);
         },
-        sends({big.substr(0, 100000), big.substr(100000)}));
+        memory_sends({big.substr(0, 100000), big.substr(100000)}));
 }
 
 TEST(ReadSome, WhateverIsAvailable) {
-    std::atomic<bool> first_read{false};
-    serve_raw_peer(
-        [&](rill::tcp_client_stream& s) {
+    serve_memory_peer(
+        [&](rill::stream& s) {
             std::byte buffer[64];
             std::size_t n = rill::read_some(s, buffer);  // does not wait for the buffer to fill
             EXPECT_EQ(std::string(reinterpret_cast<char*>(buffer), n), "first");
-            first_read = true;
             n = rill::read_some(s, std::span(buffer, 3));
             EXPECT_EQ(std::string(reinterpret_cast<char*>(buffer), n), "sec");
             n = rill::read_some(s, buffer);
@@ -82,9 +69,8 @@ TEST(ReadSome, WhateverIsAvailable) {
             EXPECT_EQ(rill::read_some(s, buffer), 0u);
             EXPECT_EQ(rill::read_some(s, buffer), 0u);
         },
-        [&](rill_test::raw_client& c) {
-            c.send("first");
-            ASSERT_TRUE(thread_wait_until([&] { return first_read.load(); }));
+        [&](memory_peer& c) {
+            c.send("first");  // one receive: read_some returns it without waiting for more
             c.send("second\r\n");
             c.shutdown_write();
             c.receive_all();
@@ -92,15 +78,15 @@ TEST(ReadSome, WhateverIsAvailable) {
 }
 
 TEST(ReadBytes, EmptyStream) {
-    serve_raw_peer(
-        [](rill::tcp_client_stream& s) {
+    serve_memory_peer(
+        [](rill::stream& s) {
             std::byte buffer[8];
             EXPECT_EQ(rill::read_byte(s), std::nullopt);
             EXPECT_EQ(rill::read_n_bytes(s, 4), std::nullopt);
             EXPECT_EQ(rill::read_all_bytes(s), std::nullopt);
             EXPECT_EQ(rill::read_some(s, buffer), 0u);
         },
-        sends({}));
+        memory_sends({}));
 }
 
 // Text and byte reads share one buffer: what a line read leaves is what the byte reads see,
@@ -110,33 +96,33 @@ TEST(ReadBytes, AfterALineReadTheLineEndIsGone) {
                                  std::vector<std::string>{"a\n", "\rb"}}) {
         SCOPED_TRACE(std::to_string(segments.size()) + " segments, line end " +
                      std::to_string(int(segments[0][1])));
-        serve_raw_peer(
-            [](rill::tcp_client_stream& s) {
+        serve_memory_peer(
+            [](rill::stream& s) {
                 EXPECT_EQ(rill::read_line(s), "a");
                 EXPECT_EQ(rill::read_byte(s), 'b');
                 EXPECT_EQ(rill::read_byte(s), std::nullopt);
             },
-            sends(segments));
-        serve_raw_peer(
-            [](rill::tcp_client_stream& s) {
+            memory_sends(segments));
+        serve_memory_peer(
+            [](rill::stream& s) {
                 EXPECT_EQ(rill::read_line(s), "a");
                 EXPECT_EQ(rill::read_n_bytes(s, 5), (bytes{'b'}));
             },
-            sends(segments));
-        serve_raw_peer(
-            [](rill::tcp_client_stream& s) {
+            memory_sends(segments));
+        serve_memory_peer(
+            [](rill::stream& s) {
                 EXPECT_EQ(rill::read_line(s), "a");
                 std::byte buffer[8];
                 std::size_t n = rill::read_some(s, buffer);
                 EXPECT_EQ(std::string(reinterpret_cast<char*>(buffer), n), "b");
             },
-            sends(segments));
+            memory_sends(segments));
     }
 }
 
 TEST(ReadBytes, MixedWithCharacters) {
-    serve_raw_peer(
-        [](rill::tcp_client_stream& s) {
+    serve_memory_peer(
+        [](rill::stream& s) {
             EXPECT_EQ(rill::peek_char(s), U'\u00E9');
             EXPECT_EQ(rill::read_byte(s), 0xC3);  // peek consumed nothing
             EXPECT_EQ(rill::read_byte(s), 0xA9);
@@ -144,7 +130,7 @@ TEST(ReadBytes, MixedWithCharacters) {
             EXPECT_EQ(rill::read_n_bytes(s, 2), (bytes{'y', 'z'}));
             EXPECT_EQ(rill::read_line(s), "end");
         },
-        sends({"\xC3\xA9xyzend"}));
+        memory_sends({"\xC3\xA9xyzend"}));
 }
 
 } // namespace

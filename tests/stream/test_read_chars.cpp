@@ -12,18 +12,6 @@ namespace {
 using namespace rill_stream_test;
 using chars = std::vector<char32_t>;
 
-// Sends `segments` (pausing between them) and half-closes; waits for the server to close.
-auto sends(std::vector<std::string> segments) {
-    return [segments = std::move(segments)](rill_test::raw_client& c) {
-        for (std::size_t i = 0; i < segments.size(); ++i) {
-            if (i > 0) std::this_thread::sleep_for(settle_time);
-            c.send(segments[i]);
-        }
-        c.shutdown_write();
-        c.receive_all();
-    };
-}
-
 chars all_chars(rill::stream& s) {
     chars got;
     for (int i = 0; i < 10000; ++i) {
@@ -36,7 +24,7 @@ chars all_chars(rill::stream& s) {
 
 chars chars_from(std::vector<std::string> segments) {
     chars got;
-    serve_raw_peer([&](rill::tcp_client_stream& s) { got = all_chars(s); }, sends(std::move(segments)));
+    serve_memory_peer([&](rill::stream& s) { got = all_chars(s); }, memory_sends(std::move(segments)));
     return got;
 }
 
@@ -49,8 +37,8 @@ TEST(ReadChar, CharacterSplitAcrossSegmentsWaitsForItsEnd) {
 }
 
 TEST(ReadChar, PeekDoesNotConsume) {
-    serve_raw_peer(
-        [](rill::tcp_client_stream& s) {
+    serve_memory_peer(
+        [](rill::stream& s) {
             EXPECT_EQ(rill::peek_char(s), U'\U0001F600');
             EXPECT_EQ(rill::peek_char(s), U'\U0001F600');
             EXPECT_EQ(rill::read_char(s), U'\U0001F600');
@@ -60,7 +48,7 @@ TEST(ReadChar, PeekDoesNotConsume) {
             EXPECT_EQ(rill::read_char(s), std::nullopt);
             EXPECT_EQ(rill::peek_char(s), std::nullopt);
         },
-        sends({"\xF0\x9F\x98\x80x"}));
+        memory_sends({"\xF0\x9F\x98\x80x"}));
 }
 
 TEST(ReadChar, InvalidBytesReadAsDC80PlusByte) {
@@ -75,8 +63,8 @@ TEST(ReadChar, InvalidBytesReadAsDC80PlusByte) {
 
 TEST(ReadChar, WriteCharOfAnInvalidByteWritesTheByteBack) {
     const std::string sent = "ok\xFF\xFE\xC3\xA9\xC3\xF0\x9F\x98\x80\xED\xA0\x80!";
-    serve_raw_peer(
-        [&](rill::tcp_client_stream& s) {
+    serve_memory_peer(
+        [&](rill::stream& s) {
             for (int i = 0; i < 100; ++i) {
                 auto c = rill::read_char(s);
                 if (!c) break;
@@ -84,7 +72,7 @@ TEST(ReadChar, WriteCharOfAnInvalidByteWritesTheByteBack) {
             }
             rill::close_stream(s);
         },
-        [&](rill_test::raw_client& c) {
+        [&](memory_peer& c) {
             c.send(sent);
             c.shutdown_write();
             EXPECT_EQ(c.receive_all(), sent);
@@ -101,8 +89,8 @@ TEST(ReadChar, EachLineEndReadsAsOneNewline) {
 }
 
 TEST(ReadChar, PeekAtACarriageReturnSeesNewline) {
-    serve_raw_peer(
-        [](rill::tcp_client_stream& s) {
+    serve_memory_peer(
+        [](rill::stream& s) {
             EXPECT_EQ(rill::peek_char(s), U'\n');
             EXPECT_EQ(rill::read_char(s), U'\n');
             EXPECT_EQ(rill::peek_char(s), U'b');
@@ -111,12 +99,12 @@ TEST(ReadChar, PeekAtACarriageReturnSeesNewline) {
             EXPECT_EQ(rill::read_line(s), "");
             EXPECT_EQ(rill::read_char(s), std::nullopt);
         },
-        sends({"\r\nb\r\n\r"}));
+        memory_sends({"\r\nb\r\n\r"}));
 }
 
 TEST(ReadNChars, CountsCharactersNotBytes) {
-    serve_raw_peer(
-        [](rill::tcp_client_stream& s) {
+    serve_memory_peer(
+        [](rill::stream& s) {
             EXPECT_EQ(rill::read_n_chars(s, 3), "h\xC3\xA9l");
             EXPECT_EQ(rill::read_n_chars(s, 2), "lo");
             EXPECT_EQ(rill::read_n_chars(s, 0), "");
@@ -124,14 +112,14 @@ TEST(ReadNChars, CountsCharactersNotBytes) {
             EXPECT_EQ(rill::read_n_chars(s, 100), "tail");  // fewer at end of stream
             EXPECT_EQ(rill::read_n_chars(s, 1), std::nullopt);
         },
-        sends({"h\xC3\xA9llo\r\n\xF0\x9F\x98\x80\xFFtail"}));
+        memory_sends({"h\xC3\xA9llo\r\n\xF0\x9F\x98\x80\xFFtail"}));
 }
 
 TEST(ReadNChars, ManyMoreThanOneLine) {
     std::string body;
     for (int i = 0; i < 2000; ++i) body += "line " + std::to_string(i) + "\n";
-    serve_raw_peer(
-        [&](rill::tcp_client_stream& s) {
+    serve_memory_peer(
+        [&](rill::stream& s) {
             // A count larger than max_line_length is not a line: no line_too_long.
             rill::max_line_length(s, 16);
             auto text = rill::read_n_chars(s, body.size());
@@ -139,29 +127,29 @@ TEST(ReadNChars, ManyMoreThanOneLine) {
             EXPECT_TRUE(*text == body);
             EXPECT_EQ(rill::read_line(s), "more");
         },
-        sends({body, "more"}));
+        memory_sends({body, "more"}));
 }
 
 TEST(ReadAllChars, EverythingUntilEndOfStream) {
-    serve_raw_peer(
-        [](rill::tcp_client_stream& s) {
+    serve_memory_peer(
+        [](rill::stream& s) {
             EXPECT_EQ(rill::read_char(s), U'x');
             EXPECT_EQ(rill::read_all_chars(s), "y\n\xC3\xA9\n\xFEz");
             EXPECT_EQ(rill::read_all_chars(s), std::nullopt);
             EXPECT_EQ(rill::read_char(s), std::nullopt);
         },
-        sends({"xy\r\n\xC3", "\xA9\n\r\xFEz"}));
+        memory_sends({"xy\r\n\xC3", "\xA9\n\r\xFEz"}));
 }
 
 TEST(ReadAllChars, EmptyStream) {
-    serve_raw_peer(
-        [](rill::tcp_client_stream& s) {
+    serve_memory_peer(
+        [](rill::stream& s) {
             EXPECT_EQ(rill::read_all_chars(s), std::nullopt);
             EXPECT_EQ(rill::read_n_chars(s, 5), std::nullopt);
             EXPECT_EQ(rill::read_char(s), std::nullopt);
             EXPECT_EQ(rill::peek_char(s), std::nullopt);
         },
-        sends({}));
+        memory_sends({}));
 }
 
 } // namespace

@@ -11,19 +11,16 @@ namespace {
 using namespace rill_stream_test;
 using lines = std::vector<std::string>;
 
-// The lines the server reads when the peer sends `segments` (pausing between them so each
-// arrives on its own) and then half-closes.
+// The lines the stream reads when the peer sends `segments` (each arrives as one receive)
+// and then half-closes.
 lines lines_from(const std::vector<std::string>& segments, const rill::read_line_options& o = {}) {
     lines got;
-    serve_raw_peer([&](rill::tcp_client_stream& s) { got = read_all_lines(s, o); },
-                   [&](rill_test::raw_client& c) {
-                       for (std::size_t i = 0; i < segments.size(); ++i) {
-                           if (i > 0) std::this_thread::sleep_for(settle_time);
-                           c.send(segments[i]);
-                       }
-                       c.shutdown_write();
-                       c.receive_all();  // until the server closes
-                   });
+    serve_memory_peer([&](rill::stream& s) { got = read_all_lines(s, o); },
+                      [&](memory_peer& c) {
+                          for (const std::string& segment : segments) c.send(segment);
+                          c.shutdown_write();
+                          c.receive_all();  // until the stream closes
+                      });
     return got;
 }
 
