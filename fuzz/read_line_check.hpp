@@ -3,10 +3,10 @@
 // tests/stream/test_read_line_corpus.cpp, which replays the seed corpus in every test run, on
 // both backends.
 //
-// The stream under test is a real rill stream inside rill::run, over one end of an AF_UNIX
-// SOCK_SEQPACKET socketpair: a task sends each chunk as one message into the other end, and a
-// receive returns exactly one message, so the chunking the check asks for is the chunking the
-// stream sees (TCP would be free to merge segments).
+// The stream under test is a real rill stream inside rill::run, over one end of an in-memory
+// transport pair (stream/memory_transport.hpp): a task sends each chunk into the other end,
+// and a receive returns exactly one send, so the chunking the check asks for is the chunking
+// the stream sees (TCP would be free to merge segments).
 //
 // An input is  [codec byte] [settings byte] [split seed] [script seed] payload...
 //   codec byte     % 19: 0 = a stream without transcoder, k = codec k-1
@@ -20,9 +20,6 @@
 // and, for scripts of plain read_line calls outside raise mode, exactly the lines a model cuts
 // from the decoded text.
 #pragma once
-
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <cerrno>
 #include <chrono>
@@ -44,7 +41,7 @@
 #include <rill/transcoder.hpp>
 
 #include "codec_check.hpp"
-#include "net/socket_transport.hpp"
+#include "stream/memory_transport.hpp"
 #include "stream/stream_state.hpp"
 #include "text/codec.hpp"
 
@@ -189,66 +186,33 @@ inline std::vector<std::string> model_lines(std::string_view text, eol_style eol
     return out;
 }
 
-// The largest message a receive is sure to take whole: the stream layer receives into at least
-// this much room (a SOCK_SEQPACKET receive drops what does not fit).
-inline constexpr std::size_t max_message_bytes = detail::initial_buffer_bytes;
-// While the socket is full, the sending task waits this long for the reader, at most
-// max_send_waits times (the reader only stops before the end when its script does).
-inline constexpr auto send_wait = std::chrono::microseconds(100);
-inline constexpr int max_send_waits = 100000;
-
-class socket_stream : public stream {
-public:
-    socket_stream(int fd, const stream_options& options, const std::optional<rill::transcoder>& coding)
-        : stream(std::make_unique<detail::stream_state>(socket_transport_of(fd), options, coding)) {}
-
-private:
-    static std::unique_ptr<detail::transport> socket_transport_of(int fd) {
-        detail::io_handle socket;
-        socket.fd = fd;  // a SOCK_SEQPACKET socket: not a byte stream
-        return detail::make_socket_transport(socket);
-    }
-};
-
-// From a task: sends each chunk as one message on `fd` (non-blocking), then shuts it down.
-// Gives up when the reader has gone.
-inline void send_chunks(int fd, const std::vector<std::string>& chunks) {
-    for (const std::string& chunk : chunks) {
-        // An empty message would read as the end of the stream.
-        for (std::size_t at = 0; at < chunk.size(); at += max_message_bytes) {
-            const std::string_view message = std::string_view(chunk).substr(at, max_message_bytes);
-            for (int waits = 0;; ++waits) {
-                if (::send(fd, message.data(), message.size(), MSG_DONTWAIT | MSG_NOSIGNAL) >= 0) break;
-                if (errno != EAGAIN || waits == max_send_waits) return;
-                task_sleep(send_wait);
-            }
-        }
-    }
-    ::shutdown(fd, SHUT_WR);
-}
-
 // From a task inside rill::run: `body` on a stream with `coding` and `options` that receives
-// `chunks`, one receive each, then the end of the stream.
+// `chunks`, one receive each (an in-memory transport: exactly these cuts), then the end of
+// the stream.
 inline std::vector<std::string> run_with_chunks(const std::vector<std::string>& chunks, const stream_options& options,
                                                 const std::optional<transcoder>& coding,
                                                 const std::function<std::vector<std::string>(stream&)>& body) {
-    int fds[2];
-    if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds) != 0)
-        throw std::runtime_error("socketpair failed");
-    struct closer {
-        int fd;
-        ~closer() { ::close(fd); }
-    } sender_end{fds[1]};
-    auto sender = spawn([&chunks, fd = fds[1]] { send_chunks(fd, chunks); });
+    auto [reader_end, sender_end] = detail::make_memory_transport_pair();
+    auto sender = spawn([&chunks, t = std::move(sender_end)] {
+        for (const std::string& chunk : chunks) {
+            // An empty send would read as nothing at all; the reader gone ends the sending.
+            for (std::string_view rest = chunk; !rest.empty();) {
+                const long sent = t->send(rest.data(), rest.size(), std::nullopt, false);
+                if (sent < 0) return;
+                rest.remove_prefix(static_cast<std::size_t>(sent));
+            }
+        }
+        t->shutdown_writer();
+    });
     std::vector<std::string> results;
     std::exception_ptr failure;
     try {
-        socket_stream s(fds[0], options, coding);  // owns fds[0]
+        stream s = detail::make_stream(std::move(reader_end), options, coding);
         results = body(s);
     } catch (...) {
         failure = std::current_exception();
     }
-    sender.join();  // the reader's end is closed: a sender still waiting gets EPIPE
+    sender.join();  // the reader's end is closed: a sender still waiting gets a reset
     if (failure) std::rethrow_exception(failure);
     return results;
 }

@@ -29,13 +29,9 @@ TEST(read_line_corpus, seeds_pass_the_fuzz_checks) {
     for (const auto& entry : std::filesystem::directory_iterator(corpus_dir()))
         if (entry.is_regular_file()) files.push_back(entry.path());
     ASSERT_FALSE(files.empty()) << "no seeds in " << corpus_dir();
-    // One worker, as in fuzz_read_line: the sending task must not run on another thread while
-    // the stream receives. On AF_UNIX SOCK_SEQPACKET a non-blocking receive that finds the
-    // queue empty and then the peer shut down reports the end of the stream, even when a
-    // message was queued in between: with two workers, a sender on the other CPU doing send
-    // then shutdown made the first receive return 0 in about 1 run in 150 (the stream saw
-    // [end] with the message unread). TCP orders data and FIN in the socket, so it has no such
-    // window.
+    // Every worker: the sending task may run on another thread than the stream's. (Over an
+    // AF_UNIX SOCK_SEQPACKET pair, as before the in-memory transport, a receive could see the
+    // peer's shutdown before a message queued in between: about 1 run in 150 with two workers.)
     rill::run([&] {
         for (const std::filesystem::path& file : files) {
             const std::string data = read_file(file);
@@ -44,7 +40,7 @@ TEST(read_line_corpus, seeds_pass_the_fuzz_checks) {
                       "")
                 << file.filename();
         }
-    }, {.workers = 1});
+    });
 }
 
 } // namespace
