@@ -53,13 +53,13 @@ public:
         state_->capacity = capacity;
     }
 
-    // Blocks while the channel is full. Throws error if the channel is closed.
+    // Blocks while the channel is full. Throws channel_closed if the channel is closed.
     void send(T value) {
         detail::prepare_to_wait();
         std::unique_lock lock(state_->mutex);
         while (state_->values.size() >= state_->capacity && !state_->closed)
             state_->senders.wait(lock);
-        if (state_->closed) throw error("channel send: the channel is closed");
+        if (state_->closed) throw channel_closed("channel send: the channel is closed");
         state_->values.push_back(std::move(value));
         state_->receivers.notify_one();
     }

@@ -19,9 +19,6 @@ class os_error : public error {
 public:
     os_error(std::error_code code, const std::string& context)
         : error(context + ": " + code.message()), code_(code) {}
-    // A resolver failure has no errno; its text comes from gai_strerror.
-    os_error(std::error_code code, const std::string& context, const std::string& reason)
-        : error(context + ": " + reason), code_(code) {}
     const std::error_code& code() const noexcept { return code_; }
 
 private:
@@ -55,6 +52,12 @@ public:
 
 // A write waited longer than the stream's writer_timeout.
 class timeout_error : public error {
+public:
+    using error::error;
+};
+
+// channel::send on a closed channel.
+class channel_closed : public error {
 public:
     using error::error;
 };

@@ -38,7 +38,7 @@ struct stream_state;
 stream_state& state_of(const stream& s);
 } // namespace detail
 
-// Settings every stream has (server_options and client_options carry the same fields).
+// Settings every stream has (server_options::stream and client_options::stream).
 struct stream_options {
     std::size_t max_line_length = default_max_line_length_bytes;  // read_line's cap; 0 = none
     std::optional<std::chrono::milliseconds> reader_timeout;  // a read waiting longer sees end of stream

@@ -26,10 +26,7 @@ struct server_options {
     // SYN-ACK retransmission times) before being accepted.
     std::chrono::seconds defer_accept{0};
     std::optional<rill::transcoder> transcoder;  // for every client stream handed out
-    // For every client stream handed out:
-    std::size_t max_line_length = default_max_line_length_bytes;  // read_line's cap; 0 = none
-    std::optional<std::chrono::milliseconds> reader_timeout;  // a read waiting longer sees end of stream
-    std::optional<std::chrono::milliseconds> writer_timeout;  // a write waiting longer throws timeout_error
+    stream_options stream;  // for every client stream handed out: line cap, reader and writer timeouts
 };
 
 struct client_options {
@@ -37,9 +34,7 @@ struct client_options {
     bool keep_alive = false;         // SO_KEEPALIVE
     bool coalesce = true;            // true: Nagle on; false: TCP_NODELAY. Never affects buffering
     std::optional<rill::transcoder> transcoder;
-    std::size_t max_line_length = default_max_line_length_bytes;  // read_line's cap; 0 = none
-    std::optional<std::chrono::milliseconds> reader_timeout;  // a read waiting longer sees end of stream
-    std::optional<std::chrono::milliseconds> writer_timeout;  // a write waiting longer throws timeout_error
+    stream_options stream;           // line cap, reader and writer timeouts
 };
 
 class tcp_server_stream;

@@ -75,10 +75,9 @@ socket_info socket_name(int fd, bool peer, const char* operation) {
 // connecting). The socket's transport owns the descriptor as soon as it exists.
 template <class Options>
 std::unique_ptr<stream_state> make_client_state(unique_fd& fd, io_handle socket, const Options& o) {
-    stream_options settings{o.max_line_length, o.reader_timeout, o.writer_timeout};
     auto transport = make_socket_transport(socket);
     fd.release();
-    return std::make_unique<stream_state>(std::move(transport), settings, o.transcoder);
+    return std::make_unique<stream_state>(std::move(transport), o.stream, o.transcoder);
 }
 
 bool out_of_descriptors(long r) noexcept {

@@ -22,14 +22,14 @@ void echo_one_line(rill::tcp_client_stream& client) {
 
 int echo_hello() {
     rill::tcp_server_stream server("127.0.0.1:0",
-        {.reader_timeout = echo_io_timeout, .writer_timeout = echo_io_timeout});
+        {.stream = {.reader_timeout = echo_io_timeout, .writer_timeout = echo_io_timeout}});
     const int port = rill::tcp_server_socket_info(server).port_number;
     rill::task answering = rill::spawn([&server] {
         if (auto client = rill::read(server)) rill::call_with_stream(*client, echo_one_line);
     });
 
     rill::tcp_client_stream client("127.0.0.1",
-        {.port_number = port, .reader_timeout = echo_io_timeout, .writer_timeout = echo_io_timeout});
+        {.port_number = port, .stream = {.reader_timeout = echo_io_timeout, .writer_timeout = echo_io_timeout}});
     rill::showln(client, "hello");
     rill::flush_writer(client);
     const std::optional<std::string> answer = rill::read_line(client);

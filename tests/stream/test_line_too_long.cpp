@@ -130,7 +130,7 @@ TEST(LineTooLong, NextReadOfAnyKindStartsAfterTheLine) {
 TEST(LineTooLong, MaxLineLengthZeroMeansNoCap) {
     const std::string huge(1024 * 1024, 'm');
     rill::server_options no_cap;
-    no_cap.max_line_length = 0;
+    no_cap.stream.max_line_length = 0;
     serve_raw_peer(
         [&](rill::tcp_client_stream& s) {
             auto line = rill::read_line(s);

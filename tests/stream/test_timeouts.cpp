@@ -138,7 +138,7 @@ TEST(ReaderTimeout, CharacterAndByteReads) {
 
 TEST(ReaderTimeout, FromServerOptions) {
     rill::server_options o;
-    o.reader_timeout = short_timeout;
+    o.stream.reader_timeout = short_timeout;
     std::atomic<bool> timed_out{false};
     serve_raw_peer(
         [&](rill::tcp_client_stream& s) {
@@ -157,7 +157,7 @@ TEST(ReaderTimeout, OnARillClientStream) {
         rill::tcp_server_stream server(0);
         const int port = rill::tcp_server_socket_info(server).port_number;
         rill::client_options o;
-        o.reader_timeout = short_timeout;
+        o.stream.reader_timeout = short_timeout;
         rill::tcp_client_stream c(port, o);
         auto accepted = rill::read(server);
         ASSERT_TRUE(accepted);
@@ -206,7 +206,7 @@ TEST(WriterTimeout, BlockedWriteThrowsTimeoutError) {
 
 TEST(WriterTimeout, FromServerOptionsAndFlushWriter) {
     rill::server_options o;
-    o.writer_timeout = short_timeout;
+    o.stream.writer_timeout = short_timeout;
     std::atomic<bool> done{false};
     serve_raw_peer(
         [&](rill::tcp_client_stream& s) {
