@@ -31,11 +31,9 @@ inline constexpr std::size_t default_max_line_length_bytes = 64 * 1024;
 // block at this point rather than grow memory.
 inline constexpr std::size_t default_output_buffer_bytes = 64 * 1024;
 
-class stream;
 namespace detail {
 struct stream_state;
-// The state behind a stream (src/stream/stream_state.hpp); throws error for a moved-from one.
-stream_state& state_of(const stream& s);
+struct stream_access;
 } // namespace detail
 
 // Settings every stream has (server_options::stream and client_options::stream).
@@ -64,7 +62,7 @@ protected:
     explicit stream(std::unique_ptr<detail::stream_state> state) noexcept;
 
 private:
-    friend detail::stream_state& detail::state_of(const stream& s);
+    friend struct detail::stream_access;
     std::unique_ptr<detail::stream_state> state_;
 };
 

@@ -35,7 +35,7 @@ public:
 
     // A one-page buffer goes back to the pool as soon as it runs empty; a larger one (a long
     // line, a big write) is kept while the stream is busy, so it is not regrown on every
-    // flush, and given back when the stream next waits for input (release_idle_buffers).
+    // flush, and given back when the stream next waits for input with nothing buffered.
     void consume(std::size_t n) noexcept {
         begin_ += n;
         if (begin_ == end_) {

@@ -156,22 +156,11 @@ private:
     bool closed_ = false;
 };
 
-// stream's constructor from a state is protected.
-class memory_stream : public stream {
-public:
-    explicit memory_stream(std::unique_ptr<stream_state> state) noexcept : stream(std::move(state)) {}
-};
-
 } // namespace
 
 std::pair<std::unique_ptr<transport>, std::unique_ptr<transport>> make_memory_transport_pair(std::size_t capacity_bytes) {
     auto link = std::make_shared<memory_link>(capacity_bytes);
     return {std::make_unique<memory_transport>(link, 0), std::make_unique<memory_transport>(link, 1)};
-}
-
-stream make_stream(std::unique_ptr<transport> over, const stream_options& options,
-                   const std::optional<transcoder>& coding) {
-    return memory_stream(std::make_unique<stream_state>(std::move(over), options, coding));
 }
 
 memory_stream_pair make_memory_stream_pair(const stream_options& options, const std::optional<transcoder>& first_transcoder,

@@ -12,6 +12,7 @@
 #include <rill/stream.hpp>
 #include <rill/transcoder.hpp>
 
+#include "stream/stream_state.hpp"
 #include "stream/transport.hpp"
 
 namespace rill::detail {
@@ -20,10 +21,6 @@ inline constexpr std::size_t default_memory_transport_capacity_bytes = 256 * 102
 
 std::pair<std::unique_ptr<transport>, std::unique_ptr<transport>> make_memory_transport_pair(
     std::size_t capacity_bytes = default_memory_transport_capacity_bytes);
-
-// A stream over any transport (tests: one end of a memory pair, the other driven by hand).
-stream make_stream(std::unique_ptr<transport> over, const stream_options& options = {},
-                   const std::optional<transcoder>& coding = {});
 
 // Two streams over a memory transport pair: `first` and `second` are each other's peer.
 struct memory_stream_pair {

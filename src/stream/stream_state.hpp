@@ -113,4 +113,39 @@ struct stream_state : small_block_allocated {
     void close_transport() noexcept;
 };
 
+// The library's way in to a stream's state (stream's members are private).
+struct stream_access {
+    static stream_state& state(const stream& s) {
+        if (!s.state_) [[unlikely]]
+            throw error("stream: operation on a closed or moved-from stream");
+        return *s.state_;
+    }
+    static stream make(std::unique_ptr<stream_state> state) noexcept { return stream(std::move(state)); }
+};
+
+// The state behind a stream; throws error for a moved-from one. (Tests use it too.)
+inline stream_state& state_of(const stream& s) { return stream_access::state(s); }
+
+// A stream over any transport: a socket (net/), one end of a memory pair, later TLS.
+inline stream make_stream(std::unique_ptr<transport> over, const stream_options& options = {},
+                          const std::optional<transcoder>& coding = {}) {
+    return stream_access::make(std::make_unique<stream_state>(std::move(over), options, coding));
+}
+
+// The state of a stream about to be read. A closed stream has no end of stream to report:
+// reading it is an error, as writing it is (close_reader leaves the stream open, and its reads
+// see end of stream instead).
+inline stream_state& open_for_reading(stream& s, const char* operation) {
+    stream_state& st = state_of(s);
+    if (st.closed) [[unlikely]]
+        throw error(std::string(operation) + ": the stream is closed");
+    return st;
+}
+
+// `d` from now, or none.
+inline std::optional<time_point> optional_deadline(const std::optional<std::chrono::milliseconds>& d) {
+    if (!d) return std::nullopt;
+    return deadline_after(*d);
+}
+
 } // namespace rill::detail

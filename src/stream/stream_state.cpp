@@ -1,0 +1,271 @@
+// A stream's state: its life (made over a transport, closed), receiving into its input
+// buffer and decoding, sending its output buffer (at once, or put off to the task's next wait),
+// closing and the stream's settings.
+#include "stream/stream_state.hpp"
+
+#include <cerrno>
+#include <cstdio>
+
+#include <rill/stream.hpp>
+
+namespace rill {
+namespace detail {
+
+namespace {
+
+std::string hex_bytes(const char* p, std::size_t n) {
+    std::string s;
+    char buf[4];
+    for (std::size_t i = 0; i < n; ++i) {
+        std::snprintf(buf, sizeof buf, "%s%02X", i ? " " : "", static_cast<unsigned char>(p[i]));
+        s += buf;
+    }
+    return s;
+}
+
+} // namespace
+
+stream_state::stream_state(std::unique_ptr<transport> transport, const stream_options& o,
+                           const std::optional<transcoder>& t)
+    : io(std::move(transport)), options(o) {
+    pending_flush.run = [](deferred_work* w) {
+        auto* st = static_cast<stream_state*>(w->context);
+        try {
+            st->flush("flush_writer");
+        } catch (const timeout_error&) {
+            st->write_error = ETIMEDOUT;  // reported by the stream's next write
+        } catch (const os_error&) {
+            // flush recorded the errno: the stream's next write reports it.
+        }
+    };
+    pending_flush.context = this;
+    if (t) {
+        eol = t->eol_style();
+        codec = std::make_unique<transcoding_state>(*t);
+    }
+}
+
+stream_state::~stream_state() {
+    if (pending_flush.owner) {
+        // Output flush_writer promised is sent even when the stream is dropped without
+        // close_stream, as long as we are still on the task that flushed it.
+        scheduler* here = scheduler::current();
+        if (here && here->running() == pending_flush.owner) {
+            try {
+                flush("flush_writer", true);  // the descriptor is closed right after
+            } catch (...) {
+            }
+        }
+    }
+    close_transport();
+}
+
+void stream_state::close_transport() noexcept {
+    undefer(pending_flush);
+    io->close();
+    closed = true;
+    in.release();
+    out.release();
+    end_of_input = true;
+    writer_closed = true;
+}
+
+std::string stream_state::name() const { return io->peer_name(); }
+
+fill_result stream_state::fill_bytes(const char* operation) {
+    if (end_of_input) return fill_result::end_of_stream;
+    const auto deadline = optional_deadline(options.reader_timeout);
+    // A stream about to wait with nothing buffered holds no buffer meanwhile (the transport
+    // releases `in` when it waits).
+    if (in.empty() && out.empty()) out.release();
+    long r;
+    scheduler* here = pending_flush.owner && !out.empty() ? scheduler::current() : nullptr;
+    task_control* running = here ? here->running() : nullptr;
+    if (running && pending_flush.owner == running) {
+        // flush_writer's put-off send may go to the kernel with this receive.
+        pending_output flushed{out, optional_deadline(options.writer_timeout), pending_flush};
+        r = io->receive(in, deadline, &flushed);
+        if (flushed.taken) note_flush_taken(flushed, *running);
+    } else {
+        r = io->receive(in, deadline, nullptr);
+    }
+    if (r > 0) return fill_result::more;
+    // The backend reports a passed deadline as -ETIMEDOUT, the errno TCP also uses for a
+    // connection that timed out (retransmissions, keepalive): only the first is a timeout.
+    if (r == -ETIMEDOUT && deadline) return fill_result::timed_out;
+    if (r == -ECANCELED) throw task_cancelled();
+    if (r == 0 || r == -ECONNRESET || r == -EPIPE || r == -ETIMEDOUT || r == -EHOSTUNREACH ||
+        r == -ENETUNREACH || r == -ECONNABORTED) {
+        // The peer closed or vanished: that is the end of this stream, not an error.
+        end_of_input = true;
+        return fill_result::end_of_stream;
+    }
+    throw_os_error(static_cast<int>(-r), std::string(operation) + ": receive from " + name());
+}
+
+fill_result stream_state::fill_text(const char* operation) {
+    if (!codec) return fill_bytes(operation);
+    transcoding_state& tc = *codec;
+    if (tc.pending_bad_bytes) {
+        // The reader has reached the ill-formed bytes: report them, then move past them.
+        const std::size_t bad = tc.pending_bad_bytes;
+        tc.pending_bad_bytes = 0;
+        std::string what = std::string(operation) + ": " +
+                           std::string(to_string(tc.dec.settings().codec())) +
+                           " cannot decode bytes " + hex_bytes(in.head(), bad) + " at byte " +
+                           std::to_string(tc.bytes_decoded) + " of " + name();
+        in.consume(bad);
+        tc.bytes_decoded += bad;
+        throw decoding_error(what);
+    }
+    for (;;) {
+        if (!in.empty() || end_of_input) {
+            const std::size_t before = tc.decoded.size();
+            decode_result r = tc.dec.decode(std::string_view(in.head(), in.size()), tc.decoded, end_of_input);
+            in.consume(r.consumed);
+            tc.bytes_decoded += r.consumed;
+            if (r.error) tc.pending_bad_bytes = r.bad_length;
+            if (tc.decoded.size() > before) return fill_result::more;
+            if (r.error) return fill_text(operation);
+            if (end_of_input) return fill_result::end_of_stream;
+        }
+        fill_result f = fill_bytes(operation);
+        if (f == fill_result::timed_out) return f;
+    }
+}
+
+void stream_state::refuse_write(const char* operation) {
+    if (closed) throw error(std::string(operation) + ": the stream is closed");
+    if (write_error == ETIMEDOUT)
+        throw timeout_error(std::string(operation) + ": an earlier flush to " + name() +
+                            " passed the writer timeout");
+    if (write_error) throw_os_error(write_error, std::string(operation) + ": send to " + name());
+    throw error(std::string(operation) + ": the stream is closed for writing");
+}
+
+std::size_t stream_state::send_some(const char* p, std::size_t n,
+                                    const std::optional<time_point>& deadline, const char* operation,
+                                    bool more) {
+    const long r = io->send(p, n, deadline, more);
+    if (r >= 0) return static_cast<std::size_t>(r);
+    if (r == -ETIMEDOUT && deadline)  // else the connection itself timed out: os_error
+        throw timeout_error(std::string(operation) + ": writer timeout of " +
+                            std::to_string(options.writer_timeout->count()) +
+                            " ms passed sending to " + name());
+    if (r == -ECANCELED) throw task_cancelled();
+    write_error = static_cast<int>(-r);
+    throw_os_error(write_error, std::string(operation) + ": send to " + name());
+}
+
+void stream_state::flush(const char* operation, bool closing) {
+    undefer(pending_flush);
+    check_writable(operation);
+    const auto deadline = optional_deadline(options.writer_timeout);
+    try {
+        while (!out.empty()) out.consume(send_some(out.head(), out.size(), deadline, operation, closing));
+    } catch (const os_error&) {
+        out.release();  // the connection is broken: nothing more of it will leave
+        throw;
+    }
+}
+
+void stream_state::note_flush_taken(const pending_output& flushed, task_control& running) noexcept {
+    if (flushed.sent < 0 && flushed.sent != -ECANCELED) {  // the next write reports it
+        write_error = flushed.sent == -ETIMEDOUT ? ETIMEDOUT : static_cast<int>(-flushed.sent);
+        out.release();
+    }
+    // A short send: the rest leaves at the task's next scheduling point, as flush_writer said.
+    if (!out.empty() && !write_error) defer(running, pending_flush);
+}
+
+void stream_state::flush_before_wait(const char* operation) {
+    check_writable(operation);
+    if (out.empty() || pending_flush.owner) return;  // nothing to send, or already put off
+    // The send waits for the task's next scheduling point: a pipelining peer's answers then
+    // go out together, and an answer followed by close_stream leaves with the FIN. A send
+    // error is thrown by the stream's next write, flush or close.
+    scheduler* here = scheduler::current();
+    if (!here || !here->running()) return flush(operation);
+    defer(*here->running(), pending_flush);
+}
+
+void abort_stream(stream& s) noexcept {
+    if (!s.is_open()) return;
+    stream_state& st = detail::state_of(s);
+    if (st.pending_flush.owner && !st.write_error) {
+        // flush_writer accepted this output and put its send off until the task waits
+        // (flush_before_wait); an exception before that wait (a decoding_error from the next
+        // read_line, say, ending call_with_stream) must not lose it. Non-blocking sends only:
+        // aborting never waits.
+        while (!st.out.empty()) {
+            const long n = st.io->send_without_waiting(st.out.head(), st.out.size());
+            if (n <= 0) break;
+            st.out.consume(static_cast<std::size_t>(n));
+        }
+    }
+    st.close_transport();
+}
+
+} // namespace detail
+
+// ---- stream ---------------------------------------------------------------------------------
+
+stream::stream() noexcept = default;
+stream::stream(std::unique_ptr<detail::stream_state> state) noexcept : state_(std::move(state)) {}
+stream::stream(stream&&) noexcept = default;
+stream& stream::operator=(stream&&) noexcept = default;
+stream::~stream() = default;
+
+bool stream::is_open() const noexcept { return state_ && !state_->closed; }
+
+std::optional<rill::transcoder> stream::transcoder() const {
+    if (!state_ || !state_->codec) return std::nullopt;
+    return state_->codec->dec.settings();
+}
+
+// ---- closing and settings ---------------------------------------------------------------------
+
+void close_stream(stream& s) {
+    if (!s.is_open()) return;
+    detail::stream_state& st = detail::state_of(s);
+    try {
+        if (!st.writer_closed && !st.write_error) st.flush("close_stream", true);
+    } catch (...) {
+        st.close_transport();
+        throw;
+    }
+    st.close_transport();
+}
+
+void close_writer(stream& s) {
+    if (!s.is_open()) return;
+    detail::stream_state& st = detail::state_of(s);
+    if (st.writer_closed) return;
+    st.flush("close_writer", true);
+    st.io->shutdown_writer();
+    st.writer_closed = true;
+}
+
+void close_reader(stream& s) {
+    if (!s.is_open()) return;
+    detail::stream_state& st = detail::state_of(s);
+    st.io->shutdown_reader();
+    st.end_of_input = true;
+    st.in.release();
+    if (st.codec) {
+        st.codec->decoded.clear();
+        st.codec->decoded_pos = 0;
+    }
+}
+
+void reader_timeout(stream& s, std::optional<std::chrono::milliseconds> timeout) {
+    detail::state_of(s).options.reader_timeout = timeout;
+}
+
+void writer_timeout(stream& s, std::optional<std::chrono::milliseconds> timeout) {
+    detail::state_of(s).options.writer_timeout = timeout;
+}
+
+void max_line_length(stream& s, std::size_t bytes) { detail::state_of(s).options.max_line_length = bytes; }
+
+} // namespace rill
