@@ -75,9 +75,11 @@ public:
     virtual bool receives_into_provided_buffers() const noexcept { return false; }
 };
 
-// The backend of the running task's worker. Throws rill::error naming `operation` outside a
-// task.
-backend& task_backend(const char* operation);
+// The backend of the running task's worker (every scheduler's poller is one). Throws
+// rill::error naming `operation` outside a task.
+inline backend& task_backend(const char* operation) {
+    return static_cast<backend&>(current_task(operation).owner->poller());
+}
 
 // Closes the descriptor (once; later calls do nothing).
 void close_socket(io_handle& h) noexcept;

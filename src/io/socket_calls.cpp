@@ -68,12 +68,6 @@ long receive_attempt(io_handle& h, io_op& op) noexcept {
     return r;
 }
 
-void receive_into(io_op& op, byte_buffer& in) {
-    const std::size_t want = std::max(in.capacity() / 2, initial_buffer_bytes);
-    op.buffer = in.tail(in.tail_room() >= initial_buffer_bytes ? 1 : want);
-    op.length = in.tail_room();
-}
-
 task_control* task_to_wait() {
     task_control& t = current_task("I/O");
     if (t.cancelled) return nullptr;
@@ -82,10 +76,6 @@ task_control* task_to_wait() {
         if (t.cancelled) return nullptr;
     }
     return &t;
-}
-
-backend& task_backend(const char* operation) {
-    return static_cast<backend&>(current_task(operation).owner->poller());
 }
 
 void close_socket(io_handle& h) noexcept {

@@ -12,8 +12,9 @@
 
 namespace rill::detail {
 
+constinit thread_local scheduler* current_scheduler = nullptr;
+
 namespace {
-thread_local scheduler* current_scheduler = nullptr;
 // While tasks are ready, the loop polls the backend at least every this many turns, and at
 // the latest this long after the first turn since the last poll that found tasks ready.
 constexpr unsigned poll_every_turns = 16;
@@ -74,8 +75,6 @@ scheduler::~scheduler() {
     poller_.reset();
     if (current_scheduler == this) current_scheduler = nullptr;
 }
-
-scheduler* scheduler::current() noexcept { return current_scheduler; }
 
 void scheduler::start(task_control* t) {
     t->owner = this;
@@ -391,11 +390,8 @@ void scheduler::heap_sift_down(std::size_t i) noexcept {
 
 // ---------------------------------------------------------------------------------------
 
-task_control& current_task(const char* operation) {
-    scheduler* s = current_scheduler;
-    if (!s || !s->running())
-        throw error(std::string(operation) + ": called outside a rill task (inside rill::run only)");
-    return *s->running();
+void refuse_outside_task(const char* operation) {
+    throw error(std::string(operation) + ": called outside a rill task (inside rill::run only)");
 }
 
 void check_cancelled(task_control& t) {

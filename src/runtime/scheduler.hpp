@@ -98,7 +98,7 @@ public:
     scheduler& operator=(const scheduler&) = delete;
 
     // The scheduler of the calling thread, or null outside run().
-    static scheduler* current() noexcept;
+    static scheduler* current() noexcept;  // inline below: every I/O call asks
     task_control* running() const noexcept { return running_; }
     runtime_state& runtime() noexcept { return runtime_; }
     // The I/O layer's poller of this worker (its backend).
@@ -198,8 +198,19 @@ private:
     std::atomic<std::uint64_t> next_id_{1};
 };
 
+// The calling thread's scheduler (constinit: read without a thread-local init call).
+extern constinit thread_local scheduler* current_scheduler;
+inline scheduler* scheduler::current() noexcept { return current_scheduler; }
+
+// Throws rill::error "`operation`: called outside a rill task".
+[[noreturn, gnu::cold]] void refuse_outside_task(const char* operation);
 // The running task; throws rill::error with `operation` in the message outside a task.
-task_control& current_task(const char* operation);
+inline task_control& current_task(const char* operation) {
+    scheduler* s = current_scheduler;
+    if (!s || !s->running()) [[unlikely]]
+        refuse_outside_task(operation);
+    return *s->running();
+}
 // Prints an exception that ended a task nobody joins (task_cancelled is not reported).
 void report_unjoined_error(std::uint64_t id, const std::exception_ptr& e) noexcept;
 // Drops one reference to a task's control block (the handle's or the running task's).
