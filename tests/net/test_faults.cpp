@@ -132,12 +132,9 @@ TEST(Faults, OutOfDescriptorsKeepsServingAndRecovers) {
     descriptor_starvation starvation;
     ASSERT_TRUE(starvation.active());
     ASSERT_LT(::dup(0), 0) << "the process should be out of descriptors";
-    sockaddr_in to{};
-    to.sin_family = AF_INET;
-    to.sin_port = htons(static_cast<uint16_t>(server.port()));
-    to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    const rill_test::loopback_sockaddr to(server.port(), false);
     for (int i = 0; i < 2; ++i) {
-        ASSERT_EQ(::connect(newcomers[i], reinterpret_cast<sockaddr*>(&to), sizeof to), 0) << std::strerror(errno);
+        ASSERT_EQ(::connect(newcomers[i], to.get(), to.length), 0) << std::strerror(errno);
         const std::string line = "newcomer " + std::to_string(i) + "\n";
         ASSERT_EQ(::send(newcomers[i], line.data(), line.size(), MSG_NOSIGNAL), static_cast<ssize_t>(line.size()));
         std::this_thread::sleep_for(20ms);

@@ -1,5 +1,5 @@
-// Helpers shared by the runtime tests: environment overrides, unwinding witnesses, bounded
-// waits inside tasks, and what the build is (sanitizers change what a test can ask for).
+// Helpers shared by the runtime tests: environment overrides, unwinding witnesses, and what
+// the build is (sanitizers change what a test can ask for).
 #pragma once
 
 #include <gtest/gtest.h>
@@ -14,6 +14,8 @@
 
 #include "io/backend.hpp"
 #include "runtime/scheduler.hpp"
+#include "support/errors.hpp"
+#include "support/wait.hpp"
 
 #if defined(__SANITIZE_ADDRESS__)
 #define RILL_TEST_ASAN 1
@@ -89,20 +91,5 @@ inline std::string requested_backend() {
 
 // The backend the calling task's worker really uses. Only inside a task.
 inline std::string current_backend_name() { return rill::detail::task_backend("current_backend_name").name(); }
-
-// Inside a task: sleeps in 1 ms steps until pred() holds or `limit` passes; returns pred().
-template <class Pred>
-bool wait_until(Pred pred, std::chrono::milliseconds limit = std::chrono::milliseconds(5000)) {
-    const auto deadline = std::chrono::steady_clock::now() + limit;
-    while (!pred()) {
-        if (std::chrono::steady_clock::now() >= deadline) return pred();
-        rill::task_sleep(std::chrono::milliseconds(1));
-    }
-    return true;
-}
-
-inline bool contains(const std::string& haystack, const std::string& needle) {
-    return haystack.find(needle) != std::string::npos;
-}
 
 } // namespace rill_test

@@ -14,27 +14,19 @@
 #include <rill/rill.hpp>
 
 #include "runtime/runtime_test_support.hpp"
+#include "support/descriptors.hpp"
+#include "support/errors.hpp"
 #include "support/loopback.hpp"
 
 namespace {
 
 using namespace std::chrono_literals;
 using rill_test::contains;
+using rill_test::message_of;
 
 struct main_failure : std::runtime_error {
     using std::runtime_error::runtime_error;
 };
-
-// The message of the rill::error that `fn` throws ("" if it throws none).
-template <class F>
-std::string error_message(F&& fn) {
-    try {
-        fn();
-    } catch (const rill::error& e) {
-        return e.what();
-    }
-    return "";
-}
 
 TEST(Run, ReturnsMainsInt) {
     EXPECT_EQ(rill::run([] { return 42; }), 42);
@@ -99,7 +91,7 @@ TEST(Run, CanRunAgainAfterAnException) {
 TEST(Run, NestedRunThrows) {
     std::string message;
     bool inner_ran = false;
-    rill::run([&] { message = error_message([&] { rill::run([&] { inner_ran = true; }); }); });
+    rill::run([&] { message = message_of<rill::error>([&] { rill::run([&] { inner_ran = true; }); }); });
     EXPECT_FALSE(inner_ran);
     EXPECT_TRUE(contains(message, "run")) << message;
     EXPECT_TRUE(contains(message, "nest")) << message;
@@ -108,21 +100,21 @@ TEST(Run, NestedRunThrows) {
 TEST(Run, NestedRunFromAnotherTaskThrows) {
     std::string message;
     rill::run([&] {
-        rill::spawn([&] { message = error_message([] { rill::run([] {}); }); }).join();
+        rill::spawn([&] { message = message_of<rill::error>([] { rill::run([] {}); }); }).join();
     });
     EXPECT_TRUE(contains(message, "nest")) << message;
 }
 
 TEST(Run, BlockingCallsOutsideRunThrowClearErrors) {
-    const std::string spawn_msg = error_message([] { rill::spawn([] {}); });
+    const std::string spawn_msg = message_of<rill::error>([] { rill::spawn([] {}); });
     EXPECT_TRUE(contains(spawn_msg, "spawn")) << spawn_msg;
     EXPECT_TRUE(contains(spawn_msg, "outside")) << spawn_msg;
 
-    const std::string sleep_msg = error_message([] { rill::task_sleep(1ms); });
+    const std::string sleep_msg = message_of<rill::error>([] { rill::task_sleep(1ms); });
     EXPECT_TRUE(contains(sleep_msg, "task_sleep")) << sleep_msg;
     EXPECT_TRUE(contains(sleep_msg, "outside")) << sleep_msg;
 
-    const std::string yield_msg = error_message([] { rill::task_yield(); });
+    const std::string yield_msg = message_of<rill::error>([] { rill::task_yield(); });
     EXPECT_TRUE(contains(yield_msg, "task_yield")) << yield_msg;
     EXPECT_TRUE(contains(yield_msg, "outside")) << yield_msg;
 
@@ -130,13 +122,13 @@ TEST(Run, BlockingCallsOutsideRunThrowClearErrors) {
     rill::task escaped;
     rill::run([&] { escaped = rill::spawn([] {}); });
     ASSERT_TRUE(escaped.joinable());
-    const std::string join_msg = error_message([&] { escaped.join(); });
+    const std::string join_msg = message_of<rill::error>([&] { escaped.join(); });
     EXPECT_TRUE(contains(join_msg, "join")) << join_msg;
     EXPECT_TRUE(contains(join_msg, "outside")) << join_msg;
 
     // Waiting on a channel outside run is refused too.
     rill::channel<int> ch(1);
-    const std::string receive_msg = error_message([&] { (void)ch.receive(); });
+    const std::string receive_msg = message_of<rill::error>([&] { (void)ch.receive(); });
     EXPECT_TRUE(contains(receive_msg, "channel")) << receive_msg;
     EXPECT_TRUE(contains(receive_msg, "outside")) << receive_msg;
 }
@@ -145,7 +137,7 @@ TEST(Run, BlockingCallsFromAPlainThreadDuringRunThrow) {
     std::string message;
     rill::run([&] {
         // A std::thread is not a task even while run() is active on another thread.
-        std::thread([&] { message = error_message([] { rill::task_sleep(1ms); }); }).join();
+        std::thread([&] { message = message_of<rill::error>([] { rill::task_sleep(1ms); }); }).join();
     });
     EXPECT_TRUE(contains(message, "outside")) << message;
 }

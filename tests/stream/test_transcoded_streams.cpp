@@ -35,6 +35,7 @@
 
 #include <rill/rill.hpp>
 
+#include "support/codecs.hpp"
 #include "support/text_model.hpp"
 #include "stream/stream_test_support.hpp"
 #include "stream/stream_state.hpp"
@@ -49,34 +50,15 @@ using rill::codec;
 using rill::eol_style;
 using rill::error_handling_mode;
 using rill::transcoder;
+using rill_test::codec_test_name;
+using rill_test::every_codec;
+using rill_test::every_eol_style;
+using rill_test::every_error_mode;
+using rill_test::hex;
 using testing::HasSubstr;
 
-constexpr std::size_t codec_count = 18;
 constexpr std::uint32_t split_seed = 20240601;  // fixed so a failure reproduces
 constexpr auto handshake_poll = std::chrono::microseconds(20);
-constexpr std::array all_eols{eol_style::lf, eol_style::cr, eol_style::crlf, eol_style::none};
-constexpr std::array all_modes{error_handling_mode::ignore, error_handling_mode::raise,
-                               error_handling_mode::replace};
-
-std::vector<codec> every_codec() {
-    std::vector<codec> codecs;
-    for (std::size_t i = 0; i < codec_count; ++i) codecs.push_back(static_cast<codec>(i));
-    return codecs;
-}
-
-std::string codec_test_name(const testing::TestParamInfo<codec>& info) {
-    return std::string(rill::to_string(info.param));
-}
-
-std::string hex(std::string_view bytes) {
-    std::string s;
-    char buf[4];
-    for (unsigned char b : bytes) {
-        std::snprintf(buf, sizeof buf, "%s%02X", s.empty() ? "" : " ", b);
-        s += buf;
-    }
-    return s;
-}
 
 // ---- Segments and the handshake that keeps them apart ------------------------------------------
 
@@ -375,7 +357,7 @@ class transcoded_codec : public testing::TestWithParam<codec> {};
 TEST_P(transcoded_codec, round_trips_between_rill_client_and_server) {
     const codec c = GetParam();
     const std::string text = within(c, "ASCII \u00E9\u00FF \u20AC\u4E2D \U0001F600\U0010FFFF");
-    for (eol_style eol : all_eols) {
+    for (eol_style eol : every_eol_style) {
         SCOPED_TRACE(std::string(rill::to_string(eol)));
         const transcoder t(c, eol, error_handling_mode::raise);
         std::vector<std::string> server_got;
@@ -418,7 +400,7 @@ TEST_P(transcoded_codec, reads_lines_and_characters_however_the_input_is_split) 
     for (const reading& r : readings_of(c))
         for (split s : all_splits)
             for (bool by_char : {false, true}) plans.push_back({r, s, by_char, within(r.rest, sample_text)});
-    for (eol_style eol : all_eols) {
+    for (eol_style eol : every_eol_style) {
         std::vector<std::vector<std::string>> got(plans.size());
         serve_connections(
             with(transcoder(c, eol, error_handling_mode::raise)), plans.size(),
@@ -460,7 +442,7 @@ TEST_P(transcoded_codec, writes_line_ends_then_encodes) {
     const codec c = GetParam();
     const std::string first = within(c, "caf\u00E9 \U0001F600\n");
     const char32_t last_char = largest_character(c) >= 0x20AC ? U'\u20AC' : U'z';
-    for (eol_style eol : all_eols) {
+    for (eol_style eol : every_eol_style) {
         SCOPED_TRACE(std::string(rill::to_string(eol)));
         std::string received;
         serve_connections(
@@ -589,7 +571,7 @@ class decoding_errors : public testing::TestWithParam<bad_input> {};
 
 TEST_P(decoding_errors, each_mode_handles_them_however_the_input_is_split) {
     const bad_input& row = GetParam();
-    for (error_handling_mode mode : all_modes) {
+    for (error_handling_mode mode : every_error_mode) {
         const std::vector<std::string>& expected = mode == error_handling_mode::ignore    ? row.ignored
                                                    : mode == error_handling_mode::replace ? row.replaced
                                                                                           : row.raised;
@@ -712,7 +694,7 @@ TEST(transcoded_streams, unencodable_characters_follow_the_mode) {
         // U+4E2D: unencodable in ascii and iso_8859_1 too, written by write_char.
         const bool bmp = largest_character(r.c) == 0xFFFF;
         const std::string replacement = bmp ? "\uFFFD" : "?";
-        for (error_handling_mode mode : all_modes) {
+        for (error_handling_mode mode : every_error_mode) {
             SCOPED_TRACE(std::string(rill::to_string(r.c)) + ", " + std::string(rill::to_string(mode)));
             std::string received;
             std::vector<std::string> errors;
@@ -757,7 +739,7 @@ TEST(transcoded_streams, unencodable_characters_follow_the_mode) {
 // Invalid UTF-8 from the program is an encoding error handled by the mode, also when the text
 // ends inside a character.
 TEST(transcoded_streams, invalid_utf8_from_the_program_follows_the_mode) {
-    for (error_handling_mode mode : all_modes) {
+    for (error_handling_mode mode : every_error_mode) {
         SCOPED_TRACE(std::string(rill::to_string(mode)));
         std::string received;
         std::vector<std::string> errors;
