@@ -23,7 +23,7 @@ namespace {
 
 using namespace std::chrono_literals;
 
-TEST(Faults, ClientResetsBeforeReadingItsEcho) {
+TEST(NetFaults, ClientResetsBeforeReadingItsEcho) {
     for (bool persistent : {false, true}) {
         SCOPED_TRACE(persistent ? "persistent" : "once");
         rill_test::echo_server_thread server({.persistent = persistent});
@@ -103,7 +103,7 @@ double cpu_seconds_of_process() {
     return seconds(u.ru_utime) + seconds(u.ru_stime);
 }
 
-TEST(Faults, OutOfDescriptorsKeepsServingAndRecovers) {
+TEST(NetFaults, OutOfDescriptorsKeepsServingAndRecovers) {
     rill_test::echo_server_thread server({.persistent = true});
     std::vector<std::unique_ptr<rill_test::raw_client>> existing;
     for (int i = 0; i < 3; ++i) {
@@ -188,7 +188,7 @@ TEST(Faults, OutOfDescriptorsKeepsServingAndRecovers) {
     EXPECT_EQ(existing[1]->receive_line(), "still\r\n");
 }
 
-TEST(Faults, OpeningStreamsOutOfDescriptorsNamesTheStep) {
+TEST(NetFaults, OpeningStreamsOutOfDescriptorsNamesTheStep) {
     rill::run([] {
         rill::tcp_server_stream server(0);
         const int port = rill::tcp_server_socket_info(server).port_number;

@@ -29,7 +29,7 @@ int slow_getaddrinfo(const char* host, const char* service, const addrinfo* hint
 }
 
 // Installs the slow lookup for one test.
-struct slow_name_server : ::testing::Test {
+struct ResolveOffWorker : ::testing::Test {
     void SetUp() override {
         slow_lookups = 0;
         rill::detail::name_lookup = &slow_getaddrinfo;
@@ -37,7 +37,7 @@ struct slow_name_server : ::testing::Test {
     void TearDown() override { rill::detail::name_lookup = &::getaddrinfo; }
 };
 
-TEST_F(slow_name_server, OtherTasksOfTheWorkerRunDuringALookup) {
+TEST_F(ResolveOffWorker, OtherTasksOfTheWorkerRunDuringALookup) {
     int ticks_during_lookup = 0;
     std::string reply;
     rill::run([&] {
@@ -70,7 +70,7 @@ TEST_F(slow_name_server, OtherTasksOfTheWorkerRunDuringALookup) {
     EXPECT_GE(ticks_during_lookup, 10);
 }
 
-TEST_F(slow_name_server, ACancelledLookupDoesNotHoldUpTheEndOfRun) {
+TEST_F(ResolveOffWorker, ACancelledLookupDoesNotHoldUpTheEndOfRun) {
     std::atomic<bool> connected{false};
     const auto start = steady::now();
     rill::run([&] {
@@ -88,7 +88,7 @@ TEST_F(slow_name_server, ACancelledLookupDoesNotHoldUpTheEndOfRun) {
     EXPECT_EQ(slow_lookups.load(), 1);
 }
 
-TEST_F(slow_name_server, ManyLookupsAtOnceAllComplete) {
+TEST_F(ResolveOffWorker, ManyLookupsAtOnceAllComplete) {
     constexpr int clients = 20;  // more than the helper threads: the rest queue
     std::atomic<int> answered{0};
     rill::run([&] {
@@ -120,7 +120,7 @@ TEST_F(slow_name_server, ManyLookupsAtOnceAllComplete) {
     EXPECT_EQ(slow_lookups.load(), clients);
 }
 
-TEST_F(slow_name_server, NumericHostsNeverWaitForTheResolver) {
+TEST_F(ResolveOffWorker, NumericHostsNeverWaitForTheResolver) {
     rill::run([&] {
         rill::tcp_server_stream server("127.0.0.1:0");
         const int port = rill::tcp_server_socket_info(server).port_number;

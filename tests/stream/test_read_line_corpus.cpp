@@ -16,7 +16,7 @@ namespace {
 
 using rill_test::read_file;
 
-TEST(read_line_corpus, seeds_pass_the_fuzz_checks) {
+TEST(ReadLineCorpus, SeedsPassTheFuzzChecks) {
     const std::vector<std::filesystem::path> files = rill_test::fuzz_corpus_files("fuzz_read_line");
     ASSERT_FALSE(files.empty()) << "no seeds in " << rill_test::fuzz_corpus_dir("fuzz_read_line");
     // Every worker: the sending task may run on another thread than the stream's. (Over an

@@ -27,11 +27,11 @@ void replay(const char* target, Check check) {
     }
 }
 
-TEST(fuzz_corpus, decoder_seeds_pass_the_fuzz_checks) {
+TEST(FuzzCorpus, DecoderSeedsPassTheFuzzChecks) {
     replay("fuzz_decode", codec_check::check_decoder_input);
 }
 
-TEST(fuzz_corpus, encoder_seeds_pass_the_fuzz_checks) {
+TEST(FuzzCorpus, EncoderSeedsPassTheFuzzChecks) {
     replay("fuzz_encode", codec_check::check_encoder_input);
 }
 

@@ -470,9 +470,9 @@ private:
 
 std::string printable(std::string_view bytes) { return "[" + hex(bytes) + "]"; }
 
-class gambit_differential : public testing::TestWithParam<codec> {};
+class GambitDifferential : public testing::TestWithParam<codec> {};
 
-TEST_P(gambit_differential, echo_matches_gambit_for_every_eol_style_and_error_mode) {
+TEST_P(GambitDifferential, EchoMatchesGambitForEveryEolStyleAndErrorMode) {
     if (!rill_test::program_available("gsi"))
         GTEST_SKIP() << "gsi (Gambit Scheme, Debian package gambc) is not installed";
     const codec c = GetParam();
@@ -518,7 +518,7 @@ TEST_P(gambit_differential, echo_matches_gambit_for_every_eol_style_and_error_mo
 
 // The seed's client with a transcoder: `rill send --transcoder` against Gambit's echo and
 // `rill echo` with the same settings prints each line back.
-TEST(gambit_differential_send, rill_send_with_a_transcoder_against_gambit_and_rill_echo) {
+TEST(GambitDifferentialSend, RillSendWithATranscoderAgainstGambitAndRillEcho) {
     if (!rill_test::program_available("gsi"))
         GTEST_SKIP() << "gsi (Gambit Scheme, Debian package gambc) is not installed";
     gambit_echoes gambit;
@@ -545,7 +545,7 @@ TEST(gambit_differential_send, rill_send_with_a_transcoder_against_gambit_and_ri
     }
 }
 
-INSTANTIATE_TEST_SUITE_P(every_codec, gambit_differential, testing::ValuesIn(rill_test::every_codec()),
+INSTANTIATE_TEST_SUITE_P(EveryCodec, GambitDifferential, testing::ValuesIn(rill_test::every_codec()),
                          rill_test::codec_test_name);
 
 } // namespace
