@@ -11,6 +11,7 @@
 #include <rill/rill.hpp>
 
 #include "net/resolve.hpp"
+#include "support/wait.hpp"
 
 namespace {
 
@@ -18,20 +19,24 @@ using namespace std::chrono_literals;
 using steady = std::chrono::steady_clock;
 
 constexpr auto lookup_delay = 300ms;
-std::atomic<int> slow_lookups{0};
+std::atomic<int> slow_lookups{0};           // started
+std::atomic<int> slow_lookups_finished{0};  // returned to the resolver
 
 int slow_getaddrinfo(const char* host, const char* service, const addrinfo* hints, addrinfo** results) {
-    if (!(hints->ai_flags & AI_NUMERICHOST)) {  // a name: the part that may reach DNS
-        slow_lookups.fetch_add(1);
-        std::this_thread::sleep_for(lookup_delay);
-    }
-    return ::getaddrinfo(host, service, hints, results);
+    if (hints->ai_flags & AI_NUMERICHOST) return ::getaddrinfo(host, service, hints, results);
+    // A name: the part that may reach DNS.
+    slow_lookups.fetch_add(1);
+    std::this_thread::sleep_for(lookup_delay);
+    const int r = ::getaddrinfo(host, service, hints, results);
+    slow_lookups_finished.fetch_add(1);
+    return r;
 }
 
 // Installs the slow lookup for one test.
 struct ResolveOffWorker : ::testing::Test {
     void SetUp() override {
         slow_lookups = 0;
+        slow_lookups_finished = 0;
         rill::detail::name_lookup = &slow_getaddrinfo;
     }
     void TearDown() override { rill::detail::name_lookup = &::getaddrinfo; }
@@ -78,13 +83,14 @@ TEST_F(ResolveOffWorker, ACancelledLookupDoesNotHoldUpTheEndOfRun) {
             rill::tcp_client_stream client("localhost:9");  // cancelled while it resolves
             connected = true;
         });
-        rill::task_sleep(20ms);  // the lookup is under way; main returns, the task is cancelled
+        // Once the lookup is under way main returns, and the task is cancelled.
+        ASSERT_TRUE(rill_test::task_wait_until([] { return slow_lookups.load() == 1; }));
     }, {.workers = 1});
     const auto took = steady::now() - start;
     EXPECT_FALSE(connected.load());
     EXPECT_LT(took, lookup_delay);
     // The helper thread still finishes its lookup, touching only what it owns.
-    std::this_thread::sleep_for(lookup_delay + 50ms);
+    EXPECT_TRUE(rill_test::thread_wait_until([] { return slow_lookups_finished.load() == 1; }));
     EXPECT_EQ(slow_lookups.load(), 1);
 }
 
