@@ -1,11 +1,10 @@
-// Helpers shared by the tests of tests/net/: exception messages, loopback availability, a
-// port that nothing listens on, and a seed-shaped rill echo server on its own thread (so a
-// test can drive it with plain blocking sockets). Every wait is bounded.
+// Helpers shared by the tests of tests/net/: loopback availability, a port that nothing
+// listens on, and a seed-shaped rill echo server on its own thread (so a test can drive it
+// with plain blocking sockets). Every wait is bounded.
 #pragma once
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -20,35 +19,11 @@
 
 #include <rill/rill.hpp>
 
+#include "support/descriptors.hpp"
+#include "support/errors.hpp"
 #include "support/loopback.hpp"
 
 namespace rill_test {
-
-// The what() of the Exception that f throws; a test failure if it throws nothing (or another
-// type, which propagates).
-template <typename Exception, typename F>
-std::string message_of(F&& f) {
-    try {
-        f();
-    } catch (const Exception& e) {
-        return e.what();
-    }
-    ADD_FAILURE() << "expected an exception";
-    return {};
-}
-
-// The errno of the os_error that f throws (0 and a test failure if none).
-template <typename F>
-int os_error_code(F&& f, std::string* message = nullptr) {
-    try {
-        f();
-    } catch (const rill::os_error& e) {
-        if (message) *message = e.what();
-        return e.code().value();
-    }
-    ADD_FAILURE() << "expected an os_error";
-    return 0;
-}
 
 // raw_client::receive_all for use inside a rill task: the helper's 64 KiB buffer would not fit
 // on a task's default 64 KiB stack. Everything until the peer closes or resets.
@@ -89,35 +64,6 @@ inline int unused_loopback_port() {
     ::close(fd);
     return ntohs(a.sin_port);
 }
-
-// RLIMIT_NOFILE raised (soft, up to the hard limit) for the scope; false from ok() when the
-// hard limit is below what the test needs.
-class descriptor_limit_at_least {
-public:
-    explicit descriptor_limit_at_least(rlim_t wanted) {
-        getrlimit(RLIMIT_NOFILE, &saved_);
-        if (saved_.rlim_cur >= wanted) return;
-        if (saved_.rlim_max != RLIM_INFINITY && saved_.rlim_max < wanted) {
-            ok_ = false;
-            return;
-        }
-        rlimit raised = saved_;
-        raised.rlim_cur = wanted;
-        ok_ = setrlimit(RLIMIT_NOFILE, &raised) == 0;
-        changed_ = ok_;
-    }
-    descriptor_limit_at_least(const descriptor_limit_at_least&) = delete;
-    descriptor_limit_at_least& operator=(const descriptor_limit_at_least&) = delete;
-    ~descriptor_limit_at_least() {
-        if (changed_) setrlimit(RLIMIT_NOFILE, &saved_);
-    }
-    bool ok() const { return ok_; }
-
-private:
-    rlimit saved_{};
-    bool ok_ = true;
-    bool changed_ = false;
-};
 
 // The seed's echo server (a task per client; one line, or every line when persistent) run by
 // rill on its own thread. The destructor stops it: it raises a flag and connects once to wake

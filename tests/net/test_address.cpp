@@ -16,6 +16,7 @@
 #include <rill/error.hpp>
 
 #include "net/resolve.hpp"
+#include "support/errors.hpp"
 
 namespace {
 
@@ -25,19 +26,8 @@ using rill::os_error;
 using rill::socket_info;
 using rill::detail::resolve;
 using rill::detail::resolve_purpose;
+using rill_test::message_of;
 using testing::HasSubstr;
-
-// The what() of the Exception that f throws; a test failure if it throws nothing.
-template <typename Exception, typename F>
-std::string message_of(F&& f) {
-    try {
-        f();
-    } catch (const Exception& e) {
-        return e.what();
-    }
-    ADD_FAILURE() << "expected an exception";
-    return {};
-}
 
 std::vector<std::string> resolved(const address& where, std::optional<int> port_number = {},
                                   resolve_purpose purpose = resolve_purpose::connect) {

@@ -14,6 +14,7 @@
 #include <rill/rill.hpp>
 
 #include "net/net_test_support.hpp"
+#include "support/wait.hpp"
 
 namespace {
 
@@ -99,7 +100,7 @@ TEST(Concurrency, SilentClientsDoNotDelayOthers) {
         std::vector<std::unique_ptr<rill_test::raw_client>> silent;
         for (int i = 0; i < silent_clients; ++i) silent.push_back(std::make_unique<rill_test::raw_client>(server.port()));
         // Let the server accept them all and park a task on each.
-        for (int i = 0; i < 200 && server.clients_served() < silent_clients; ++i) std::this_thread::sleep_for(5ms);
+        EXPECT_TRUE(rill_test::thread_wait_until([&] { return server.clients_served() == silent_clients; }, 1s));
         EXPECT_EQ(server.clients_served(), silent_clients);
 
         std::chrono::steady_clock::duration slowest{};

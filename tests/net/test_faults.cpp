@@ -23,7 +23,7 @@ namespace {
 
 using namespace std::chrono_literals;
 
-TEST(Faults, ClientResetsBeforeReadingItsEcho) {
+TEST(NetFaults, ClientResetsBeforeReadingItsEcho) {
     for (bool persistent : {false, true}) {
         SCOPED_TRACE(persistent ? "persistent" : "once");
         rill_test::echo_server_thread server({.persistent = persistent});
@@ -103,7 +103,7 @@ double cpu_seconds_of_process() {
     return seconds(u.ru_utime) + seconds(u.ru_stime);
 }
 
-TEST(Faults, OutOfDescriptorsKeepsServingAndRecovers) {
+TEST(NetFaults, OutOfDescriptorsKeepsServingAndRecovers) {
     rill_test::echo_server_thread server({.persistent = true});
     std::vector<std::unique_ptr<rill_test::raw_client>> existing;
     for (int i = 0; i < 3; ++i) {
@@ -132,12 +132,9 @@ TEST(Faults, OutOfDescriptorsKeepsServingAndRecovers) {
     descriptor_starvation starvation;
     ASSERT_TRUE(starvation.active());
     ASSERT_LT(::dup(0), 0) << "the process should be out of descriptors";
-    sockaddr_in to{};
-    to.sin_family = AF_INET;
-    to.sin_port = htons(static_cast<uint16_t>(server.port()));
-    to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    const rill_test::loopback_sockaddr to(server.port(), false);
     for (int i = 0; i < 2; ++i) {
-        ASSERT_EQ(::connect(newcomers[i], reinterpret_cast<sockaddr*>(&to), sizeof to), 0) << std::strerror(errno);
+        ASSERT_EQ(::connect(newcomers[i], to.get(), to.length), 0) << std::strerror(errno);
         const std::string line = "newcomer " + std::to_string(i) + "\n";
         ASSERT_EQ(::send(newcomers[i], line.data(), line.size(), MSG_NOSIGNAL), static_cast<ssize_t>(line.size()));
         std::this_thread::sleep_for(20ms);
@@ -191,7 +188,7 @@ TEST(Faults, OutOfDescriptorsKeepsServingAndRecovers) {
     EXPECT_EQ(existing[1]->receive_line(), "still\r\n");
 }
 
-TEST(Faults, OpeningStreamsOutOfDescriptorsNamesTheStep) {
+TEST(NetFaults, OpeningStreamsOutOfDescriptorsNamesTheStep) {
     rill::run([] {
         rill::tcp_server_stream server(0);
         const int port = rill::tcp_server_socket_info(server).port_number;

@@ -11,6 +11,7 @@
 #include <rill/rill.hpp>
 
 #include "net/resolve.hpp"
+#include "support/wait.hpp"
 
 namespace {
 
@@ -18,26 +19,30 @@ using namespace std::chrono_literals;
 using steady = std::chrono::steady_clock;
 
 constexpr auto lookup_delay = 300ms;
-std::atomic<int> slow_lookups{0};
+std::atomic<int> slow_lookups{0};           // started
+std::atomic<int> slow_lookups_finished{0};  // returned to the resolver
 
 int slow_getaddrinfo(const char* host, const char* service, const addrinfo* hints, addrinfo** results) {
-    if (!(hints->ai_flags & AI_NUMERICHOST)) {  // a name: the part that may reach DNS
-        slow_lookups.fetch_add(1);
-        std::this_thread::sleep_for(lookup_delay);
-    }
-    return ::getaddrinfo(host, service, hints, results);
+    if (hints->ai_flags & AI_NUMERICHOST) return ::getaddrinfo(host, service, hints, results);
+    // A name: the part that may reach DNS.
+    slow_lookups.fetch_add(1);
+    std::this_thread::sleep_for(lookup_delay);
+    const int r = ::getaddrinfo(host, service, hints, results);
+    slow_lookups_finished.fetch_add(1);
+    return r;
 }
 
 // Installs the slow lookup for one test.
-struct slow_name_server : ::testing::Test {
+struct ResolveOffWorker : ::testing::Test {
     void SetUp() override {
         slow_lookups = 0;
+        slow_lookups_finished = 0;
         rill::detail::name_lookup = &slow_getaddrinfo;
     }
     void TearDown() override { rill::detail::name_lookup = &::getaddrinfo; }
 };
 
-TEST_F(slow_name_server, OtherTasksOfTheWorkerRunDuringALookup) {
+TEST_F(ResolveOffWorker, OtherTasksOfTheWorkerRunDuringALookup) {
     int ticks_during_lookup = 0;
     std::string reply;
     rill::run([&] {
@@ -70,7 +75,7 @@ TEST_F(slow_name_server, OtherTasksOfTheWorkerRunDuringALookup) {
     EXPECT_GE(ticks_during_lookup, 10);
 }
 
-TEST_F(slow_name_server, ACancelledLookupDoesNotHoldUpTheEndOfRun) {
+TEST_F(ResolveOffWorker, ACancelledLookupDoesNotHoldUpTheEndOfRun) {
     std::atomic<bool> connected{false};
     const auto start = steady::now();
     rill::run([&] {
@@ -78,17 +83,18 @@ TEST_F(slow_name_server, ACancelledLookupDoesNotHoldUpTheEndOfRun) {
             rill::tcp_client_stream client("localhost:9");  // cancelled while it resolves
             connected = true;
         });
-        rill::task_sleep(20ms);  // the lookup is under way; main returns, the task is cancelled
+        // Once the lookup is under way main returns, and the task is cancelled.
+        ASSERT_TRUE(rill_test::task_wait_until([] { return slow_lookups.load() == 1; }));
     }, {.workers = 1});
     const auto took = steady::now() - start;
     EXPECT_FALSE(connected.load());
     EXPECT_LT(took, lookup_delay);
     // The helper thread still finishes its lookup, touching only what it owns.
-    std::this_thread::sleep_for(lookup_delay + 50ms);
+    EXPECT_TRUE(rill_test::thread_wait_until([] { return slow_lookups_finished.load() == 1; }));
     EXPECT_EQ(slow_lookups.load(), 1);
 }
 
-TEST_F(slow_name_server, ManyLookupsAtOnceAllComplete) {
+TEST_F(ResolveOffWorker, ManyLookupsAtOnceAllComplete) {
     constexpr int clients = 20;  // more than the helper threads: the rest queue
     std::atomic<int> answered{0};
     rill::run([&] {
@@ -120,7 +126,7 @@ TEST_F(slow_name_server, ManyLookupsAtOnceAllComplete) {
     EXPECT_EQ(slow_lookups.load(), clients);
 }
 
-TEST_F(slow_name_server, NumericHostsNeverWaitForTheResolver) {
+TEST_F(ResolveOffWorker, NumericHostsNeverWaitForTheResolver) {
     rill::run([&] {
         rill::tcp_server_stream server("127.0.0.1:0");
         const int port = rill::tcp_server_socket_info(server).port_number;

@@ -1,5 +1,4 @@
-// Helpers shared by the runtime tests: environment overrides, unwinding witnesses, bounded
-// waits inside tasks, and what the build is (sanitizers change what a test can ask for).
+// Helpers shared by the runtime tests: unwinding witnesses and what the build is (sanitizers change what a test can ask for).
 #pragma once
 
 #include <gtest/gtest.h>
@@ -12,8 +11,9 @@
 
 #include <rill/rill.hpp>
 
-#include "io/backend.hpp"
 #include "runtime/scheduler.hpp"
+#include "support/errors.hpp"
+#include "support/wait.hpp"
 
 #if defined(__SANITIZE_ADDRESS__)
 #define RILL_TEST_ASAN 1
@@ -49,60 +49,10 @@ inline constexpr bool under_tsan = false;
 // millisecond (it keeps a thread state per fiber), so its build runs a tenth of them.
 constexpr int scaled_task_count(int n) { return under_tsan ? (n / 10 > 0 ? n / 10 : 1) : n; }
 
-// Sets (or unsets, with nullopt) an environment variable for one scope, then restores it.
-class scoped_env {
-public:
-    scoped_env(const char* name, std::optional<std::string> value) : name_(name) {
-        if (const char* old = std::getenv(name)) old_ = old;
-        if (value) {
-            ::setenv(name, value->c_str(), 1);
-        } else {
-            ::unsetenv(name);
-        }
-    }
-    ~scoped_env() {
-        if (old_) {
-            ::setenv(name_, old_->c_str(), 1);
-        } else {
-            ::unsetenv(name_);
-        }
-    }
-    scoped_env(const scoped_env&) = delete;
-    scoped_env& operator=(const scoped_env&) = delete;
-
-private:
-    const char* name_;
-    std::optional<std::string> old_;
-};
-
 // Counts its own destruction: proof that a cancelled task unwound and ran its destructors.
 struct count_on_destroy {
     std::atomic<int>& count;
     ~count_on_destroy() { count.fetch_add(1, std::memory_order_relaxed); }
 };
-
-// The backend this test binary was asked to use (ctest sets RILL_BACKEND per registration).
-inline std::string requested_backend() {
-    const char* env = std::getenv("RILL_BACKEND");
-    return env ? env : "";
-}
-
-// The backend the calling task's worker really uses. Only inside a task.
-inline std::string current_backend_name() { return rill::detail::task_backend("current_backend_name").name(); }
-
-// Inside a task: sleeps in 1 ms steps until pred() holds or `limit` passes; returns pred().
-template <class Pred>
-bool wait_until(Pred pred, std::chrono::milliseconds limit = std::chrono::milliseconds(5000)) {
-    const auto deadline = std::chrono::steady_clock::now() + limit;
-    while (!pred()) {
-        if (std::chrono::steady_clock::now() >= deadline) return pred();
-        rill::task_sleep(std::chrono::milliseconds(1));
-    }
-    return true;
-}
-
-inline bool contains(const std::string& haystack, const std::string& needle) {
-    return haystack.find(needle) != std::string::npos;
-}
 
 } // namespace rill_test

@@ -12,6 +12,7 @@
 #include <rill/rill.hpp>
 
 #include "runtime/runtime_test_support.hpp"
+#include "support/descriptors.hpp"
 #include "support/loopback.hpp"
 
 namespace {
@@ -135,7 +136,7 @@ TEST(Cancellation, ReadServer) {
             listening = true;
             w.expect_cancelled([&] { (void)rill::read(server); });
         });
-        ASSERT_TRUE(rill_test::wait_until([&] { return listening.load(); }));
+        ASSERT_TRUE(rill_test::task_wait_until([&] { return listening.load(); }));
         rill::task_sleep(5ms);
     });
     EXPECT_EQ(w.cancelled.load(), 1);

@@ -1,7 +1,5 @@
 // run(): what it returns and rethrows, and what is refused outside it.
-#include <fcntl.h>
 #include <gtest/gtest.h>
-#include <sys/resource.h>
 #include <unistd.h>
 
 #include <mutex>
@@ -14,27 +12,18 @@
 #include <rill/rill.hpp>
 
 #include "runtime/runtime_test_support.hpp"
+#include "support/errors.hpp"
 #include "support/loopback.hpp"
 
 namespace {
 
 using namespace std::chrono_literals;
 using rill_test::contains;
+using rill_test::message_of;
 
 struct main_failure : std::runtime_error {
     using std::runtime_error::runtime_error;
 };
-
-// The message of the rill::error that `fn` throws ("" if it throws none).
-template <class F>
-std::string error_message(F&& fn) {
-    try {
-        fn();
-    } catch (const rill::error& e) {
-        return e.what();
-    }
-    return "";
-}
 
 TEST(Run, ReturnsMainsInt) {
     EXPECT_EQ(rill::run([] { return 42; }), 42);
@@ -55,16 +44,6 @@ TEST(Run, MainRunsOnTheCallingThreadInsideATask) {
         EXPECT_EQ(std::this_thread::get_id(), caller);
     });
     EXPECT_FALSE(rill::in_task());
-}
-
-TEST(Run, UsesTheBackendNamedByTheEnvironment) {
-    const std::string wanted = rill_test::requested_backend();
-    if (wanted.empty()) GTEST_SKIP() << "RILL_BACKEND is not set (ctest sets it)";
-    std::string used;
-    // RILL_BACKEND wins over the option.
-    const auto other = wanted == "epoll" ? rill::backend::io_uring : rill::backend::epoll;
-    rill::run([&] { used = rill_test::current_backend_name(); }, {.backend = other});
-    EXPECT_EQ(used, wanted);
 }
 
 TEST(Run, RethrowsMainsException) {
@@ -99,7 +78,7 @@ TEST(Run, CanRunAgainAfterAnException) {
 TEST(Run, NestedRunThrows) {
     std::string message;
     bool inner_ran = false;
-    rill::run([&] { message = error_message([&] { rill::run([&] { inner_ran = true; }); }); });
+    rill::run([&] { message = message_of<rill::error>([&] { rill::run([&] { inner_ran = true; }); }); });
     EXPECT_FALSE(inner_ran);
     EXPECT_TRUE(contains(message, "run")) << message;
     EXPECT_TRUE(contains(message, "nest")) << message;
@@ -108,21 +87,21 @@ TEST(Run, NestedRunThrows) {
 TEST(Run, NestedRunFromAnotherTaskThrows) {
     std::string message;
     rill::run([&] {
-        rill::spawn([&] { message = error_message([] { rill::run([] {}); }); }).join();
+        rill::spawn([&] { message = message_of<rill::error>([] { rill::run([] {}); }); }).join();
     });
     EXPECT_TRUE(contains(message, "nest")) << message;
 }
 
 TEST(Run, BlockingCallsOutsideRunThrowClearErrors) {
-    const std::string spawn_msg = error_message([] { rill::spawn([] {}); });
+    const std::string spawn_msg = message_of<rill::error>([] { rill::spawn([] {}); });
     EXPECT_TRUE(contains(spawn_msg, "spawn")) << spawn_msg;
     EXPECT_TRUE(contains(spawn_msg, "outside")) << spawn_msg;
 
-    const std::string sleep_msg = error_message([] { rill::task_sleep(1ms); });
+    const std::string sleep_msg = message_of<rill::error>([] { rill::task_sleep(1ms); });
     EXPECT_TRUE(contains(sleep_msg, "task_sleep")) << sleep_msg;
     EXPECT_TRUE(contains(sleep_msg, "outside")) << sleep_msg;
 
-    const std::string yield_msg = error_message([] { rill::task_yield(); });
+    const std::string yield_msg = message_of<rill::error>([] { rill::task_yield(); });
     EXPECT_TRUE(contains(yield_msg, "task_yield")) << yield_msg;
     EXPECT_TRUE(contains(yield_msg, "outside")) << yield_msg;
 
@@ -130,13 +109,13 @@ TEST(Run, BlockingCallsOutsideRunThrowClearErrors) {
     rill::task escaped;
     rill::run([&] { escaped = rill::spawn([] {}); });
     ASSERT_TRUE(escaped.joinable());
-    const std::string join_msg = error_message([&] { escaped.join(); });
+    const std::string join_msg = message_of<rill::error>([&] { escaped.join(); });
     EXPECT_TRUE(contains(join_msg, "join")) << join_msg;
     EXPECT_TRUE(contains(join_msg, "outside")) << join_msg;
 
     // Waiting on a channel outside run is refused too.
     rill::channel<int> ch(1);
-    const std::string receive_msg = error_message([&] { (void)ch.receive(); });
+    const std::string receive_msg = message_of<rill::error>([&] { (void)ch.receive(); });
     EXPECT_TRUE(contains(receive_msg, "channel")) << receive_msg;
     EXPECT_TRUE(contains(receive_msg, "outside")) << receive_msg;
 }
@@ -145,7 +124,7 @@ TEST(Run, BlockingCallsFromAPlainThreadDuringRunThrow) {
     std::string message;
     rill::run([&] {
         // A std::thread is not a task even while run() is active on another thread.
-        std::thread([&] { message = error_message([] { rill::task_sleep(1ms); }); }).join();
+        std::thread([&] { message = message_of<rill::error>([] { rill::task_sleep(1ms); }); }).join();
     });
     EXPECT_TRUE(contains(message, "outside")) << message;
 }
@@ -161,66 +140,6 @@ TEST(Run, ZeroWorkersIsAnArgumentError) {
     }
     EXPECT_THROW(rill::run([] {}, {.workers = -3}), rill::argument_error);
     EXPECT_FALSE(ran);
-}
-
-TEST(Run, BogusBackendEnvironmentIsAnArgumentError) {
-    {
-        rill_test::scoped_env env("RILL_BACKEND", "bogus");
-        bool ran = false;
-        try {
-            rill::run([&] { ran = true; });
-            FAIL() << "run accepted RILL_BACKEND=bogus";
-        } catch (const rill::argument_error& e) {
-            EXPECT_TRUE(contains(e.what(), "RILL_BACKEND")) << e.what();
-            EXPECT_TRUE(contains(e.what(), "bogus")) << e.what();
-        }
-        EXPECT_FALSE(ran);
-    }
-    // Restored: run works again.
-    EXPECT_EQ(rill::run([] { return 5; }), 5);
-}
-
-TEST(Run, BackendSetupFailureThrowsAndLeavesNoTrace) {
-    // With no descriptor left, the worker's ring (or epoll set) cannot be made: run throws
-    // os_error, and afterwards run works as before (nothing half-built stays behind).
-    rill::run([] {});
-    // Throw and catch one os_error first: UBSan checks an object's type through a pipe
-    // the first time it meets that type, which it cannot open once descriptors run out.
-    try {
-        rill::detail::throw_os_error(EMFILE, "warm-up");
-    } catch (const rill::os_error& e) {
-        EXPECT_TRUE(contains(e.what(), "warm-up"));
-    }
-    rlimit old{};
-    ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &old), 0);
-    const int fds = rill_test::count_open_fds();
-    int highest = -1;
-    for (int fd = 0; fd < 4096; ++fd)
-        if (fcntl(fd, F_GETFD) != -1) highest = fd;
-    rlimit tight = old;
-    tight.rlim_cur = static_cast<rlim_t>(highest + 1);
-    ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &tight), 0);
-    // Fill the holes below the limit too.
-    std::vector<int> fillers;
-    for (int i = 0; i < 4096; ++i) {
-        const int fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
-        if (fd < 0) break;
-        fillers.push_back(fd);
-    }
-    bool ran = false;
-    std::string message;
-    try {
-        rill::run([&] { ran = true; });
-    } catch (const rill::os_error& e) {
-        message = e.what();
-    }
-    for (int fd : fillers) ::close(fd);
-    ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &old), 0);
-    EXPECT_FALSE(ran);
-    EXPECT_FALSE(message.empty()) << "run did not throw os_error";
-    EXPECT_EQ(rill_test::count_open_fds(), fds);
-    EXPECT_EQ(rill::run([] { return 6; }), 6);
-    EXPECT_EQ(rill::run([] { return 7; }, {.workers = 2}), 7);
 }
 
 TEST(Run, MainsCapturesAreDestroyedBeforeRunReturns) {

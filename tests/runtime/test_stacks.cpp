@@ -49,7 +49,7 @@ void park_many(int tasks, int workers) {
                 parked.fetch_add(1, std::memory_order_relaxed);
                 rill::task_sleep(1h);
             });
-        ASSERT_TRUE(rill_test::wait_until([&] { return parked.load() == tasks; }, 60s))
+        ASSERT_TRUE(rill_test::task_wait_until([&] { return parked.load() == tasks; }, 60s))
             << parked.load() << " of " << tasks << " tasks parked";
     }, {.workers = workers});
     EXPECT_EQ(destroyed.load(), tasks);

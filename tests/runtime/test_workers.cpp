@@ -14,6 +14,7 @@
 #include <rill/rill.hpp>
 
 #include "runtime/runtime_test_support.hpp"
+#include "support/descriptors.hpp"
 #include "support/loopback.hpp"
 
 namespace {

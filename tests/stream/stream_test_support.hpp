@@ -23,36 +23,18 @@
 
 #include "stream/memory_transport.hpp"
 #include "support/loopback.hpp"
+#include "support/wait.hpp"
 
 namespace rill_stream_test {
 
 using namespace std::chrono_literals;
 
-inline constexpr auto wait_limit = std::chrono::seconds(10);
+using rill_test::task_wait_until;
+using rill_test::thread_wait_until;
+using rill_test::wait_limit;
+
 // Long enough for bytes sent on loopback to have arrived, short enough to keep the suite fast.
 inline constexpr auto settle_time = std::chrono::milliseconds(50);
-
-// From a plain thread: waits (bounded) until `ready` holds; false if it never did.
-template <class Predicate>
-bool thread_wait_until(Predicate ready) {
-    const auto limit = std::chrono::steady_clock::now() + wait_limit;
-    while (!ready()) {
-        if (std::chrono::steady_clock::now() > limit) return false;
-        std::this_thread::sleep_for(1ms);
-    }
-    return true;
-}
-
-// From a rill task: the same, suspending only this task.
-template <class Predicate>
-bool task_wait_until(Predicate ready) {
-    const auto limit = std::chrono::steady_clock::now() + wait_limit;
-    while (!ready()) {
-        if (std::chrono::steady_clock::now() > limit) return false;
-        rill::task_sleep(1ms);
-    }
-    return true;
-}
 
 // Serves one connection: `serve(stream)` runs inside rill::run on the accepted stream of a
 // server on 127.0.0.1, port 0, while `peer(raw_client)` drives the other end from a thread

@@ -55,7 +55,7 @@ bool is_reset_or_broken_pipe(const rill::os_error& e) {
     return e.code().value() == ECONNRESET || e.code().value() == EPIPE;
 }
 
-TEST(Faults, PeerResetsBeforeReadingItsEcho) {
+TEST(StreamFaults, PeerResetsBeforeReadingItsEcho) {
     for (bool read_first : {true, false}) {
         SCOPED_TRACE(read_first ? "the server reads the reset first" : "the server writes first");
         std::atomic<bool> line_read{false};
@@ -101,7 +101,7 @@ TEST(Faults, PeerResetsBeforeReadingItsEcho) {
     }
 }
 
-TEST(Faults, PeerResetsWhileAWriteIsBlocked) {
+TEST(StreamFaults, PeerResetsWhileAWriteIsBlocked) {
     serve_raw_peer(
         [&](rill::tcp_client_stream& s) {
             bystander other(10);
@@ -123,7 +123,7 @@ TEST(Faults, PeerResetsWhileAWriteIsBlocked) {
         });
 }
 
-TEST(Faults, ResetDuringAReadIsEndOfStream) {
+TEST(StreamFaults, ResetDuringAReadIsEndOfStream) {
     std::atomic<bool> waiting{false};
     serve_raw_peer(
         [&](rill::tcp_client_stream& s) {
@@ -144,7 +144,7 @@ TEST(Faults, ResetDuringAReadIsEndOfStream) {
         });
 }
 
-TEST(Faults, ResetDuringByteAndCharacterReads) {
+TEST(StreamFaults, ResetDuringByteAndCharacterReads) {
     for (int which = 0; which < 3; ++which) {
         std::atomic<bool> waiting{false};
         serve_raw_peer(

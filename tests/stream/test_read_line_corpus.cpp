@@ -4,31 +4,21 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
-#include <fstream>
-#include <iterator>
 #include <string>
 #include <vector>
 
 #include <rill/rill.hpp>
 
 #include "../../fuzz/read_line_check.hpp"
+#include "support/files.hpp"
 
 namespace {
 
-std::filesystem::path corpus_dir() {
-    return std::filesystem::path(RILL_SOURCE_DIR) / "fuzz" / "corpus" / "fuzz_read_line";
-}
+using rill_test::read_file;
 
-std::string read_file(const std::filesystem::path& path) {
-    std::ifstream in(path, std::ios::binary);
-    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-
-TEST(read_line_corpus, seeds_pass_the_fuzz_checks) {
-    std::vector<std::filesystem::path> files;
-    for (const auto& entry : std::filesystem::directory_iterator(corpus_dir()))
-        if (entry.is_regular_file()) files.push_back(entry.path());
-    ASSERT_FALSE(files.empty()) << "no seeds in " << corpus_dir();
+TEST(ReadLineCorpus, SeedsPassTheFuzzChecks) {
+    const std::vector<std::filesystem::path> files = rill_test::fuzz_corpus_files("fuzz_read_line");
+    ASSERT_FALSE(files.empty()) << "no seeds in " << rill_test::fuzz_corpus_dir("fuzz_read_line");
     // Every worker: the sending task may run on another thread than the stream's. (Over an
     // AF_UNIX SOCK_SEQPACKET pair, as before the in-memory transport, a receive could see the
     // peer's shutdown before a message queued in between: about 1 run in 150 with two workers.)

@@ -35,6 +35,7 @@
 
 #include <rill/rill.hpp>
 
+#include "support/codecs.hpp"
 #include "support/text_model.hpp"
 #include "stream/stream_test_support.hpp"
 #include "stream/stream_state.hpp"
@@ -49,34 +50,15 @@ using rill::codec;
 using rill::eol_style;
 using rill::error_handling_mode;
 using rill::transcoder;
+using rill_test::codec_test_name;
+using rill_test::every_codec;
+using rill_test::every_eol_style;
+using rill_test::every_error_mode;
+using rill_test::hex;
 using testing::HasSubstr;
 
-constexpr std::size_t codec_count = 18;
 constexpr std::uint32_t split_seed = 20240601;  // fixed so a failure reproduces
 constexpr auto handshake_poll = std::chrono::microseconds(20);
-constexpr std::array all_eols{eol_style::lf, eol_style::cr, eol_style::crlf, eol_style::none};
-constexpr std::array all_modes{error_handling_mode::ignore, error_handling_mode::raise,
-                               error_handling_mode::replace};
-
-std::vector<codec> every_codec() {
-    std::vector<codec> codecs;
-    for (std::size_t i = 0; i < codec_count; ++i) codecs.push_back(static_cast<codec>(i));
-    return codecs;
-}
-
-std::string codec_test_name(const testing::TestParamInfo<codec>& info) {
-    return std::string(rill::to_string(info.param));
-}
-
-std::string hex(std::string_view bytes) {
-    std::string s;
-    char buf[4];
-    for (unsigned char b : bytes) {
-        std::snprintf(buf, sizeof buf, "%s%02X", s.empty() ? "" : " ", b);
-        s += buf;
-    }
-    return s;
-}
 
 // ---- Segments and the handshake that keeps them apart ------------------------------------------
 
@@ -312,7 +294,7 @@ std::string utf8_of(char32_t c) {
 
 // ---- The transcoder reaches the streams ------------------------------------------------------------
 
-TEST(transcoded_streams, the_server_transcoder_is_on_every_client_stream_it_hands_out) {
+TEST(TranscodedStreams, TheServerTranscoderIsOnEveryClientStreamItHandsOut) {
     const transcoder t(codec::utf_16le, eol_style::lf, error_handling_mode::replace);
     std::vector<std::vector<std::string>> lines(3);
     serve_connections(
@@ -330,12 +312,12 @@ TEST(transcoded_streams, the_server_transcoder_is_on_every_client_stream_it_hand
         EXPECT_EQ(lines[i], (std::vector<std::string>{"caf\u00E9 " + std::to_string(i), "\U0001F600"}));
 }
 
-TEST(transcoded_streams, a_stream_without_transcoder_has_none) {
+TEST(TranscodedStreams, AStreamWithoutTranscoderHasNone) {
     serve_rill_peer([](rill::tcp_client_stream& s) { EXPECT_FALSE(s.transcoder()); },
                     [](rill::tcp_client_stream& c) { EXPECT_FALSE(c.transcoder()); });
 }
 
-TEST(transcoded_streams, the_client_transcoder_is_on_the_client) {
+TEST(TranscodedStreams, TheClientTranscoderIsOnTheClient) {
     const transcoder t(codec::utf_16, eol_style::crlf, error_handling_mode::raise);
     std::string received;
     std::optional<std::string> reply;
@@ -368,14 +350,14 @@ TEST(transcoded_streams, the_client_transcoder_is_on_the_client) {
     EXPECT_EQ(reply, "\u00E0 bient\u00F4t");
 }
 
-class transcoded_codec : public testing::TestWithParam<codec> {};
+class TranscodedStreamsPerCodec : public testing::TestWithParam<codec> {};
 
 // rill to rill: the same transcoder on both ends (client_options and server_options) carries
 // every character the codec holds, both ways.
-TEST_P(transcoded_codec, round_trips_between_rill_client_and_server) {
+TEST_P(TranscodedStreamsPerCodec, RoundTripsBetweenRillClientAndServer) {
     const codec c = GetParam();
     const std::string text = within(c, "ASCII \u00E9\u00FF \u20AC\u4E2D \U0001F600\U0010FFFF");
-    for (eol_style eol : all_eols) {
+    for (eol_style eol : every_eol_style) {
         SCOPED_TRACE(std::string(rill::to_string(eol)));
         const transcoder t(c, eol, error_handling_mode::raise);
         std::vector<std::string> server_got;
@@ -406,7 +388,7 @@ TEST_P(transcoded_codec, round_trips_between_rill_client_and_server) {
 
 // Every codec, BOM, eol style and split: read_line gives the lines, read_char (with peek_char
 // before each) the characters.
-TEST_P(transcoded_codec, reads_lines_and_characters_however_the_input_is_split) {
+TEST_P(TranscodedStreamsPerCodec, ReadsLinesAndCharactersHoweverTheInputIsSplit) {
     const codec c = GetParam();
     struct plan {
         reading r;
@@ -418,7 +400,7 @@ TEST_P(transcoded_codec, reads_lines_and_characters_however_the_input_is_split) 
     for (const reading& r : readings_of(c))
         for (split s : all_splits)
             for (bool by_char : {false, true}) plans.push_back({r, s, by_char, within(r.rest, sample_text)});
-    for (eol_style eol : all_eols) {
+    for (eol_style eol : every_eol_style) {
         std::vector<std::vector<std::string>> got(plans.size());
         serve_connections(
             with(transcoder(c, eol, error_handling_mode::raise)), plans.size(),
@@ -456,11 +438,11 @@ TEST_P(transcoded_codec, reads_lines_and_characters_however_the_input_is_split) 
 
 // Output: '\n' becomes the eol style's line end, then everything goes through the codec, its
 // BOM once before the first character, however the text is cut into writes and flushes.
-TEST_P(transcoded_codec, writes_line_ends_then_encodes) {
+TEST_P(TranscodedStreamsPerCodec, WritesLineEndsThenEncodes) {
     const codec c = GetParam();
     const std::string first = within(c, "caf\u00E9 \U0001F600\n");
     const char32_t last_char = largest_character(c) >= 0x20AC ? U'\u20AC' : U'z';
-    for (eol_style eol : all_eols) {
+    for (eol_style eol : every_eol_style) {
         SCOPED_TRACE(std::string(rill::to_string(eol)));
         std::string received;
         serve_connections(
@@ -489,10 +471,10 @@ TEST_P(transcoded_codec, writes_line_ends_then_encodes) {
     }
 }
 
-INSTANTIATE_TEST_SUITE_P(every_codec, transcoded_codec, testing::ValuesIn(every_codec()), codec_test_name);
+INSTANTIATE_TEST_SUITE_P(EveryCodec, TranscodedStreamsPerCodec, testing::ValuesIn(every_codec()), codec_test_name);
 
 // A few outputs spelled out byte for byte (the rows above compare with rill's own encoder).
-TEST(transcoded_streams, output_bytes_spelled_out) {
+TEST(TranscodedStreams, OutputBytesSpelledOut) {
     struct row {
         transcoder t;
         std::string_view bytes;
@@ -518,7 +500,7 @@ TEST(transcoded_streams, output_bytes_spelled_out) {
 }
 
 // A character or a line end cut between two segments at any byte boundary reads as if whole.
-TEST(transcoded_streams, every_two_segment_cut_reads_as_whole) {
+TEST(TranscodedStreams, EveryTwoSegmentCutReadsAsWhole) {
     struct row {
         codec c;
         std::string_view bom;
@@ -585,11 +567,11 @@ const bad_input bad_inputs[] = {
     {codec::utf_fallback_utf_16be, "\xFF\xFE\x00\xDC" "A\x00"sv, {"A"}, {"\uFFFD" "A"}, {"!00 DC@2", "A"}},
 };
 
-class decoding_errors : public testing::TestWithParam<bad_input> {};
+class TranscodedStreamsDecodingErrors : public testing::TestWithParam<bad_input> {};
 
-TEST_P(decoding_errors, each_mode_handles_them_however_the_input_is_split) {
+TEST_P(TranscodedStreamsDecodingErrors, EachModeHandlesThemHoweverTheInputIsSplit) {
     const bad_input& row = GetParam();
-    for (error_handling_mode mode : all_modes) {
+    for (error_handling_mode mode : every_error_mode) {
         const std::vector<std::string>& expected = mode == error_handling_mode::ignore    ? row.ignored
                                                    : mode == error_handling_mode::replace ? row.replaced
                                                                                           : row.raised;
@@ -632,11 +614,11 @@ TEST_P(decoding_errors, each_mode_handles_them_however_the_input_is_split) {
     }
 }
 
-INSTANTIATE_TEST_SUITE_P(every_family, decoding_errors, testing::ValuesIn(bad_inputs));
+INSTANTIATE_TEST_SUITE_P(EveryFamily, TranscodedStreamsDecodingErrors, testing::ValuesIn(bad_inputs));
 
 // read_char and peek_char report a decoding error once, and the next read carries on after the
 // bad bytes.
-TEST(transcoded_streams, character_reads_continue_after_a_decoding_error) {
+TEST(TranscodedStreams, CharacterReadsContinueAfterADecodingError) {
     for (split s : all_splits) {
         SCOPED_TRACE(std::string(split_name(s)));
         std::vector<std::string> got;
@@ -671,7 +653,7 @@ TEST(transcoded_streams, character_reads_continue_after_a_decoding_error) {
 // What flush_writer accepted reaches the peer even when the task then ends with an exception:
 // the seed's echo under raise answers the lines before the bad bytes, then the decoding_error
 // ends call_with_stream (which aborts the stream).
-TEST(transcoded_streams, flushed_output_survives_a_decoding_error_that_ends_the_task) {
+TEST(TranscodedStreams, FlushedOutputSurvivesADecodingErrorThatEndsTheTask) {
     std::string received;
     serve_connections(
         with(transcoder(codec::utf_8, eol_style::crlf, error_handling_mode::raise)), 1,
@@ -696,7 +678,7 @@ TEST(transcoded_streams, flushed_output_survives_a_decoding_error_that_ends_the_
 
 // Output: a character the codec cannot encode follows the mode; under raise the characters
 // before it are written, and the stream stays usable.
-TEST(transcoded_streams, unencodable_characters_follow_the_mode) {
+TEST(TranscodedStreams, UnencodableCharactersFollowTheMode) {
     struct row {
         codec c;
         std::string_view bad;  // UTF-8
@@ -712,7 +694,7 @@ TEST(transcoded_streams, unencodable_characters_follow_the_mode) {
         // U+4E2D: unencodable in ascii and iso_8859_1 too, written by write_char.
         const bool bmp = largest_character(r.c) == 0xFFFF;
         const std::string replacement = bmp ? "\uFFFD" : "?";
-        for (error_handling_mode mode : all_modes) {
+        for (error_handling_mode mode : every_error_mode) {
             SCOPED_TRACE(std::string(rill::to_string(r.c)) + ", " + std::string(rill::to_string(mode)));
             std::string received;
             std::vector<std::string> errors;
@@ -756,8 +738,8 @@ TEST(transcoded_streams, unencodable_characters_follow_the_mode) {
 
 // Invalid UTF-8 from the program is an encoding error handled by the mode, also when the text
 // ends inside a character.
-TEST(transcoded_streams, invalid_utf8_from_the_program_follows_the_mode) {
-    for (error_handling_mode mode : all_modes) {
+TEST(TranscodedStreams, InvalidUtf8FromTheProgramFollowsTheMode) {
+    for (error_handling_mode mode : every_error_mode) {
         SCOPED_TRACE(std::string(rill::to_string(mode)));
         std::string received;
         std::vector<std::string> errors;

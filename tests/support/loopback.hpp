@@ -1,10 +1,9 @@
-// Shared helpers for rill's tests: a plain-POSIX peer (blocking sockets, usable from a
-// std::thread while rill runs in the test's thread), descriptor counting, and paths to the
-// built tools. Every wait here is bounded, so a broken server fails a test instead of hanging.
+// A plain-POSIX loopback peer for rill's tests: blocking sockets, usable from a std::thread
+// while rill runs in the test's thread. Every wait here is bounded, so a broken server fails
+// a test instead of hanging.
 #pragma once
 
 #include <arpa/inet.h>
-#include <dirent.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -49,6 +48,29 @@ inline int finish_interrupted_connect(int fd) {
     return err ? -1 : 0;
 }
 
+// 127.0.0.1:port, or [::1]:port when ipv6, for bind or connect.
+struct loopback_sockaddr {
+    sockaddr_storage storage{};
+    socklen_t length = 0;
+
+    loopback_sockaddr(int port, bool ipv6) {
+        if (ipv6) {
+            auto* a = reinterpret_cast<sockaddr_in6*>(&storage);
+            a->sin6_family = AF_INET6;
+            a->sin6_port = htons(static_cast<uint16_t>(port));
+            a->sin6_addr = in6addr_loopback;
+            length = sizeof *a;
+        } else {
+            auto* a = reinterpret_cast<sockaddr_in*>(&storage);
+            a->sin_family = AF_INET;
+            a->sin_port = htons(static_cast<uint16_t>(port));
+            a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+            length = sizeof *a;
+        }
+    }
+    const sockaddr* get() const { return reinterpret_cast<const sockaddr*>(&storage); }
+};
+
 // A blocking TCP connection to 127.0.0.1:port (or ::1 when ipv6), with receive and send
 // timeouts so no test waits forever.
 class raw_client {
@@ -59,20 +81,8 @@ public:
         timeval tv{static_cast<time_t>(default_io_limit.count()), 0};
         setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
         setsockopt(fd_, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-        int r;
-        if (ipv6) {
-            sockaddr_in6 a{};
-            a.sin6_family = AF_INET6;
-            a.sin6_port = htons(static_cast<uint16_t>(port));
-            a.sin6_addr = in6addr_loopback;
-            r = ::connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a);
-        } else {
-            sockaddr_in a{};
-            a.sin_family = AF_INET;
-            a.sin_port = htons(static_cast<uint16_t>(port));
-            a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-            r = ::connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a);
-        }
+        const loopback_sockaddr to(port, ipv6);
+        int r = ::connect(fd_, to.get(), to.length);
         if (r != 0 && errno == EINTR) r = finish_interrupted_connect(fd_);
         if (r != 0) {
             int err = errno;
@@ -157,21 +167,5 @@ public:
 private:
     int fd_ = -1;
 };
-
-// Descriptors open in this process right now.
-inline int count_open_fds() {
-    int n = 0;
-    if (DIR* d = opendir("/proc/self/fd")) {
-        while (dirent* e = readdir(d))
-            if (e->d_name[0] != '.') ++n;
-        closedir(d);
-        --n;  // the DIR's own descriptor
-    }
-    return n;
-}
-
-// Built tools and examples (the test binary knows the build directory).
-inline std::string built(const std::string& relative) { return std::string(RILL_BINARY_DIR) + "/" + relative; }
-inline std::string source(const std::string& relative) { return std::string(RILL_SOURCE_DIR) + "/" + relative; }
 
 } // namespace rill_test

@@ -12,6 +12,7 @@
 #include <rill/transcoder.hpp>
 
 #include "../../fuzz/codec_check.hpp"
+#include "support/codecs.hpp"
 
 namespace rill::test {
 
@@ -19,18 +20,7 @@ using namespace std::string_view_literals;
 
 inline constexpr std::uint32_t split_seed = 20240601;  // fixed so a failure reproduces
 
-inline const std::vector<error_handling_mode>& all_modes() {
-    static const std::vector<error_handling_mode> modes{
-        error_handling_mode::ignore, error_handling_mode::raise, error_handling_mode::replace};
-    return modes;
-}
-
-inline std::vector<codec> all_codecs() {
-    std::vector<codec> codecs;
-    for (std::size_t i = 0; i < codec_check::codec_count; ++i)
-        codecs.push_back(static_cast<codec>(i));
-    return codecs;
-}
+static_assert(rill_test::codec_count == codec_check::codec_count);
 
 // Expectations are written as rill's raise-mode trace (codec_check::render): the output with
 // "[!N]" (decoder, N bad bytes) or "[!U+XXXX/N]" (encoder) where each error was raised. The
@@ -92,13 +82,13 @@ inline void expect_encode(const transcoder& t, std::string_view text, std::strin
 }
 
 inline void expect_decode_all_modes(codec c, std::string_view bytes, std::string_view raised) {
-    for (error_handling_mode m : all_modes())
+    for (error_handling_mode m : rill_test::every_error_mode)
         expect_decode(transcoder(c, eol_style::none, m), bytes, raised);
 }
 
 // For text every mode must encode the same way (nothing to handle).
 inline void expect_encode_all_modes(codec c, std::string_view text, std::string_view bytes) {
-    for (error_handling_mode m : all_modes())
+    for (error_handling_mode m : rill_test::every_error_mode)
         expect_encode(transcoder(c, eol_style::none, m), text, bytes);
 }
 

@@ -96,13 +96,13 @@ const invalid_row invalid_rows[] = {
     {codec::utf_fallback_utf_16be, "\xD8\x00"sv, "[!2]"sv},
 };
 
-class invalid_input : public testing::TestWithParam<invalid_row> {};
+class CodecInvalidInput : public testing::TestWithParam<invalid_row> {};
 
-TEST_P(invalid_input, each_mode_handles_each_ill_formed_subsequence) {
+TEST_P(CodecInvalidInput, EachModeHandlesEachIllFormedSubsequence) {
     expect_decode_all_modes(GetParam().c, GetParam().bytes, GetParam().raised);
 }
 
-INSTANTIATE_TEST_SUITE_P(gambit_compared, invalid_input, testing::ValuesIn(invalid_rows));
+INSTANTIATE_TEST_SUITE_P(GambitCompared, CodecInvalidInput, testing::ValuesIn(invalid_rows));
 
 struct unencodable_row {
     codec c;
@@ -140,19 +140,19 @@ const unencodable_row unencodable_rows[] = {
     {codec::utf_16, "\xF0\x9F\x98"sv, "[cut 3]"sv, "[cut 3]"sv, "[cut 3]"sv},
 };
 
-class unencodable_text : public testing::TestWithParam<unencodable_row> {};
+class CodecUnencodableText : public testing::TestWithParam<unencodable_row> {};
 
-TEST_P(unencodable_text, each_mode_handles_each_character) {
+TEST_P(CodecUnencodableText, EachModeHandlesEachCharacter) {
     const unencodable_row& row = GetParam();
     expect_encode(transcoder(row.c, eol_style::none, error_handling_mode::raise), row.text, row.raised);
     expect_encode(transcoder(row.c, eol_style::none, error_handling_mode::replace), row.text, row.replaced);
     expect_encode(transcoder(row.c, eol_style::none, error_handling_mode::ignore), row.text, row.ignored);
 }
 
-INSTANTIATE_TEST_SUITE_P(gambit_compared, unencodable_text, testing::ValuesIn(unencodable_rows));
+INSTANTIATE_TEST_SUITE_P(GambitCompared, CodecUnencodableText, testing::ValuesIn(unencodable_rows));
 
 // The raise contract of codec.hpp, field by field.
-TEST(codec_raise, decoder_stops_before_the_bad_bytes) {
+TEST(CodecRaise, DecoderStopsBeforeTheBadBytes) {
     detail::decoder d{transcoder(codec::utf_8, eol_style::none, error_handling_mode::raise)};
     std::string out;
     const detail::decode_result r = d.decode("ab\xE2\x82" "cd"sv, out, false);
@@ -167,7 +167,7 @@ TEST(codec_raise, decoder_stops_before_the_bad_bytes) {
     EXPECT_EQ(out, "abcd");
 }
 
-TEST(codec_raise, encoder_stops_before_the_bad_character) {
+TEST(CodecRaise, EncoderStopsBeforeTheBadCharacter) {
     detail::encoder e{transcoder(codec::iso_8859_1, eol_style::none, error_handling_mode::raise)};
     std::string out;
     const detail::encode_result r = e.encode("ab\u20AC" "cd"sv, out);
@@ -181,7 +181,7 @@ TEST(codec_raise, encoder_stops_before_the_bad_character) {
 // Every codec must obey the fuzzers' properties on every 1-byte input, and on every 2-byte
 // input whose second byte is at a boundary of some format (the rest of that space, and the
 // 3- and 4-byte space, is the fuzzers' job).
-TEST(codec_sweep, short_inputs_obey_the_fuzz_properties) {
+TEST(CodecSweep, ShortInputsObeyTheFuzzProperties) {
     constexpr int no_second_byte = -1;
     const int second_bytes[] = {no_second_byte, 0x00, 0x10, 0x11, 0x41, 0x7F, 0x80, 0x8F, 0x90,
                                 0x9F, 0xA0, 0xBB, 0xBF, 0xC0, 0xC2, 0xD8, 0xDB, 0xDC, 0xDF, 0xE0,

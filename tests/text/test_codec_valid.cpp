@@ -89,17 +89,17 @@ const valid_row valid_rows[] = {
     {codec::utf, ""sv, ""sv},
 };
 
-class valid_text : public testing::TestWithParam<valid_row> {};
+class CodecValidText : public testing::TestWithParam<valid_row> {};
 
-TEST_P(valid_text, decodes_in_every_mode) {
+TEST_P(CodecValidText, DecodesInEveryMode) {
     expect_decode_all_modes(GetParam().c, GetParam().bytes, GetParam().text);
 }
 
-TEST_P(valid_text, encodes_in_every_mode) {
+TEST_P(CodecValidText, EncodesInEveryMode) {
     expect_encode_all_modes(GetParam().c, GetParam().text, GetParam().bytes);
 }
 
-INSTANTIATE_TEST_SUITE_P(gambit_checked, valid_text, testing::ValuesIn(valid_rows));
+INSTANTIATE_TEST_SUITE_P(GambitChecked, CodecValidText, testing::ValuesIn(valid_rows));
 
 // Input-only forms: the other byte order's BOM, and BOMs where a codec has none. Checked
 // against gsi too (Gambit reads each of these the same way).
@@ -156,21 +156,21 @@ const decode_row bom_rows[] = {
     {codec::utf_fallback_utf_16, "\xEF\xBB"sv, "\uBBEF"sv},
 };
 
-class bom_input : public testing::TestWithParam<decode_row> {};
+class CodecBomInput : public testing::TestWithParam<decode_row> {};
 
-TEST_P(bom_input, decodes_in_every_mode) {
+TEST_P(CodecBomInput, DecodesInEveryMode) {
     expect_decode_all_modes(GetParam().c, GetParam().bytes, GetParam().text);
 }
 
-INSTANTIATE_TEST_SUITE_P(gambit_checked, bom_input, testing::ValuesIn(bom_rows));
+INSTANTIATE_TEST_SUITE_P(GambitChecked, CodecBomInput, testing::ValuesIn(bom_rows));
 
 // Long mostly-ASCII text with one non-ASCII character at every offset around the 8- and
 // 16-byte block boundaries of the fast paths, in every codec that can hold it: decoding and
 // encoding must agree with the one-byte-per-call drive, which never takes a block path.
-TEST(codec_fast_paths, non_ascii_at_every_block_offset) {
+TEST(CodecFastPaths, NonAsciiAtEveryBlockOffset) {
     constexpr std::size_t ascii_run_bytes = 70;
     const std::string_view specials[] = {"\u00E9"sv, "\u20AC"sv, "\U0001F600"sv, "\x7F"sv};
-    for (codec c : all_codecs()) {
+    for (codec c : rill_test::every_codec()) {
         for (std::string_view special : specials) {
             for (std::size_t at = 0; at <= ascii_run_bytes; ++at) {
                 std::string text(ascii_run_bytes, 'a');
@@ -195,7 +195,7 @@ TEST(codec_fast_paths, non_ascii_at_every_block_offset) {
 }
 
 // Output is appended: whatever the caller's string already holds stays in front.
-TEST(codec_output, appends_to_existing_text) {
+TEST(CodecOutput, AppendsToExistingText) {
     detail::decoder d{transcoder(codec::utf_16le)};
     std::string out = "kept:";
     const detail::decode_result r = d.decode("\x41\x00\x42\x00"sv, out, true);
@@ -210,7 +210,7 @@ TEST(codec_output, appends_to_existing_text) {
 }
 
 // A cut character is left for the next call and completes exactly as if whole.
-TEST(codec_output, cut_character_is_left_unconsumed) {
+TEST(CodecOutput, CutCharacterIsLeftUnconsumed) {
     detail::decoder d{transcoder(codec::utf_8, eol_style::none, error_handling_mode::raise)};
     std::string out;
     detail::decode_result r = d.decode("A\xF0\x9F"sv, out, false);
@@ -228,7 +228,7 @@ TEST(codec_output, cut_character_is_left_unconsumed) {
 }
 
 // A BOM cut between calls is waited for, not taken as the start of the text.
-TEST(codec_output, cut_bom_is_left_unconsumed) {
+TEST(CodecOutput, CutBomIsLeftUnconsumed) {
     detail::decoder d{transcoder(codec::ucs_4)};
     std::string out;
     EXPECT_EQ(d.decode("\x00\x00\xFE"sv, out, false).consumed, 0u);

@@ -3,43 +3,23 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
-#include <fstream>
-#include <iterator>
 #include <string>
 #include <vector>
 
 #include "../../fuzz/codec_check.hpp"
+#include "support/files.hpp"
 
 namespace rill::test {
 namespace {
 
-std::filesystem::path corpus_dir(const char* target) {
-#ifdef RILL_SOURCE_DIR
-    const std::filesystem::path source = RILL_SOURCE_DIR;
-#else
-    const std::filesystem::path source =
-        std::filesystem::path(__FILE__).parent_path() / ".." / "..";
-#endif
-    return source / "fuzz" / "corpus" / target;
-}
-
-std::vector<std::filesystem::path> corpus_files(const char* target) {
-    std::vector<std::filesystem::path> files;
-    for (const auto& entry : std::filesystem::directory_iterator(corpus_dir(target)))
-        if (entry.is_regular_file())
-            files.push_back(entry.path());
-    return files;
-}
-
-std::string read_file(const std::filesystem::path& path) {
-    std::ifstream in(path, std::ios::binary);
-    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
+using rill_test::fuzz_corpus_dir;
+using rill_test::fuzz_corpus_files;
+using rill_test::read_file;
 
 template <class Check>
 void replay(const char* target, Check check) {
-    const std::vector<std::filesystem::path> files = corpus_files(target);
-    ASSERT_FALSE(files.empty()) << "no seeds in " << corpus_dir(target);
+    const std::vector<std::filesystem::path> files = fuzz_corpus_files(target);
+    ASSERT_FALSE(files.empty()) << "no seeds in " << fuzz_corpus_dir(target);
     for (const std::filesystem::path& file : files) {
         const std::string data = read_file(file);
         EXPECT_EQ(check(reinterpret_cast<const std::uint8_t*>(data.data()), data.size()), "")
@@ -47,11 +27,11 @@ void replay(const char* target, Check check) {
     }
 }
 
-TEST(fuzz_corpus, decoder_seeds_pass_the_fuzz_checks) {
+TEST(FuzzCorpus, DecoderSeedsPassTheFuzzChecks) {
     replay("fuzz_decode", codec_check::check_decoder_input);
 }
 
-TEST(fuzz_corpus, encoder_seeds_pass_the_fuzz_checks) {
+TEST(FuzzCorpus, EncoderSeedsPassTheFuzzChecks) {
     replay("fuzz_encode", codec_check::check_encoder_input);
 }
 

@@ -11,7 +11,7 @@ namespace {
 
 using namespace std::string_view_literals;
 
-TEST(transcoder_names, every_canonical_name_round_trips) {
+TEST(TranscoderNames, EveryCanonicalNameRoundTrips) {
     for (int i = 0; i < 18; ++i) {
         const auto c = static_cast<codec>(i);
         EXPECT_EQ(parse_codec(to_string(c)), c) << to_string(c);
@@ -26,7 +26,7 @@ TEST(transcoder_names, every_canonical_name_round_trips) {
     }
 }
 
-TEST(transcoder_names, canonical_spellings) {
+TEST(TranscoderNames, CanonicalSpellings) {
     EXPECT_EQ(to_string(codec::iso_8859_1), "iso_8859_1");
     EXPECT_EQ(to_string(codec::utf_16le), "utf_16le");
     EXPECT_EQ(to_string(codec::utf), "utf");
@@ -36,7 +36,7 @@ TEST(transcoder_names, canonical_spellings) {
     EXPECT_EQ(to_string(error_handling_mode::replace), "replace");
 }
 
-TEST(transcoder_names, codec_aliases_case_and_separators) {
+TEST(TranscoderNames, CodecAliasesCaseAndSeparators) {
     const std::pair<std::string_view, codec> cases[] = {
         {"UTF-16LE", codec::utf_16le},
         {"utf_16le", codec::utf_16le},
@@ -65,7 +65,7 @@ TEST(transcoder_names, codec_aliases_case_and_separators) {
         EXPECT_EQ(parse_codec(name), expected) << name;
 }
 
-TEST(transcoder_names, other_aliases) {
+TEST(TranscoderNames, OtherAliases) {
     EXPECT_EQ(parse_eol_style("CRLF"), eol_style::crlf);
     EXPECT_EQ(parse_eol_style("cr-lf"), eol_style::crlf);
     EXPECT_EQ(parse_eol_style("LF"), eol_style::lf);
@@ -75,7 +75,7 @@ TEST(transcoder_names, other_aliases) {
 }
 
 // The message names the text and lists what would have been accepted.
-TEST(transcoder_names, unknown_names_throw_argument_error_listing_valid_names) {
+TEST(TranscoderNames, UnknownNamesThrowArgumentErrorListingValidNames) {
     try {
         parse_codec("utf-7");
         FAIL() << "no exception";
@@ -107,7 +107,7 @@ TEST(transcoder_names, unknown_names_throw_argument_error_listing_valid_names) {
     EXPECT_THROW(parse_codec("utf-fallback-ucs-4"), argument_error);  // not a utf fallback
 }
 
-TEST(transcoder_names, parse_transcoder_fields_and_defaults) {
+TEST(TranscoderNames, ParseTranscoderFieldsAndDefaults) {
     EXPECT_EQ(parse_transcoder("UTF-16LE"), transcoder(codec::utf_16le));
     EXPECT_EQ(parse_transcoder("utf8"),
               transcoder(codec::utf_8, eol_style::crlf, error_handling_mode::ignore));
@@ -118,7 +118,7 @@ TEST(transcoder_names, parse_transcoder_fields_and_defaults) {
               transcoder(codec::utf, eol_style::cr, error_handling_mode::raise));
 }
 
-TEST(transcoder_names, parse_transcoder_errors_name_the_whole_spec) {
+TEST(TranscoderNames, ParseTranscoderErrorsNameTheWholeSpec) {
     const std::string_view bad[] = {"", "utf8,", "utf8,lf,raise,extra", "utf8,lf,oops", "nope,lf"};
     for (std::string_view spec : bad) {
         try {
@@ -132,7 +132,7 @@ TEST(transcoder_names, parse_transcoder_errors_name_the_whole_spec) {
     }
 }
 
-TEST(transcoder_names, accessors_and_slogan_defaults) {
+TEST(TranscoderNames, AccessorsAndSloganDefaults) {
     constexpr transcoder t(codec::ucs_2be);
     static_assert(transcoder_codec(t) == codec::ucs_2be);
     static_assert(transcoder_eol_style(t) == eol_style::crlf);

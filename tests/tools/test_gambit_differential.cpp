@@ -36,10 +36,13 @@
 
 #include <rill/transcoder.hpp>
 
-#include "support/text_model.hpp"
+#include "support/child_process.hpp"
+#include "support/codecs.hpp"
+#include "support/files.hpp"
 #include "support/loopback.hpp"
+#include "support/rill_tool.hpp"
+#include "support/text_model.hpp"
 #include "text/codec.hpp"
-#include "tools/child_process.hpp"
 
 namespace {
 
@@ -49,18 +52,19 @@ using rill::codec;
 using rill::eol_style;
 using rill::error_handling_mode;
 using rill_test::child_process;
+using rill_test::codec_count;
+using rill_test::every_eol_style;
+using rill_test::every_error_mode;
+using rill_test::hex;
+using rill_test::rill_tool;
+using rill_test::start_rill_echo;
 
 constexpr auto start_limit = 10s;
-constexpr std::size_t codec_count = 18;
 // Between the segments of a split send: long enough for each to be read on its own.
 constexpr auto segment_pause = 2ms;
 
-const std::string rill_tool = rill_test::built("tools/rill");
 const std::string gambit_script = rill_test::source("tests/tools/gambit_transcoding_echo.scm");
 
-constexpr std::array all_eols{eol_style::lf, eol_style::cr, eol_style::crlf, eol_style::none};
-constexpr std::array all_modes{error_handling_mode::ignore, error_handling_mode::raise,
-                               error_handling_mode::replace};
 
 // ---- Gambit's names for the settings ---------------------------------------------------------
 
@@ -281,16 +285,6 @@ const whole_input whole_inputs[] = {
     {codec::utf_fallback_utf_16, "\x41\xC3\xA9"sv, "\uC341\uFFFD"sv},
 };
 
-std::string hex(std::string_view bytes) {
-    std::string s;
-    char buf[4];
-    for (unsigned char b : bytes) {
-        std::snprintf(buf, sizeof buf, "%s%02X", s.empty() ? "" : " ", b);
-        s += buf;
-    }
-    return s;
-}
-
 // One connection's worth of input.
 struct echo_case {
     std::string id;       // "utf_8: C3 between lines" (how known_differences names it)
@@ -474,18 +468,11 @@ private:
     child_process gsi_;
 };
 
-// `rill echo 127.0.0.1:0 --mode persistent --transcoder CODEC,EOL,ERRORS`; 0 if it did not start.
-int start_rill_echo(child_process& echo) {
-    const auto first = echo.read_stdout_line(start_limit);
-    if (!first || first->rfind(':') == std::string::npos) return 0;
-    return std::stoi(first->substr(first->rfind(':') + 1));
-}
-
 std::string printable(std::string_view bytes) { return "[" + hex(bytes) + "]"; }
 
-class gambit_differential : public testing::TestWithParam<codec> {};
+class GambitDifferential : public testing::TestWithParam<codec> {};
 
-TEST_P(gambit_differential, echo_matches_gambit_for_every_eol_style_and_error_mode) {
+TEST_P(GambitDifferential, EchoMatchesGambitForEveryEolStyleAndErrorMode) {
     if (!rill_test::program_available("gsi"))
         GTEST_SKIP() << "gsi (Gambit Scheme, Debian package gambc) is not installed";
     const codec c = GetParam();
@@ -493,8 +480,8 @@ TEST_P(gambit_differential, echo_matches_gambit_for_every_eol_style_and_error_mo
     gambit_echoes gambit;
     std::map<std::string_view, int> differences_seen;
     int identical = 0;
-    for (eol_style eol : all_eols) {
-        for (error_handling_mode mode : all_modes) {
+    for (eol_style eol : every_eol_style) {
+        for (error_handling_mode mode : every_error_mode) {
             const std::string spec = std::string(rill::to_string(c)) + "," + std::string(rill::to_string(eol)) +
                                      "," + std::string(rill::to_string(mode));
             SCOPED_TRACE("--transcoder " + spec);
@@ -520,7 +507,7 @@ TEST_P(gambit_differential, echo_matches_gambit_for_every_eol_style_and_error_mo
         }
     }
     // A summary in the test's output: how much was compared, and which differences showed.
-    std::string summary = std::to_string(all_eols.size() * all_modes.size()) + " combinations, " +
+    std::string summary = std::to_string(every_eol_style.size() * every_error_mode.size()) + " combinations, " +
                           std::to_string(cases.size()) + " inputs each: " + std::to_string(identical) +
                           " echoes identical to Gambit's";
     for (const auto& [where, count] : differences_seen)
@@ -531,7 +518,7 @@ TEST_P(gambit_differential, echo_matches_gambit_for_every_eol_style_and_error_mo
 
 // The seed's client with a transcoder: `rill send --transcoder` against Gambit's echo and
 // `rill echo` with the same settings prints each line back.
-TEST(gambit_differential_send, rill_send_with_a_transcoder_against_gambit_and_rill_echo) {
+TEST(GambitDifferentialSend, RillSendWithATranscoderAgainstGambitAndRillEcho) {
     if (!rill_test::program_available("gsi"))
         GTEST_SKIP() << "gsi (Gambit Scheme, Debian package gambc) is not installed";
     gambit_echoes gambit;
@@ -558,15 +545,7 @@ TEST(gambit_differential_send, rill_send_with_a_transcoder_against_gambit_and_ri
     }
 }
 
-std::vector<codec> every_codec() {
-    std::vector<codec> codecs;
-    for (std::size_t i = 0; i < codec_count; ++i) codecs.push_back(static_cast<codec>(i));
-    return codecs;
-}
-
-INSTANTIATE_TEST_SUITE_P(every_codec, gambit_differential, testing::ValuesIn(every_codec()),
-                         [](const testing::TestParamInfo<codec>& info) {
-                             return std::string(rill::to_string(info.param));
-                         });
+INSTANTIATE_TEST_SUITE_P(EveryCodec, GambitDifferential, testing::ValuesIn(rill_test::every_codec()),
+                         rill_test::codec_test_name);
 
 } // namespace

@@ -15,21 +15,24 @@
 #include <thread>
 #include <vector>
 
+#include "support/child_process.hpp"
+#include "support/files.hpp"
 #include "support/loopback.hpp"
-#include "tools/child_process.hpp"
+#include "support/rill_tool.hpp"
+#include "support/wait.hpp"
 
 namespace {
 
 using namespace std::chrono_literals;
 using rill_test::child_process;
+using rill_test::rill_tool;
+using rill_test::start_rill_echo;
 using testing::HasSubstr;
 using testing::MatchesRegex;
 
 constexpr auto start_limit = 10s;
 constexpr auto run_limit = 10s;
 constexpr int seed_echo_port = 2020;  // examples/echo's fixed port, as in the seed
-
-const std::string rill_tool = rill_test::built("tools/rill");
 
 // True when a server could bind host:port with SO_REUSEADDR (as rill's servers do), i.e.
 // nothing listens there.
@@ -38,21 +41,9 @@ bool port_free(int port, bool ipv6) {
     if (fd < 0) return !ipv6;
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    int r;
-    if (ipv6) {
-        sockaddr_in6 a{};
-        a.sin6_family = AF_INET6;
-        a.sin6_port = htons(static_cast<uint16_t>(port));
-        a.sin6_addr = in6addr_loopback;
-        r = ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-        if (r != 0 && errno == EADDRNOTAVAIL) r = 0;  // no IPv6 loopback: nothing there either
-    } else {
-        sockaddr_in a{};
-        a.sin_family = AF_INET;
-        a.sin_port = htons(static_cast<uint16_t>(port));
-        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        r = ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-    }
+    const rill_test::loopback_sockaddr where(port, ipv6);
+    int r = ::bind(fd, where.get(), where.length);
+    if (r != 0 && ipv6 && errno == EADDRNOTAVAIL) r = 0;  // no IPv6 loopback: nothing there either
     ::close(fd);
     return r == 0;
 }
@@ -61,23 +52,7 @@ bool port_free(int port, bool ipv6) {
 // longer (with io_uring, the kernel tears a dead process's ring down asynchronously, and the
 // accept still in flight keeps the listening socket open until then).
 bool port_free_soon(int port, bool ipv6) {
-    for (int i = 0; i < 200; ++i) {
-        if (port_free(port, ipv6)) return true;
-        std::this_thread::sleep_for(10ms);
-    }
-    return false;
-}
-
-// Starts `rill echo ARGS...` and returns its port, read from the first line of its stdout.
-int start_rill_echo(child_process& echo) {
-    auto first = echo.read_stdout_line(start_limit);
-    if (!first) {
-        auto o = echo.wait(1s);
-        ADD_FAILURE() << "rill echo printed no address; stderr: " << o.err;
-        return 0;
-    }
-    EXPECT_THAT(*first, MatchesRegex("127\\.0\\.0\\.1:[0-9]+"));
-    return std::stoi(first->substr(first->rfind(':') + 1));
+    return rill_test::thread_wait_until([&] { return port_free(port, ipv6); }, 2s);
 }
 
 std::vector<std::string> lines_of(const std::string& text) {
@@ -98,15 +73,14 @@ TEST(Interop, SeedEchoClientAgainstSeedEcho) {
     child_process echo({rill_test::built("examples/echo")});
     // examples/echo prints nothing: wait until it accepts connections (a probe that sends
     // nothing gets nothing back and is closed, as the seed's echo does at end of stream).
-    bool listening = false;
-    for (int i = 0; i < 500 && !listening; ++i) {
+    const bool listening = rill_test::thread_wait_until([] {
         try {
             rill_test::raw_client probe(seed_echo_port);
-            listening = true;
+            return true;
         } catch (const std::exception&) {
-            std::this_thread::sleep_for(10ms);
+            return false;
         }
-    }
+    }, 5s);
     if (!listening) {
         auto o = echo.wait(1s);
         if (o.err.find("Address already in use") != std::string::npos)

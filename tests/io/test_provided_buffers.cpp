@@ -17,9 +17,10 @@
 #include <rill/rill.hpp>
 
 #include "io/backend.hpp"
-#include "net/net_test_support.hpp"
 #include "runtime/scheduler.hpp"
-#include "stream/stream_test_support.hpp"
+#include "support/descriptors.hpp"
+#include "support/loopback.hpp"
+#include "support/wait.hpp"
 
 namespace {
 
@@ -36,9 +37,9 @@ struct small_provided_pool {
 };
 
 // Blocks the calling thread (a client thread, or the worker on purpose) until `ready`.
-using rill_stream_test::thread_wait_until;
+using rill_test::thread_wait_until;
 
-TEST(BufferShortage, MoreReceivesAtOnceThanProvidedBuffersLoseNothing) {
+TEST(ProvidedBuffers, MoreReceivesAtOnceThanProvidedBuffersLoseNothing) {
     rill_test::descriptor_limit_at_least limit(descriptors_needed);
     if (!limit.ok()) GTEST_SKIP() << "RLIMIT_NOFILE's hard limit is below " << descriptors_needed;
     small_provided_pool pool;
@@ -106,7 +107,7 @@ TEST(BufferShortage, MoreReceivesAtOnceThanProvidedBuffersLoseNothing) {
             // Hold the worker while every client sends: the ring is not entered meanwhile.
             // (A loopback send has queued the data and the ring's wake-up when it returns.)
             EXPECT_TRUE(thread_wait_until([&] { return all_sent.load(); }));
-            rill_stream_test::task_wait_until([&] { return peers_done.load(); });
+            rill_test::task_wait_until([&] { return peers_done.load(); });
         },
         {.workers = 1});
     peers.join();
