@@ -36,7 +36,7 @@ constexpr unsigned reap_prefetch_distance = 8;
 // loop turn hold them at once. All of them get touched as the ring cycles: the pool is a
 // fixed cost per worker (512 KiB), kept small so it stays small beside 20k idle connections.
 // When more receives complete in one turn than there are buffers, the rest come back with
-// ENOBUFS and receive into their stream's own buffer (tests/net/test_buffer_shortage.cpp; with
+// ENOBUFS and receive into their stream's own buffer (tests/io/test_provided_buffers.cpp; with
 // DEFER_TASKRUN, Linux 6.18 runs about 20 deferred completions per kernel entry, so 600
 // receives at once did not exhaust the 256). A receive that fills its buffer is
 // followed by a receive attempt (the socket may hold more), so a buffer should be larger
