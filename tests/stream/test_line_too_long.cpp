@@ -13,7 +13,7 @@ using namespace rill_stream_test;
 constexpr std::size_t cap = rill::default_max_line_length_bytes;
 
 // Sends `bytes` in pieces of `piece` bytes, then half-closes and waits for the server to close.
-void send_in_pieces(rill_test::raw_client& c, const std::string& bytes, std::size_t piece) {
+void send_in_pieces(memory_peer& c, const std::string& bytes, std::size_t piece) {
     for (std::size_t at = 0; at < bytes.size(); at += piece) c.send(bytes.substr(at, piece));
     c.shutdown_write();
     c.receive_all();
@@ -25,14 +25,14 @@ TEST(LineTooLong, DefaultCapIs64KiB) {
 
 TEST(LineTooLong, ExactlyTheCapIsFine) {
     const std::string line(cap, 'x');
-    serve_raw_peer(
-        [&](rill::tcp_client_stream& s) {
+    serve_memory_peer(
+        [&](rill::stream& s) {
             EXPECT_EQ(rill::read_line(s), line);
             EXPECT_EQ(rill::read_line(s), "next");
             EXPECT_EQ(rill::read_line(s), line);  // the last line, ended by end of stream
             EXPECT_EQ(rill::read_line(s), std::nullopt);
         },
-        [&](rill_test::raw_client& c) { send_in_pieces(c, line + "\r\nnext\r\n" + line, 10000); });
+        [&](memory_peer& c) { send_in_pieces(c, line + "\r\nnext\r\n" + line, 10000); });
 }
 
 // One byte over the cap, for each kind of line end; the next line reads fine.
@@ -41,8 +41,8 @@ TEST(LineTooLong, OneByteOverThrowsAndTheNextLineReadsFine) {
         SCOPED_TRACE("line end " + std::to_string(line_end.size()) + " bytes, first " +
                      std::to_string(int(line_end[0])));
         const std::string too_long(cap + 1, 'y');
-        serve_raw_peer(
-            [&](rill::tcp_client_stream& s) {
+        serve_memory_peer(
+            [&](rill::stream& s) {
                 EXPECT_EQ(rill::read_line(s), "before");
                 EXPECT_THROW(rill::read_line(s), rill::line_too_long);
                 EXPECT_EQ(rill::read_line(s), "next");
@@ -50,7 +50,7 @@ TEST(LineTooLong, OneByteOverThrowsAndTheNextLineReadsFine) {
                 EXPECT_EQ(rill::read_line(s), "last");
                 EXPECT_EQ(rill::read_line(s), std::nullopt);
             },
-            [&](rill_test::raw_client& c) {
+            [&](memory_peer& c) {
                 send_in_pieces(c, "before" + line_end + too_long + line_end + "next" + line_end + line_end + "last",
                                100000);
             });
@@ -61,8 +61,8 @@ TEST(LineTooLong, OneByteOverThrowsAndTheNextLineReadsFine) {
 // seen, so the rest is skipped as it arrives), and when its line end is split in two.
 TEST(LineTooLong, OverLongLineInPiecesIsSkippedToItsEnd) {
     const std::string too_long(3 * cap + 17, 'z');
-    serve_raw_peer(
-        [&](rill::tcp_client_stream& s) {
+    serve_memory_peer(
+        [&](rill::stream& s) {
             try {
                 (void)rill::read_line(s);
                 ADD_FAILURE() << "no line_too_long";
@@ -72,19 +72,17 @@ TEST(LineTooLong, OverLongLineInPiecesIsSkippedToItsEnd) {
             EXPECT_EQ(rill::read_line(s), "next");
             EXPECT_EQ(rill::read_line(s), std::nullopt);
         },
-        [&](rill_test::raw_client& c) {
-            c.send(too_long.substr(0, 1000));
-            std::this_thread::sleep_for(settle_time);
+        [&](memory_peer& c) {
+            c.send(too_long.substr(0, 1000));  // each send is one receive of the stream's
             c.send(too_long.substr(1000) + "\r");
-            std::this_thread::sleep_for(settle_time);
             send_in_pieces(c, "\nnext\r\n", 100);
         });
 }
 
 TEST(LineTooLong, ThrownFromCustomSeparatorAndIntoStringFormsToo) {
     const std::string too_long(cap + 1, 'q');
-    serve_raw_peer(
-        [&](rill::tcp_client_stream& s) {
+    serve_memory_peer(
+        [&](rill::stream& s) {
             EXPECT_THROW(rill::read_line(s, {.separator = U';'}), rill::line_too_long);
             EXPECT_EQ(rill::read_line(s), "a;b");
             std::string into;
@@ -92,7 +90,7 @@ TEST(LineTooLong, ThrownFromCustomSeparatorAndIntoStringFormsToo) {
             EXPECT_TRUE(rill::read_line(s, into));
             EXPECT_EQ(into, "c");
         },
-        [&](rill_test::raw_client& c) { send_in_pieces(c, too_long + "\r\na;b\r\n" + too_long + "\r\nc\r\n", 50000); });
+        [&](memory_peer& c) { send_in_pieces(c, too_long + "\r\na;b\r\n" + too_long + "\r\nc\r\n", 50000); });
 }
 
 // The rest of the over-long line is skipped by whatever read comes next, not only read_line.
@@ -100,11 +98,11 @@ TEST(LineTooLong, NextReadOfAnyKindStartsAfterTheLine) {
     const std::string too_long(cap + 1, 'x');
     for (int which = 0; which < 6; ++which) {
         SCOPED_TRACE("read kind " + std::to_string(which));
-        std::atomic<bool> thrown{false};
-        serve_raw_peer(
-            [&](rill::tcp_client_stream& s) {
+        rill::channel<int> thrown(1);
+        serve_memory_peer(
+            [&](rill::stream& s) {
                 EXPECT_THROW(rill::read_line(s), rill::line_too_long);
-                thrown = true;
+                thrown.send(1);
                 std::byte buffer[2];
                 switch (which) {
                 case 0: EXPECT_EQ(rill::read_char(s), U'n'); break;
@@ -118,10 +116,10 @@ TEST(LineTooLong, NextReadOfAnyKindStartsAfterTheLine) {
                 case 5: EXPECT_EQ(rill::read_n_chars(s, 2), "ne"); break;
                 }
             },
-            [&](rill_test::raw_client& c) {
+            [&](memory_peer& c) {
                 // The line end has not arrived when the cap is reached.
                 c.send(too_long + "xxxx");
-                ASSERT_TRUE(thread_wait_until([&] { return thrown.load(); }));
+                ASSERT_TRUE(thrown.receive());  // the line's end comes after the throw
                 send_in_pieces(c, "xxxx\r\nnext\r\n", 1000);
             });
     }
@@ -129,22 +127,22 @@ TEST(LineTooLong, NextReadOfAnyKindStartsAfterTheLine) {
 
 TEST(LineTooLong, MaxLineLengthZeroMeansNoCap) {
     const std::string huge(1024 * 1024, 'm');
-    rill::server_options no_cap;
-    no_cap.stream.max_line_length = 0;
-    serve_raw_peer(
-        [&](rill::tcp_client_stream& s) {
+    rill::stream_options no_cap;
+    no_cap.max_line_length = 0;
+    serve_memory_peer(
+        [&](rill::stream& s) {
             auto line = rill::read_line(s);
             ASSERT_TRUE(line);
             EXPECT_EQ(line->size(), huge.size());
             EXPECT_TRUE(*line == huge);
             EXPECT_EQ(rill::read_line(s), "after");
         },
-        [&](rill_test::raw_client& c) { send_in_pieces(c, huge + "\r\nafter\r\n", 65536); }, no_cap);
+        [&](memory_peer& c) { send_in_pieces(c, huge + "\r\nafter\r\n", 65536); }, no_cap);
 }
 
 TEST(LineTooLong, PerStreamSetting) {
-    serve_raw_peer(
-        [&](rill::tcp_client_stream& s) {
+    serve_memory_peer(
+        [&](rill::stream& s) {
             rill::max_line_length(s, 4);
             EXPECT_EQ(rill::read_line(s), "1234");
             EXPECT_THROW(rill::read_line(s), rill::line_too_long);
@@ -152,7 +150,7 @@ TEST(LineTooLong, PerStreamSetting) {
             rill::max_line_length(s, 0);
             EXPECT_EQ(rill::read_line(s), "123456789");
         },
-        [&](rill_test::raw_client& c) { send_in_pieces(c, "1234\r\n12345\r\nok\r\n123456789\r\n", 3); });
+        [&](memory_peer& c) { send_in_pieces(c, "1234\r\n12345\r\nok\r\n123456789\r\n", 3); });
 }
 
 } // namespace
