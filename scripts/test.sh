@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds rill and runs every test: the whole suite on both I/O backends (io_uring and epoll),
-# in a debug build, under AddressSanitizer + UndefinedBehaviorSanitizer, and under
-# ThreadSanitizer. Installs what it needs first (Debian 12, as root).
+# in a debug build, in a debug build with clang 14, under AddressSanitizer +
+# UndefinedBehaviorSanitizer, and under ThreadSanitizer. Installs what it needs first
+# (Debian 12, as root).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
@@ -17,6 +18,7 @@ run_suite() {
 }
 
 run_suite debug
+run_suite clang
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   run_suite asan-ubsan
 TSAN_OPTIONS=halt_on_error=1 run_suite tsan
