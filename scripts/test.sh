@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Builds rill and runs every test: the whole suite on both I/O backends (io_uring and epoll),
 # in a debug build, in a debug build with clang 14, under AddressSanitizer +
-# UndefinedBehaviorSanitizer, and under ThreadSanitizer. Installs what it needs first
-# (Debian 12, as root).
+# UndefinedBehaviorSanitizer, and under ThreadSanitizer, every build with -Werror
+# (RILL_WERROR). Installs what it needs first (Debian 12, as root).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
@@ -11,7 +11,7 @@ jobs=$(nproc)
 run_suite() {
   local preset=$1
   echo "=== $preset: build" >&2
-  cmake --preset "$preset" >/dev/null
+  cmake --preset "$preset" -DRILL_WERROR=ON >/dev/null
   cmake --build --preset "$preset" -j"$jobs"
   echo "=== $preset: ctest (io_uring and epoll)" >&2
   ctest --test-dir "build/$preset" --output-on-failure --timeout 300

@@ -747,9 +747,10 @@ TEST(transcoded_streams, unencodable_characters_follow_the_mode) {
             ASSERT_EQ(errors.size(), bmp ? 1u : 2u);
             EXPECT_THAT(errors[0], HasSubstr("write_chars: " + std::string(rill::to_string(r.c)) + " cannot encode " +
                                              std::string(r.code_point) + " for 127.0.0.1:"));
-            if (!bmp)
+            if (!bmp) {  // braced: EXPECT_THAT is an if/else inside (g++ -Wdangling-else)
                 EXPECT_THAT(errors[1], HasSubstr("write_char: " + std::string(rill::to_string(r.c)) +
                                                  " cannot encode U+4E2D"));
+            }
         }
     }
 }

@@ -481,7 +481,8 @@ int start_rill_echo(child_process& echo) {
     return std::stoi(first->substr(first->rfind(':') + 1));
 }
 
-std::string printable(std::string_view bytes) { return "[" + hex(bytes) + "]"; }
+// Appended: "[" + hex(bytes) draws g++ 12's false -Wrestrict at -O3.
+std::string printable(std::string_view bytes) { return std::string("[").append(hex(bytes)).append("]"); }
 
 class gambit_differential : public testing::TestWithParam<codec> {};
 
