@@ -2,8 +2,8 @@
 # Builds rill and runs every test: the whole suite on both I/O backends (io_uring and epoll),
 # in a debug build, in a debug build with clang 14, under AddressSanitizer +
 # UndefinedBehaviorSanitizer, and under ThreadSanitizer, every build with -Werror
-# (RILL_WERROR); then each libFuzzer target for 30 s (scripts/fuzz.sh). Installs what it needs
-# first (Debian 12, as root).
+# (RILL_WERROR); then clang-tidy (scripts/check-tidy.sh) and each libFuzzer target for 30 s
+# (scripts/fuzz.sh). Installs what it needs first (Debian 12, as root).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
@@ -24,5 +24,7 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:ha
   run_suite asan-ubsan
 TSAN_OPTIONS=halt_on_error=1 run_suite tsan
 
+echo "=== clang-tidy (src/, tools/)" >&2
+JOBS=$jobs bash scripts/check-tidy.sh
 echo "=== fuzz: each target for 30 s" >&2
 RILL_WERROR=ON FUZZ_SECONDS=30 JOBS=$jobs bash scripts/fuzz.sh

@@ -750,15 +750,16 @@ void load_generator::show_progress(u64 now) {
     if (next_tick_ns_ != 0 && progress_) {
         static constexpr const char* units[] = {"req/s", "lines/s", "conn/s", "exchanged"};
         u64 delta = completed_total_ - completed_at_tick_;
+        const u64 failed = errors_ + mismatches_;
         if (o_.kind == scenario::idle)
             std::printf("\r\033[K%-8s %3.0fs  established %d/%d  exchanged %llu  errors %llu", phase_name(),
                         double(now - phase_start_ns_) / 1e9, established_, o_.connections,
                         static_cast<unsigned long long>(completed_total_),
-                        static_cast<unsigned long long>(errors_ + mismatches_));
+                        static_cast<unsigned long long>(failed));
         else
             std::printf("\r\033[K%-8s %3.0fs  %10llu %s  errors %llu", phase_name(),
                         double(now - phase_start_ns_) / 1e9, static_cast<unsigned long long>(delta),
-                        units[int(o_.kind)], static_cast<unsigned long long>(errors_ + mismatches_));
+                        units[int(o_.kind)], static_cast<unsigned long long>(failed));
         std::fflush(stdout);
         progress_shown_ = true;
     }
