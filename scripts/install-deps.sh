@@ -5,6 +5,8 @@ set -euo pipefail
 
 packages=(
   g++ cmake make pkg-config          # toolchain
+  clang-14 libclang-rt-14-dev        # the clang build, libFuzzer and clang's sanitizers
+  clang-tidy-14 clang-format-14      # scripts/check-tidy.sh, scripts/check-format.sh
   liburing-dev libboost-context-dev  # io_uring and fiber switches
   libgtest-dev libgmock-dev          # tests
   libbenchmark-dev                   # micro-benchmarks

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Builds rill and runs every test: the whole suite on both I/O backends (io_uring and epoll),
-# in a debug build, under AddressSanitizer + UndefinedBehaviorSanitizer, and under
-# ThreadSanitizer. Installs what it needs first (Debian 12, as root).
+# in a debug build, in a debug build with clang 14, under AddressSanitizer +
+# UndefinedBehaviorSanitizer, and under ThreadSanitizer, every build with -Werror
+# (RILL_WERROR); then clang-tidy (scripts/check-tidy.sh) and each libFuzzer target for 30 s
+# (scripts/fuzz.sh). Installs what it needs first (Debian 12, as root).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
@@ -11,7 +13,7 @@ jobs=$(nproc)
 run_suite() {
   local preset=$1
   echo "=== $preset: build" >&2
-  cmake --preset "$preset" >/dev/null
+  cmake --preset "$preset" -DRILL_WERROR=ON >/dev/null
   cmake --build --preset "$preset" -j"$jobs"
   echo "=== $preset: ctest (io_uring and epoll)" >&2
   ctest --test-dir "build/$preset" --output-on-failure --timeout 300
@@ -19,6 +21,12 @@ run_suite() {
 
 run_suite debug
 bash scripts/test-packaging.sh  # find_package, add_subdirectory and pkg-config consumers
+run_suite clang
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   run_suite asan-ubsan
 TSAN_OPTIONS=halt_on_error=1 run_suite tsan
+
+echo "=== clang-tidy (src/, tools/)" >&2
+JOBS=$jobs bash scripts/check-tidy.sh
+echo "=== fuzz: each target for 30 s" >&2
+RILL_WERROR=ON FUZZ_SECONDS=30 JOBS=$jobs bash scripts/fuzz.sh

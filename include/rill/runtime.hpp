@@ -61,7 +61,9 @@ struct small_block_allocated {
     static void* operator new(std::size_t n) { return allocate_small(n); }
     static void operator delete(void* p, std::size_t n) noexcept { free_small(p, n); }
     static void* operator new(std::size_t n, std::align_val_t a) { return ::operator new(n, a); }
-    static void operator delete(void* p, std::size_t n, std::align_val_t a) noexcept { ::operator delete(p, n, a); }
+    // The unsized global form: clang declares the sized one only with -fsized-deallocation
+    // (off by default up to clang 18), and this header must compile for every user.
+    static void operator delete(void* p, std::size_t, std::align_val_t a) noexcept { ::operator delete(p, a); }
 };
 
 template <class F>
@@ -141,6 +143,7 @@ int run(F&& main, runtime_options options = {}) {
     int result = 0;
     auto wrapper = [&result, fn = std::forward<F>(main)]() mutable {
         if constexpr (std::is_void_v<std::invoke_result_t<decltype(fn)&>>) {
+            (void)result;  // captured for the int-returning case only (clang: unused capture)
             fn();
         } else {
             result = static_cast<int>(fn());

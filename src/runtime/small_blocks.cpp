@@ -27,6 +27,17 @@ constexpr std::size_t class_bytes(std::size_t c) noexcept { return 16 * c + 8; }
 static_assert(class_bytes(class_of(184)) == 184 && class_bytes(class_of(185)) == 200);
 constexpr bool has_class(std::size_t bytes) noexcept { return bytes > 0 && bytes <= largest_cached_bytes; }
 
+// Gives a block back to malloc, with its size when the compiler declares the sized global
+// delete (g++ does; clang up to 18 only with -fsized-deallocation).
+void delete_block(void* p, std::size_t bytes) noexcept {
+#if defined(__cpp_sized_deallocation)
+    ::operator delete(p, bytes);
+#else
+    (void)bytes;
+    ::operator delete(p);
+#endif
+}
+
 // Free lists linked through the blocks' first bytes. Trivially destructible, so the hot path
 // reaches it without a thread-local guard; blocks_at_exit gives the blocks back.
 struct free_lists {
@@ -41,7 +52,7 @@ struct blocks_at_exit {
         for (std::size_t c = 0; c < size_classes; ++c) {
             while (void* b = lists.head[c]) {
                 lists.head[c] = *static_cast<void**>(b);
-                ::operator delete(b, class_bytes(c));
+                delete_block(b, class_bytes(c));
             }
             lists.count[c] = 0;
         }
@@ -59,7 +70,7 @@ constexpr bool caching = true;
 #endif
 
 [[gnu::noinline]] void cache_first_block(void* p, std::size_t c) noexcept {
-    if (lists.thread_ending) return ::operator delete(p, class_bytes(c));
+    if (lists.thread_ending) return delete_block(p, class_bytes(c));
     (void)cleanup;  // constructed now, so the blocks are freed when the thread ends
     *static_cast<void**>(p) = nullptr;
     lists.head[c] = p;
@@ -81,11 +92,11 @@ void* allocate_small(std::size_t bytes) {
 
 void free_small(void* p, std::size_t bytes) noexcept {
     if (!p) return;
-    if (!caching || !has_class(bytes)) return ::operator delete(p, bytes);
+    if (!caching || !has_class(bytes)) return delete_block(p, bytes);
     const std::size_t c = class_of(bytes);
     const unsigned n = lists.count[c];
     if (n == 0) return cache_first_block(p, c);
-    if (n >= small_blocks_kept_max) return ::operator delete(p, class_bytes(c));
+    if (n >= small_blocks_kept_max) return delete_block(p, class_bytes(c));
     *static_cast<void**>(p) = lists.head[c];
     lists.head[c] = p;
     lists.count[c] = n + 1;

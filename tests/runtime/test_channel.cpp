@@ -204,7 +204,9 @@ void many_producers_and_consumers(int workers) {
     const long long n = static_cast<long long>(producers) * per_producer;
     EXPECT_EQ(count.load(), n);
     EXPECT_EQ(sum.load(), n * (n + 1) / 2);
-    if (workers > 1) EXPECT_EQ(consumer_threads.size(), static_cast<std::size_t>(workers));
+    if (workers > 1) {  // braced: EXPECT_EQ is an if/else inside (g++ -Wdangling-else)
+        EXPECT_EQ(consumer_threads.size(), static_cast<std::size_t>(workers));
+    }
 }
 
 TEST(Channel, ManyProducersAndConsumersOneWorker) { many_producers_and_consumers(1); }

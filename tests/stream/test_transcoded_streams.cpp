@@ -729,9 +729,10 @@ TEST(TranscodedStreams, UnencodableCharactersFollowTheMode) {
             ASSERT_EQ(errors.size(), bmp ? 1u : 2u);
             EXPECT_THAT(errors[0], HasSubstr("write_chars: " + std::string(rill::to_string(r.c)) + " cannot encode " +
                                              std::string(r.code_point) + " for 127.0.0.1:"));
-            if (!bmp)
+            if (!bmp) {  // braced: EXPECT_THAT is an if/else inside (g++ -Wdangling-else)
                 EXPECT_THAT(errors[1], HasSubstr("write_char: " + std::string(rill::to_string(r.c)) +
                                                  " cannot encode U+4E2D"));
+            }
         }
     }
 }

@@ -468,7 +468,8 @@ private:
     child_process gsi_;
 };
 
-std::string printable(std::string_view bytes) { return "[" + hex(bytes) + "]"; }
+// Appended: "[" + hex(bytes) draws g++ 12's false -Wrestrict at -O3.
+std::string printable(std::string_view bytes) { return std::string("[").append(hex(bytes)).append("]"); }
 
 class GambitDifferential : public testing::TestWithParam<codec> {};
 
