@@ -43,7 +43,7 @@ inline bool cr_ends_lines(eol_style eol) noexcept { return eol == eol_style::crl
 // The byte that, right after line-end byte `end`, belongs to the same line end: the other half
 // of CR LF or LF CR under crlf; 0 under the other styles.
 inline char second_half_after(char end, eol_style eol) noexcept {
-    return eol == eol_style::crlf ? (end == '\r' ? '\n' : '\r') : 0;
+    return eol == eol_style::crlf ? (end == '\r' ? '\n' : '\r') : '\0';
 }
 
 // Skips a pending second half of a line end (skip_next) once the next byte is there to look
