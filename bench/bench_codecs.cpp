@@ -29,8 +29,7 @@ constexpr std::size_t text_target_bytes = 64 * 1024;
 
 std::string repeat_to_target(std::string_view unit) {
     std::string s;
-    while (s.size() < text_target_bytes)
-        s += unit;
+    while (s.size() < text_target_bytes) s += unit;
     return s;
 }
 
@@ -93,8 +92,7 @@ const std::string* text_for(codec c, std::string_view kind) {
     const bool bmp_only = c == codec::ucs_2le || c == codec::ucs_2be;
     if (kind == "mostly_ascii")
         return c == codec::ascii ? &pure_ascii_text() : &mostly_ascii_text();
-    if (c == codec::ascii || c == codec::iso_8859_1)
-        return nullptr;
+    if (c == codec::ascii || c == codec::iso_8859_1) return nullptr;
     return bmp_only ? &mixed_bmp_text() : &mixed_script_text();
 }
 
@@ -163,8 +161,7 @@ void register_benchmarks() {
     for (const codec_case& cc : codec_cases) {
         for (std::string_view kind : {"mostly_ascii", "mixed_script"}) {
             const std::string* text = text_for(cc.c, kind);
-            if (text == nullptr)
-                continue;
+            if (text == nullptr) continue;
             const std::string prefix = std::string(rill::to_string(cc.c)) + "/" + std::string(kind);
             // A deque never moves its elements, and the registered lambdas keep references.
             static std::deque<std::string> encoded_texts;
@@ -189,12 +186,11 @@ void register_benchmarks() {
     }
 }
 
-} // namespace
+}  // namespace
 
 int main(int argc, char** argv) {
     benchmark::Initialize(&argc, argv);
-    if (benchmark::ReportUnrecognizedArguments(argc, argv))
-        return 1;
+    if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
     register_benchmarks();
     benchmark::RunSpecifiedBenchmarks();
     benchmark::Shutdown();

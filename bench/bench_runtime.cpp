@@ -63,6 +63,6 @@ void channel_round_trip(benchmark::State& state) {
 }
 BENCHMARK(channel_round_trip);
 
-} // namespace
+}  // namespace
 
 BENCHMARK_MAIN();

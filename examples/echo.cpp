@@ -3,7 +3,8 @@
 using namespace rill;
 
 void echo(tcp_client_stream& client) {
-    if (auto line = read_line(client)) showln(client, *line);  // nothing is sent back at end of stream
+    if (auto line = read_line(client))
+        showln(client, *line);  // nothing is sent back at end of stream
     flush_writer(client);
 }
 

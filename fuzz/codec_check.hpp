@@ -42,29 +42,24 @@ struct trace {
     std::string output;
     std::vector<raised_error> errors;
     std::string unconsumed;  // encoders: a cut UTF-8 sequence left at the end of the text
-    std::string broken;      // a violated contract; empty when the codec behaved
+    std::string broken;  // a violated contract; empty when the codec behaved
     friend bool operator==(const trace&, const trace&) = default;
 };
 
 // Offsets at which to cut an input of `size` bytes into chunks.
-inline std::vector<std::size_t> no_cuts(std::size_t) {
-    return {};
-}
+inline std::vector<std::size_t> no_cuts(std::size_t) { return {}; }
 inline std::vector<std::size_t> cuts_every_byte(std::size_t size) {
     std::vector<std::size_t> cuts;
-    for (std::size_t i = 1; i < size; ++i)
-        cuts.push_back(i);
+    for (std::size_t i = 1; i < size; ++i) cuts.push_back(i);
     return cuts;
 }
 inline std::vector<std::size_t> random_cuts(std::size_t size, std::uint32_t seed) {
     std::mt19937 rng(seed);
     std::vector<std::size_t> cuts;
-    if (size < 2)
-        return cuts;
+    if (size < 2) return cuts;
     std::uniform_int_distribution<std::size_t> offset(1, size - 1);
     const std::size_t count = std::uniform_int_distribution<std::size_t>(0, size / 2)(rng);
-    for (std::size_t k = 0; k < count; ++k)
-        cuts.push_back(offset(rng));
+    for (std::size_t k = 0; k < count; ++k) cuts.push_back(offset(rng));
     std::sort(cuts.begin(), cuts.end());
     cuts.erase(std::unique(cuts.begin(), cuts.end()), cuts.end());
     return cuts;
@@ -99,8 +94,7 @@ trace drive(std::string_view input, const std::vector<std::size_t>& cuts, Step s
                 return t;
             }
             char32_t bad_char = 0;
-            if constexpr (requires { r.bad_char; })
-                bad_char = r.bad_char;
+            if constexpr (requires { r.bad_char; }) bad_char = r.bad_char;
             t.errors.push_back({t.output.size(), r.bad_length, bad_char});
             pending.erase(0, r.consumed + r.bad_length);
         }
@@ -117,14 +111,13 @@ inline bool is_valid_utf8(std::string_view s) {
     const auto* p = reinterpret_cast<const unsigned char*>(s.data());
     for (std::size_t i = 0; i < s.size();) {
         const detail::scan_step step = detail::scan_utf8(p + i, s.size() - i);
-        if (step.status != detail::scan_status::character)
-            return false;
+        if (step.status != detail::scan_status::character) return false;
         i += step.length;
     }
     return true;
 }
 
-} // namespace check_impl
+}  // namespace check_impl
 
 inline trace decode_with_cuts(const transcoder& t, std::string_view input,
                               const std::vector<std::size_t>& cuts) {
@@ -163,10 +156,8 @@ inline std::string render(const trace& t, bool show_char) {
         s += marker;
     }
     s.append(t.output, at);
-    if (!t.unconsumed.empty())
-        s += "[cut " + std::to_string(t.unconsumed.size()) + "]";
-    if (!t.broken.empty())
-        s += "[broken: " + t.broken + "]";
+    if (!t.unconsumed.empty()) s += "[cut " + std::to_string(t.unconsumed.size()) + "]";
+    if (!t.broken.empty()) s += "[broken: " + t.broken + "]";
     return s;
 }
 
@@ -219,8 +210,7 @@ inline std::vector<std::string_view> other_input_boms(codec c) {
     case codec::ucs_2: return {"\xFE\xFF"sv};
     case codec::ucs_4: return {"\x00\x00\xFE\xFF"sv};
     default:
-        if (output_bom(c).empty())
-            return {};
+        if (output_bom(c).empty()) return {};
         return {"\xFF\xFE"sv, "\xFE\xFF"sv};  // the utf family's UTF-16 BOMs
     }
 }
@@ -235,27 +225,22 @@ inline bool expected_reencoding(codec c, std::string_view payload, std::string& 
         return true;
     }
     for (std::string_view other : other_input_boms(c))
-        if (payload.starts_with(other))
-            return false;
+        if (payload.starts_with(other)) return false;
     // Without a BOM the utf family reads its fallback; only the UTF-8 and ASCII fallbacks
     // read bytes that the UTF-8 encoder writes back unchanged.
     const bool utf_family = bom.size() == 3;
-    if (utf_family && c != codec::utf && c != codec::utf_fallback_ascii)
-        return false;
+    if (utf_family && c != codec::utf && c != codec::utf_fallback_ascii) return false;
     expected = payload.empty() ? std::string() : std::string(bom).append(payload);
     return true;
 }
 
-constexpr std::size_t mode_index(error_handling_mode m) {
-    return static_cast<std::size_t>(m);
-}
+constexpr std::size_t mode_index(error_handling_mode m) { return static_cast<std::size_t>(m); }
 
 // `t` without the BOM at the front of its output. A BOM is written before the first character,
 // so whether an error at the start lands before or after it depends on the mode; the modes
 // are compared on the text after it.
 inline trace without_bom(trace t, std::string_view bom) {
-    if (bom.empty() || !t.output.starts_with(bom))
-        return t;
+    if (bom.empty() || !t.output.starts_with(bom)) return t;
     t.output.erase(0, bom.size());
     for (raised_error& e : t.errors)
         e.output_offset = e.output_offset < bom.size() ? 0 : e.output_offset - bom.size();
@@ -286,8 +271,7 @@ template <class Convert>
 std::string check_splits(std::string_view payload, std::uint32_t seed, Convert convert,
                          trace& whole) {
     whole = convert(payload, no_cuts(payload.size()));
-    if (!whole.broken.empty())
-        return "whole input: " + whole.broken;
+    if (!whole.broken.empty()) return "whole input: " + whole.broken;
     const trace bytewise = convert(payload, cuts_every_byte(payload.size()));
     if (bytewise != whole)
         return "one byte per call differs from whole: " + render(bytewise, true) + " vs " +
@@ -299,7 +283,7 @@ std::string check_splits(std::string_view payload, std::uint32_t seed, Convert c
     return {};
 }
 
-} // namespace check_impl
+}  // namespace check_impl
 
 // Decoder properties for one fuzz input; returns a description of the first failure, or "".
 // Output is valid UTF-8; any split decodes like the whole; the error modes agree with each
@@ -307,8 +291,7 @@ std::string check_splits(std::string_view payload, std::uint32_t seed, Convert c
 // encoder does not write, to bytes that decode to the same text).
 inline std::string check_decoder_input(const std::uint8_t* data, std::size_t size) {
     using namespace check_impl;
-    if (size < header_bytes)
-        return {};
+    if (size < header_bytes) return {};
     const parsed_input in = parse_input(data, size);
     const std::string_view name = to_string(in.settings.codec());
     trace whole;
@@ -327,16 +310,14 @@ inline std::string check_decoder_input(const std::uint8_t* data, std::size_t siz
     for (std::size_t m = 0; m < error_mode_count; ++m)
         by_mode[m] = decode_with_cuts(with_mode(in.settings, static_cast<error_handling_mode>(m)),
                                       in.payload, {});
-    const std::string failure = compare_modes(by_mode[mode_index(error_handling_mode::raise)],
-                                              by_mode[mode_index(error_handling_mode::ignore)],
-                                              by_mode[mode_index(error_handling_mode::replace)],
-                                              "\xEF\xBF\xBD");
-    if (!failure.empty())
-        return std::string(name) + " decode: " + failure;
+    const std::string failure =
+        compare_modes(by_mode[mode_index(error_handling_mode::raise)],
+                      by_mode[mode_index(error_handling_mode::ignore)],
+                      by_mode[mode_index(error_handling_mode::replace)], "\xEF\xBF\xBD");
+    if (!failure.empty()) return std::string(name) + " decode: " + failure;
 
     const trace& raised = by_mode[mode_index(error_handling_mode::raise)];
-    if (!raised.errors.empty())
-        return {};
+    if (!raised.errors.empty()) return {};
     const trace encoded =
         encode_with_cuts(with_mode(in.settings, error_handling_mode::raise), raised.output, {});
     if (!encoded.errors.empty() || !encoded.unconsumed.empty())
@@ -356,8 +337,7 @@ inline std::string check_decoder_input(const std::uint8_t* data, std::size_t siz
 // error, and to the input itself when nothing needed handling.
 inline std::string check_encoder_input(const std::uint8_t* data, std::size_t size) {
     using namespace check_impl;
-    if (size < header_bytes)
-        return {};
+    if (size < header_bytes) return {};
     const parsed_input in = parse_input(data, size);
     const std::string_view name = to_string(in.settings.codec());
     trace whole;
@@ -385,10 +365,10 @@ inline std::string check_encoder_input(const std::uint8_t* data, std::size_t siz
             return std::string(name) + " encode: output does not start with the BOM";
     const trace& raised = by_mode[mode_index(error_handling_mode::raise)];
     const std::string failure = compare_modes(
-        without_bom(raised, bom), without_bom(by_mode[mode_index(error_handling_mode::ignore)], bom),
+        without_bom(raised, bom),
+        without_bom(by_mode[mode_index(error_handling_mode::ignore)], bom),
         without_bom(by_mode[mode_index(error_handling_mode::replace)], bom), replacement);
-    if (!failure.empty())
-        return std::string(name) + " encode: " + failure;
+    if (!failure.empty()) return std::string(name) + " encode: " + failure;
 
     for (std::size_t m = 0; m < error_mode_count; ++m) {
         const trace decoded = decode_with_cuts(with_mode(in.settings, error_handling_mode::raise),
@@ -405,4 +385,4 @@ inline std::string check_encoder_input(const std::uint8_t* data, std::size_t siz
     return {};
 }
 
-} // namespace rill::codec_check
+}  // namespace rill::codec_check

@@ -55,10 +55,10 @@ inline constexpr int reads_after_end = 2;
 
 // Which reads a script is made of (bits 6-7 of the settings byte).
 enum class script_mix : std::uint8_t {
-    plain_read_line,      // read_line(s) only: the fast path, checked against the line model
-    read_line_options,    // read_line with separators, include_separator, max_length, into
-    with_char_reads,      // those and read_char, peek_char, read_n_chars
-    char_reads_only,      // read_char, peek_char, read_n_chars
+    plain_read_line,  // read_line(s) only: the fast path, checked against the line model
+    read_line_options,  // read_line with separators, include_separator, max_length, into
+    with_char_reads,  // those and read_char, peek_char, read_n_chars
+    char_reads_only,  // read_char, peek_char, read_n_chars
 };
 
 struct settings {
@@ -80,12 +80,14 @@ inline settings parse_input(const std::uint8_t* data, std::size_t size) {
     s.mix = static_cast<script_mix>(data[1] >> 6);
     s.split_seed = data[2];
     s.script_seed = data[3];
-    s.payload = std::string_view(reinterpret_cast<const char*>(data) + header_bytes, size - header_bytes);
+    s.payload =
+        std::string_view(reinterpret_cast<const char*>(data) + header_bytes, size - header_bytes);
     return s;
 }
 
 // The input cut into the chunks one receive each gets.
-inline std::vector<std::string> chunks_at(std::string_view payload, const std::vector<std::size_t>& cuts) {
+inline std::vector<std::string> chunks_at(std::string_view payload,
+                                          const std::vector<std::size_t>& cuts) {
     std::vector<std::string> chunks;
     std::size_t start = 0;
     for (std::size_t cut : cuts) {
@@ -130,7 +132,8 @@ inline std::vector<std::string> run_script(stream& s, const settings& in) {
             case 2: line = read_line(s, {.max_length = 1 + arg % 5}); break;
             case 3: {
                 constexpr char32_t separators[] = {U' ', U'A', U'\u00E9', U'\r', U'\U0001F600'};
-                line = read_line(s, {.separator = separators[arg % 5], .include_separator = (arg & 8) != 0});
+                line = read_line(
+                    s, {.separator = separators[arg % 5], .include_separator = (arg & 8) != 0});
                 break;
             }
             case 4:
@@ -174,13 +177,16 @@ inline std::vector<std::string> model_lines(std::string_view text, eol_style eol
     };
     for (std::size_t i = 0; i < text.size(); ++i) {
         const char c = text[i];
-        const bool ends = c == '\n' || (c == '\r' && (eol == eol_style::cr || eol == eol_style::crlf));
+        const bool ends =
+            c == '\n' || (c == '\r' && (eol == eol_style::cr || eol == eol_style::crlf));
         if (!ends) {
             line.push_back(c);
             continue;
         }
         finish();
-        if (eol == eol_style::crlf && i + 1 < text.size() && text[i + 1] == (c == '\r' ? '\n' : '\r')) ++i;
+        if (eol == eol_style::crlf && i + 1 < text.size() &&
+            text[i + 1] == (c == '\r' ? '\n' : '\r'))
+            ++i;
     }
     if (!line.empty()) finish();
     return out;
@@ -189,9 +195,10 @@ inline std::vector<std::string> model_lines(std::string_view text, eol_style eol
 // From a task inside rill::run: `body` on a stream with `coding` and `options` that receives
 // `chunks`, one receive each (an in-memory transport: exactly these cuts), then the end of
 // the stream.
-inline std::vector<std::string> run_with_chunks(const std::vector<std::string>& chunks, const stream_options& options,
-                                                const std::optional<transcoder>& coding,
-                                                const std::function<std::vector<std::string>(stream&)>& body) {
+inline std::vector<std::string>
+run_with_chunks(const std::vector<std::string>& chunks, const stream_options& options,
+                const std::optional<transcoder>& coding,
+                const std::function<std::vector<std::string>(stream&)>& body) {
     auto [reader_end, sender_end] = detail::make_memory_transport_pair();
     auto sender = spawn([&chunks, t = std::move(sender_end)] {
         for (const std::string& chunk : chunks) {
@@ -241,8 +248,10 @@ inline std::string check_read_line_input(const std::uint8_t* data, std::size_t s
         return std::string("unexpected exception: ") + e.what();
     }
     if (bytewise != whole)
-        return "one byte per receive differs from whole: " + describe(bytewise) + " vs " + describe(whole);
-    if (random != whole) return "random cuts differ from whole: " + describe(random) + " vs " + describe(whole);
+        return "one byte per receive differs from whole: " + describe(bytewise) + " vs " +
+               describe(whole);
+    if (random != whole)
+        return "random cuts differ from whole: " + describe(random) + " vs " + describe(whole);
 
     if (in.coding) {
         for (const std::string& r : whole) {
@@ -267,8 +276,9 @@ inline std::string check_read_line_input(const std::uint8_t* data, std::size_t s
     const std::vector<std::string> expected = model_lines(text, eol, in.options.max_line_length);
     std::vector<std::string> got = whole;
     while (!got.empty() && got.back() == "end") got.pop_back();
-    if (got != expected) return "lines differ from the model: " + describe(got) + " vs " + describe(expected);
+    if (got != expected)
+        return "lines differ from the model: " + describe(got) + " vs " + describe(expected);
     return {};
 }
 
-} // namespace rill::read_line_check
+}  // namespace rill::read_line_check

@@ -81,20 +81,29 @@ int echo_command(int argc, char** argv) {
     bool persistent = false;
     arguments args(argc, argv, 2);
     for (std::string a; args.next(a);) {
-        if (a == "--port-number") options.port_number = parse_int(a, args.value(a));
-        else if (a == "--backlog") options.backlog = parse_int(a, args.value(a));
-        else if (a == "--no-reuse-address") options.reuse_address = false;
-        else if (a == "--transcoder") options.transcoder = rill::parse_transcoder(args.value(a));
-        else if (a == "--workers") runtime.workers = parse_int(a, args.value(a));
-        else if (a == "--defer-accept") options.defer_accept = std::chrono::seconds(parse_int(a, args.value(a)));
+        if (a == "--port-number")
+            options.port_number = parse_int(a, args.value(a));
+        else if (a == "--backlog")
+            options.backlog = parse_int(a, args.value(a));
+        else if (a == "--no-reuse-address")
+            options.reuse_address = false;
+        else if (a == "--transcoder")
+            options.transcoder = rill::parse_transcoder(args.value(a));
+        else if (a == "--workers")
+            runtime.workers = parse_int(a, args.value(a));
+        else if (a == "--defer-accept")
+            options.defer_accept = std::chrono::seconds(parse_int(a, args.value(a)));
         else if (a == "--mode") {
             std::string mode = args.value(a);
             if (mode != "once" && mode != "persistent")
                 throw usage_error("--mode is once or persistent, got \"" + mode + "\"");
             persistent = mode == "persistent";
-        } else if (!a.empty() && a[0] == '-' && a != "-") throw usage_error("unknown option " + a);
-        else if (where) throw usage_error("more than one ADDRESS: " + *where + " and " + a);
-        else where = a;
+        } else if (!a.empty() && a[0] == '-' && a != "-")
+            throw usage_error("unknown option " + a);
+        else if (where)
+            throw usage_error("more than one ADDRESS: " + *where + " and " + a);
+        else
+            where = a;
     }
     rill::address address = where ? parse_address(*where) : rill::address(default_echo_port);
     // "INTF" alone takes the default port, as the usage says (the library wants a port).
@@ -126,12 +135,18 @@ int send_command(int argc, char** argv) {
     rill::client_options options;
     arguments args(argc, argv, 2);
     for (std::string a; args.next(a);) {
-        if (a == "--keep-alive") options.keep_alive = true;
-        else if (a == "--no-coalesce") options.coalesce = false;
-        else if (a == "--transcoder") options.transcoder = rill::parse_transcoder(args.value(a));
-        else if (!a.empty() && a[0] == '-' && a != "-") throw usage_error("unknown option " + a);
-        else if (!where) where = a;
-        else lines.push_back(a);
+        if (a == "--keep-alive")
+            options.keep_alive = true;
+        else if (a == "--no-coalesce")
+            options.coalesce = false;
+        else if (a == "--transcoder")
+            options.transcoder = rill::parse_transcoder(args.value(a));
+        else if (!a.empty() && a[0] == '-' && a != "-")
+            throw usage_error("unknown option " + a);
+        else if (!where)
+            where = a;
+        else
+            lines.push_back(a);
     }
     if (!where) throw usage_error("rill send needs an ADDRESS");
     const rill::address address = parse_address(*where);
@@ -161,7 +176,7 @@ int send_command(int argc, char** argv) {
     });
 }
 
-} // namespace
+}  // namespace
 
 int main(int argc, char** argv) {
     if (argc < 2) {

@@ -26,7 +26,8 @@ int bench_command(int argc, char** argv) {
     }
     try {
         bench_options options = parse_options(argc, argv);
-        auto generator = std::make_unique<load_generator>(options);  // ~130 KiB of buffers: not on the stack
+        auto generator =
+            std::make_unique<load_generator>(options);  // ~130 KiB of buffers: not on the stack
         return generator->run();
     } catch (const usage_error& e) {
         std::fprintf(stderr, "bench: %s (see --help)\n", e.what());

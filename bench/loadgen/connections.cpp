@@ -71,8 +71,8 @@ void load_generator::queue_connect(connection& c) {
 
 void load_generator::start_queued_connects() {
     // At most one pass over the queue: a connect that fails at once re-queues itself (churn).
-    for (std::size_t n = connect_queue_.size(); n > 0 && !stopping_ && connecting_ < max_connects_in_flight;
-         --n) {
+    for (std::size_t n = connect_queue_.size();
+         n > 0 && !stopping_ && connecting_ < max_connects_in_flight; --n) {
         connection& c = *connect_queue_.front();
         connect_queue_.pop_front();
         open_connection(c);
@@ -152,11 +152,13 @@ void load_generator::on_event(connection& c, u32 events) {
         socklen_t length = sizeof error;
         getsockopt(c.fd, SOL_SOCKET, SO_ERROR, &error, &length);
         if (error != 0 || (events & (EPOLLERR | EPOLLHUP)))
-            return fail(c, false, std::string("connect: ") + std::strerror(error ? error : ECONNREFUSED));
+            return fail(c, false,
+                        std::string("connect: ") + std::strerror(error ? error : ECONNREFUSED));
         if (!(events & EPOLLOUT)) return;
         on_connected(c);
     }
-    if (c.fd >= 0 && (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))) read_available(c, events);
+    if (c.fd >= 0 && (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)))
+        read_available(c, events);
     if (c.fd >= 0 && (events & EPOLLOUT) && c.out_sent < c.out.size()) flush(c);
 }
 
@@ -184,7 +186,8 @@ void load_generator::read_available(connection& c, u32 events) {
 bool load_generator::check_echo(connection& c, const char* data, std::size_t n) {
     const std::size_t content = pattern_.content_size();
     auto mismatch = [&](std::size_t offset, char got) {
-        std::string expected = c.rx_pos < content ? printable(pattern_.expected(c.rx_tag, c.rx_pos + offset))
+        std::string expected = c.rx_pos < content
+                                   ? printable(pattern_.expected(c.rx_tag, c.rx_pos + offset))
                                : o_.eol == eol_policy::lf                         ? "\\n"
                                : c.rx_pos == content && o_.eol == eol_policy::any ? "\\n or \\r\\n"
                                : c.rx_pos == content                              ? "\\r\\n"

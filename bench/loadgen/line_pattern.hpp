@@ -52,7 +52,9 @@ public:
                 if (data[i] != content_[from + i]) return i;
         return n;
     }
-    char expected(const tag_bytes& t, std::size_t at) const { return at < tag_size_ ? t[at] : content_[at]; }
+    char expected(const tag_bytes& t, std::size_t at) const {
+        return at < tag_size_ ? t[at] : content_[at];
+    }
 
 private:
     std::string content_;

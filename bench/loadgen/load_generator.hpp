@@ -27,14 +27,14 @@ struct connection {
     int fd = -1;
     u32 id = 0;  // index in the table; part of every line's tag
     connection_state state = connection_state::closed;
-    u64 sent = 0;    // lines queued for sending
+    u64 sent = 0;  // lines queued for sending
     u64 echoed = 0;  // lines whose echo arrived complete and correct
     u32 rx_pos = 0;  // bytes of the current echo checked so far (content, then CR)
     line_pattern::tag_bytes rx_tag{};
     std::string out;  // queued output; out_sent bytes of it already sent
     std::size_t out_sent = 0;
     std::vector<u64> sent_ns;  // send time of each line in flight, ring indexed by seq % depth
-    u64 opened_ns = 0;         // churn: when the connect began
+    u64 opened_ns = 0;  // churn: when the connect began
 };
 
 class load_generator {
@@ -84,7 +84,7 @@ private:
     int source_addresses_ = o_.source_addresses;
     std::vector<connection> table_;
     std::deque<connection*> connect_queue_;
-    int connecting_ = 0;   // connects in progress
+    int connecting_ = 0;  // connects in progress
     int established_ = 0;  // connects that completed (churn: every reconnect counts)
     bool stopping_ = false;
 

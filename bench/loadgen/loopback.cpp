@@ -28,9 +28,11 @@ bool is_loopback(const sockaddr_storage& a) {
 
 sockaddr_storage resolve_loopback(const std::string& address) {
     auto colon = address.rfind(':');
-    if (colon == std::string::npos) throw usage_error("--address must be HOST:PORT, got " + address);
+    if (colon == std::string::npos)
+        throw usage_error("--address must be HOST:PORT, got " + address);
     std::string host = address.substr(0, colon), port = address.substr(colon + 1);
-    if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+    if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
+        host = host.substr(1, host.size() - 2);
     if (host.empty()) host = "127.0.0.1";
     addrinfo hints{};
     hints.ai_socktype = SOCK_STREAM;

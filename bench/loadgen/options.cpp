@@ -27,7 +27,8 @@ T parse_number(std::string_view option, std::string_view text, T low, T high) {
         std::string copy(text);
         char* end = nullptr;
         value = T(std::strtod(copy.c_str(), &end));
-        if (copy.empty() || *end != '\0') throw usage_error(std::string(option) + ": not a number: " + copy);
+        if (copy.empty() || *end != '\0')
+            throw usage_error(std::string(option) + ": not a number: " + copy);
     } else {
         auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
         if (ec != std::errc{} || end != text.data() + text.size())
@@ -92,7 +93,8 @@ bench_options parse_options(int argc, char** argv) {
             o.json = true;
             continue;
         }
-        if (i + 1 >= argc) throw usage_error("unknown option or missing value: " + std::string(option));
+        if (i + 1 >= argc)
+            throw usage_error("unknown option or missing value: " + std::string(option));
         std::string_view value = argv[++i];
         if (option == "--address")
             o.address = value;
@@ -125,7 +127,8 @@ bench_options parse_options(int argc, char** argv) {
             throw usage_error("unknown option: " + std::string(option));
         }
     }
-    if (o.kind == scenario::pingpong || o.kind == scenario::churn || o.kind == scenario::idle) o.depth = 1;
+    if (o.kind == scenario::pingpong || o.kind == scenario::churn || o.kind == scenario::idle)
+        o.depth = 1;
     if (o.kind == scenario::idle && o.server_pid == 0) throw usage_error("idle needs --server-pid");
     if (o.source_addresses < 0) {
         if (o.kind == scenario::idle)

@@ -19,15 +19,15 @@ enum class eol_policy { lf, crlf, any };
 struct bench_options {
     scenario kind = scenario::pingpong;
     std::string address = "127.0.0.1:2020";  // HOST:PORT of the server; loopback only
-    int connections = 1;                     // concurrent connections; idle default 1000
-    int line_size_bytes = 64;                // S: bytes per line including the trailing "\n"
-    int depth = 1;                           // lines in flight per connection; pipeline default 16
-    double duration_s = 5;                   // measured time
-    double warmup_s = 1;                     // load applied before measuring, not counted
-    double timeout_s = 10;                   // bound on connecting (+1 s per 1000 connections)
-    eol_policy eol = eol_policy::any;        // line end accepted in echoes (default: LF or CR LF)
-    bool json = false;                       // one JSON line instead of the plain summary
-    int server_pid = 0;                      // idle: required (RSS); others: adds CPU shares
+    int connections = 1;  // concurrent connections; idle default 1000
+    int line_size_bytes = 64;  // S: bytes per line including the trailing "\n"
+    int depth = 1;  // lines in flight per connection; pipeline default 16
+    double duration_s = 5;  // measured time
+    double warmup_s = 1;  // load applied before measuring, not counted
+    double timeout_s = 10;  // bound on connecting (+1 s per 1000 connections)
+    eol_policy eol = eol_policy::any;  // line end accepted in echoes (default: LF or CR LF)
+    bool json = false;  // one JSON line instead of the plain summary
+    int server_pid = 0;  // idle: required (RSS); others: adds CPU shares
     int source_addresses = -1;  // bind clients to 127.0.0.2..; -1 = scenario default, 0 = no bind
 };
 

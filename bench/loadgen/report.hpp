@@ -11,13 +11,14 @@ namespace loadgen {
 
 // The failures of a whole run, every phase included.
 struct failure_counts {
-    u64 errors = 0;      // connections that failed: connect, send, receive, early close, timeout
+    u64 errors = 0;  // connections that failed: connect, send, receive, early close, timeout
     u64 mismatches = 0;  // echoes that differed from the line sent
 };
 
 // pingpong, pipeline and churn: the measured rate, latency percentiles and CPU shares.
 // established: connects completed (churn: every reconnect counts).
-void print_load_report(const bench_options& o, const results& r, int established, failure_counts failures);
+void print_load_report(const bench_options& o, const results& r, int established,
+                       failure_counts failures);
 
 // idle: the growth of the server's VmRSS per connection held open.
 void print_idle_report(const bench_options& o, u64 held, long rss_before_kib, long rss_after_kib,

@@ -31,23 +31,23 @@ void load_generator::on_line_echoed(connection& c) {
     c.rx_pos = 0;
     c.rx_tag = line_pattern::tag(c.id, c.echoed);
     switch (o_.kind) {
-        case scenario::pingpong:
-        case scenario::pipeline:
-            ++completed_total_;
-            if (measuring_) {
-                ++r_.completed;
-                r_.latency.record(rx_ns_ - c.sent_ns[seq % c.sent_ns.size()]);
-            }
-            // Stamped with the arrival of the echo that prompts it: the send follows within the
-            // same chunk's processing, and one clock read per chunk keeps the client lean.
-            if (!stopping_) queue_lines(c, 1, rx_ns_);
-            break;
-        case scenario::churn:
-            c.state = connection_state::draining;  // the server closes next
-            break;
-        case scenario::idle:
-            ++completed_total_;  // and stay open
-            break;
+    case scenario::pingpong:
+    case scenario::pipeline:
+        ++completed_total_;
+        if (measuring_) {
+            ++r_.completed;
+            r_.latency.record(rx_ns_ - c.sent_ns[seq % c.sent_ns.size()]);
+        }
+        // Stamped with the arrival of the echo that prompts it: the send follows within the
+        // same chunk's processing, and one clock read per chunk keeps the client lean.
+        if (!stopping_) queue_lines(c, 1, rx_ns_);
+        break;
+    case scenario::churn:
+        c.state = connection_state::draining;  // the server closes next
+        break;
+    case scenario::idle:
+        ++completed_total_;  // and stay open
+        break;
     }
 }
 
@@ -64,8 +64,8 @@ void load_generator::on_end_of_stream(connection& c) {
     }
     fail(c, false,
          c.rx_pos > 0        ? "server closed the connection in the middle of an echoed line"
-         : c.echoed < c.sent ? "server closed the connection with " + std::to_string(c.sent - c.echoed) +
-                                   " line(s) unanswered"
+         : c.echoed < c.sent ? "server closed the connection with " +
+                                   std::to_string(c.sent - c.echoed) + " line(s) unanswered"
                              : std::string("server closed the connection"));
 }
 
@@ -80,7 +80,8 @@ void load_generator::run_until(u64 deadline_ns, Done done) {
         u64 wake = std::min(deadline_ns, next_tick_ns_);
         int timeout_ms = int(std::min<u64>((wake - now + 999'999) / 1'000'000, 1000));
         int n = epoll_wait(epoll_fd_, events.data(), int(events.size()), timeout_ms);
-        if (n < 0 && errno != EINTR) throw std::system_error(errno, std::generic_category(), "epoll_wait");
+        if (n < 0 && errno != EINTR)
+            throw std::system_error(errno, std::generic_category(), "epoll_wait");
         for (int i = 0; i < n; ++i)
             on_event(*static_cast<connection*>(events[std::size_t(i)].data.ptr),
                      events[std::size_t(i)].events);
@@ -89,14 +90,10 @@ void load_generator::run_until(u64 deadline_ns, Done done) {
 
 const char* load_generator::phase_name() const {
     switch (phase_) {
-        case phase::setup:
-            return "connect";
-        case phase::warmup:
-            return "warmup";
-        case phase::measure:
-            return "measure";
-        case phase::settle:
-            return "settle";
+    case phase::setup: return "connect";
+    case phase::warmup: return "warmup";
+    case phase::measure: return "measure";
+    case phase::settle: return "settle";
     }
     return "";
 }
@@ -104,8 +101,9 @@ const char* load_generator::phase_name() const {
 // Once a second on a terminal: phase, seconds in it, and the rate over the last second.
 void load_generator::show_progress(u64 now) {
     if (next_tick_ns_ != 0 && progress_) {
-        print_progress(o_, phase_name(), double(now - phase_start_ns_) / 1e9, completed_total_ - completed_at_tick_,
-                       completed_total_, established_, errors_ + mismatches_);
+        print_progress(o_, phase_name(), double(now - phase_start_ns_) / 1e9,
+                       completed_total_ - completed_at_tick_, completed_total_, established_,
+                       errors_ + mismatches_);
         progress_shown_ = true;
     }
     completed_at_tick_ = completed_total_;
@@ -137,8 +135,8 @@ void load_generator::establish(u64 deadline_ns) {
     for (auto& c : table_) queue_connect(c);
     run_until(deadline_ns, [&] { return connect_queue_.empty() && connecting_ == 0; });
     if (int late = abandon_unfinished(false); late > 0)
-        std::fprintf(stderr, "bench: %d of %d connections did not connect within the timeout\n", late,
-                     o_.connections);
+        std::fprintf(stderr, "bench: %d of %d connections did not connect within the timeout\n",
+                     late, o_.connections);
 }
 
 // Gives up on connections still connecting or, with need_echo, still owed their first echo:
@@ -146,7 +144,8 @@ void load_generator::establish(u64 deadline_ns) {
 int load_generator::abandon_unfinished(bool need_echo) {
     int abandoned = 0;
     for (auto& c : table_) {
-        bool unfinished = c.state == connection_state::waiting || c.state == connection_state::connecting ||
+        bool unfinished = c.state == connection_state::waiting ||
+                          c.state == connection_state::connecting ||
                           (need_echo && c.state == connection_state::open && c.echoed == 0);
         if (unfinished) {
             close_connection(c);
@@ -170,7 +169,8 @@ int load_generator::run() {
         run_until(setup_deadline,
                   [&] { return completed_total_ + errors_ + mismatches_ >= u64(o_.connections); });
         if (int late = abandon_unfinished(true); late > 0)
-            std::fprintf(stderr, "bench: %d of %d connections did not exchange a line within the timeout\n",
+            std::fprintf(stderr,
+                         "bench: %d of %d connections did not exchange a line within the timeout\n",
                          late, o_.connections);
         phase_ = phase::settle;
         phase_start_ns_ = now_ns();

@@ -6,8 +6,8 @@
 //   persistent: echo every line until end of stream (the default)
 // Listens on 127.0.0.1; each line is echoed with its "\n".
 
-#include <sys/resource.h>
 #include <asio.hpp>
+#include <sys/resource.h>
 
 #include <chrono>
 #include <cstdio>
@@ -28,10 +28,12 @@ awaitable<void> echo(tcp::socket socket, bool once) {
     std::string buffer;
     std::error_code ec;
     for (;;) {
-        std::size_t n = co_await asio::async_read_until(socket, asio::dynamic_buffer(buffer, max_line_bytes),
-                                                        '\n', asio::redirect_error(use_awaitable, ec));
+        std::size_t n =
+            co_await asio::async_read_until(socket, asio::dynamic_buffer(buffer, max_line_bytes),
+                                            '\n', asio::redirect_error(use_awaitable, ec));
         if (ec) {
-            if (ec == asio::error::eof && !buffer.empty()) {  // a last line without "\n" is still a line
+            if (ec == asio::error::eof &&
+                !buffer.empty()) {  // a last line without "\n" is still a line
                 buffer += '\n';
                 co_await asio::async_write(socket, asio::buffer(buffer),
                                            asio::redirect_error(use_awaitable, ec));
@@ -50,7 +52,8 @@ awaitable<void> echo(tcp::socket socket, bool once) {
 awaitable<void> listen(tcp::acceptor& acceptor, bool once) {
     std::error_code ec;
     for (;;) {
-        tcp::socket socket = co_await acceptor.async_accept(asio::redirect_error(use_awaitable, ec));
+        tcp::socket socket =
+            co_await acceptor.async_accept(asio::redirect_error(use_awaitable, ec));
         if (ec) {  // out of descriptors and the like: back off rather than spin
             asio::steady_timer pause(acceptor.get_executor(), std::chrono::milliseconds(5));
             co_await pause.async_wait(asio::redirect_error(use_awaitable, ec));
@@ -87,8 +90,8 @@ int main(int argc, char** argv) {
     }
     try {
         asio::io_context context(1);  // concurrency hint 1: one thread, no locking in the scheduler
-        tcp::acceptor acceptor(context,
-                               {asio::ip::make_address("127.0.0.1"), static_cast<unsigned short>(port)});
+        tcp::acceptor acceptor(
+            context, {asio::ip::make_address("127.0.0.1"), static_cast<unsigned short>(port)});
         std::printf("127.0.0.1:%d\n", port);
         std::fflush(stdout);
         asio::co_spawn(context, listen(acceptor, once), asio::detached);

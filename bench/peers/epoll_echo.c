@@ -23,7 +23,7 @@
 #include <unistd.h>
 
 enum {
-    max_line_bytes = 64 * 1024,          // longer lines close the connection (rill's default cap)
+    max_line_bytes = 64 * 1024,  // longer lines close the connection (rill's default cap)
     max_pending_output_bytes = 1 << 20,  // stop reading a client that does not read its echoes
     read_chunk_bytes = 64 * 1024,
     max_events = 512,
@@ -36,9 +36,9 @@ struct buffer {
 
 struct connection {
     int fd;
-    int closing;            // close once the pending output is sent
+    int closing;  // close once the pending output is sent
     struct buffer partial;  // start of a line whose "\n" has not arrived
-    struct buffer out;      // echo not yet taken by the socket
+    struct buffer out;  // echo not yet taken by the socket
     size_t out_sent;
 };
 
@@ -164,8 +164,9 @@ static void serve(struct connection* c) {
         if (c->partial.len == 0) {  // the usual case: echo straight from the shared buffer
             rc = echo_lines(c, read_chunk, (size_t)n);
         } else {  // a line continues: gather it, then echo from the gathered copy
-            rc = append(&c->partial, read_chunk, (size_t)n) != 0 ? -1
-                                                                 : echo_lines(c, c->partial.data, c->partial.len);
+            rc = append(&c->partial, read_chunk, (size_t)n) != 0
+                     ? -1
+                     : echo_lines(c, c->partial.data, c->partial.len);
         }
         if (rc != 0) {
             close_connection(c);
@@ -179,7 +180,8 @@ static void accept_clients(int listener, int epoll_fd) {
     for (int i = 0; i < 64; ++i) {  // a bounded batch; the listener is level-triggered
         int fd = accept4(listener, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
-            if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED) perror("epoll_echo: accept");
+            if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+                perror("epoll_echo: accept");
             return;
         }
         int one = 1;
@@ -190,7 +192,8 @@ static void accept_clients(int listener, int epoll_fd) {
             continue;
         }
         c->fd = fd;
-        struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.ptr = c};
+        struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
+                                 .data.ptr = c};
         if (epoll_ctl(epoll_fd, EPOLL_CTL_ADD, fd, &ev) != 0) {
             close_connection(c);
             continue;
@@ -234,9 +237,11 @@ int main(int argc, char** argv) {
     int listener = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     int one = 1;
     setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    struct sockaddr_in address = {
-        .sin_family = AF_INET, .sin_port = htons((uint16_t)port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    if (bind(listener, (struct sockaddr*)&address, sizeof address) != 0 || listen(listener, SOMAXCONN) != 0) {
+    struct sockaddr_in address = {.sin_family = AF_INET,
+                                  .sin_port = htons((uint16_t)port),
+                                  .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    if (bind(listener, (struct sockaddr*)&address, sizeof address) != 0 ||
+        listen(listener, SOMAXCONN) != 0) {
         fprintf(stderr, "epoll_echo: bind 127.0.0.1:%d: %s\n", port, strerror(errno));
         return 1;
     }

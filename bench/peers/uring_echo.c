@@ -21,7 +21,7 @@
 
 enum {
     initial_buffer_bytes = 4096,  // one page: every connection has a recv posted into it
-    max_line_bytes = 64 * 1024,   // longer lines close the connection (rill's default cap)
+    max_line_bytes = 64 * 1024,  // longer lines close the connection (rill's default cap)
     ring_entries = 4096,
     completion_entries = 16384,  // ~20k idle connections may all complete at once
 };
@@ -196,21 +196,24 @@ int main(int argc, char** argv) {
     int listener = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     int one = 1;
     setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    struct sockaddr_in address = {
-        .sin_family = AF_INET, .sin_port = htons((uint16_t)port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    if (bind(listener, (struct sockaddr*)&address, sizeof address) != 0 || listen(listener, SOMAXCONN) != 0) {
+    struct sockaddr_in address = {.sin_family = AF_INET,
+                                  .sin_port = htons((uint16_t)port),
+                                  .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    if (bind(listener, (struct sockaddr*)&address, sizeof address) != 0 ||
+        listen(listener, SOMAXCONN) != 0) {
         fprintf(stderr, "uring_echo: bind 127.0.0.1:%d: %s\n", port, strerror(errno));
         return 1;
     }
 
     // One thread submits and reaps: SINGLE_ISSUER + DEFER_TASKRUN (6.1) run completion work only
     // when we wait, with no interrupts; older kernels refuse the flags, so fall back to none.
-    struct io_uring_params params = {
-        .flags = IORING_SETUP_CQSIZE | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN,
-        .cq_entries = completion_entries};
+    struct io_uring_params params = {.flags = IORING_SETUP_CQSIZE | IORING_SETUP_SINGLE_ISSUER |
+                                              IORING_SETUP_DEFER_TASKRUN,
+                                     .cq_entries = completion_entries};
     int rc = io_uring_queue_init_params(ring_entries, &ring, &params);
     if (rc == -EINVAL) {
-        params = (struct io_uring_params){.flags = IORING_SETUP_CQSIZE, .cq_entries = completion_entries};
+        params = (struct io_uring_params){.flags = IORING_SETUP_CQSIZE,
+                                          .cq_entries = completion_entries};
         rc = io_uring_queue_init_params(ring_entries, &ring, &params);
     }
     if (rc < 0) {

@@ -22,9 +22,9 @@ public:
     address(std::string_view text);  // NOLINT(google-explicit-constructor)
     address(const char* text) : address(std::string_view(text)) {}  // NOLINT
     address(const std::string& text) : address(std::string_view(text)) {}  // NOLINT
-    address(std::array<std::uint8_t, 4> ipv4);    // NOLINT
-    address(std::array<std::uint16_t, 8> ipv6);   // NOLINT
-    address(std::array<std::uint8_t, 16> ipv6);   // NOLINT
+    address(std::array<std::uint8_t, 4> ipv4);  // NOLINT
+    address(std::array<std::uint16_t, 8> ipv6);  // NOLINT
+    address(std::array<std::uint8_t, 16> ipv6);  // NOLINT
 
     // The interface or host part: "127.0.0.1", "::1", "localhost", "*" (every interface);
     // IPv6 literals without brackets.
@@ -50,4 +50,4 @@ struct socket_info {
 };
 std::ostream& operator<<(std::ostream& out, const socket_info& info);
 
-} // namespace rill
+}  // namespace rill

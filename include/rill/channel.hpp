@@ -30,7 +30,8 @@ public:
     // cancelled while parked (after leaving the list), or error outside a task.
     void wait(std::unique_lock<std::mutex>& lock);
     // As wait, but gives up once `deadline` passes: false then, off the list.
-    bool wait_until(std::unique_lock<std::mutex>& lock, std::chrono::steady_clock::time_point deadline);
+    bool wait_until(std::unique_lock<std::mutex>& lock,
+                    std::chrono::steady_clock::time_point deadline);
     // Both with the mutex held. Return whether a task was woken.
     bool notify_one() noexcept;
     void notify_all() noexcept;
@@ -41,7 +42,7 @@ private:
     node* tail_ = nullptr;
     friend struct wait_list_access;
 };
-} // namespace detail
+}  // namespace detail
 
 // A bounded FIFO channel. Copies share one channel (it is a handle, as in Go).
 template <class T>
@@ -100,4 +101,4 @@ private:
     std::shared_ptr<state> state_;
 };
 
-} // namespace rill
+}  // namespace rill

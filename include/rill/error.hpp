@@ -73,6 +73,6 @@ namespace detail {
 [[noreturn]] inline void throw_os_error(int err, const std::string& context) {
     throw os_error(std::error_code(err, std::system_category()), context);
 }
-} // namespace detail
+}  // namespace detail
 
-} // namespace rill
+}  // namespace rill

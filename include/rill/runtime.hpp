@@ -63,13 +63,16 @@ struct small_block_allocated {
     static void* operator new(std::size_t n, std::align_val_t a) { return ::operator new(n, a); }
     // The unsized global form: clang declares the sized one only with -fsized-deallocation
     // (off by default up to clang 18), and this header must compile for every user.
-    static void operator delete(void* p, std::size_t, std::align_val_t a) noexcept { ::operator delete(p, a); }
+    static void operator delete(void* p, std::size_t, std::align_val_t a) noexcept {
+        ::operator delete(p, a);
+    }
 };
 
 template <class F>
 struct task_body_of final : task_body, small_block_allocated {
     F fn;
-    explicit task_body_of(F&& f) : task_body{&call, &drop, relocator(), sizeof(task_body_of)}, fn(std::move(f)) {}
+    explicit task_body_of(F&& f)
+        : task_body{&call, &drop, relocator(), sizeof(task_body_of)}, fn(std::move(f)) {}
     static void call(task_body* b) { static_cast<task_body_of*>(b)->fn(); }
     static void drop(task_body* b) { delete static_cast<task_body_of*>(b); }
     static void drop_in_place(task_body* b) { static_cast<task_body_of*>(b)->~task_body_of(); }
@@ -81,7 +84,8 @@ struct task_body_of final : task_body, small_block_allocated {
         return moved;
     }
     static constexpr task_body* (*relocator())(task_body*, void*) noexcept {
-        if constexpr (std::is_nothrow_move_constructible_v<F> && alignof(F) <= alignof(std::max_align_t))
+        if constexpr (std::is_nothrow_move_constructible_v<F> &&
+                      alignof(F) <= alignof(std::max_align_t))
             return &move_to;
         else
             return nullptr;
@@ -93,7 +97,7 @@ void release_task(task_control* t, bool joined) noexcept;
 void join_task(task_control* t);
 std::uint64_t task_id(const task_control* t) noexcept;
 int run_runtime(task_body* main_body, const int* main_result, const runtime_options& options);
-} // namespace detail
+}  // namespace detail
 
 // Handle to a spawned task. Dropping it detaches the task (it keeps running); an exception
 // that ends a detached task is reported on stderr with the task id, never rethrown.
@@ -160,4 +164,4 @@ void task_yield();
 // True inside a task (inside run()).
 bool in_task() noexcept;
 
-} // namespace rill
+}  // namespace rill

@@ -4,12 +4,12 @@
 #pragma once
 
 #include <charconv>
-#include <exception>
-#include <iosfwd>
 #include <chrono>
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
+#include <exception>
+#include <iosfwd>
 #include <memory>
 #include <optional>
 #include <span>
@@ -34,13 +34,15 @@ inline constexpr std::size_t default_output_buffer_bytes = 64 * 1024;
 namespace detail {
 struct stream_state;
 struct stream_access;
-} // namespace detail
+}  // namespace detail
 
 // Settings every stream has (server_options::stream and client_options::stream).
 struct stream_options {
     std::size_t max_line_length = default_max_line_length_bytes;  // read_line's cap; 0 = none
-    std::optional<std::chrono::milliseconds> reader_timeout;  // a read waiting longer sees end of stream
-    std::optional<std::chrono::milliseconds> writer_timeout;  // a write waiting longer throws timeout_error
+    std::optional<std::chrono::milliseconds>
+        reader_timeout;  // a read waiting longer sees end of stream
+    std::optional<std::chrono::milliseconds>
+        writer_timeout;  // a write waiting longer throws timeout_error
 };
 
 class stream {
@@ -67,8 +69,8 @@ private:
 };
 
 struct read_line_options {
-    char32_t separator = U'\n';           // the character that ends a line (after eol translation)
-    bool include_separator = false;       // keep the separator at the end of the line
+    char32_t separator = U'\n';  // the character that ends a line (after eol translation)
+    bool include_separator = false;  // keep the separator at the end of the line
     std::optional<std::size_t> max_length;  // at most this many characters; the rest stays
 };
 
@@ -126,7 +128,9 @@ concept has_to_string = requires(const T& v) {
     { v.to_string() } -> std::convertible_to<std::string>;
 };
 template <class T>
-concept streamable = requires(std::ostream& o, const T& v) { o << v; };
+concept streamable = requires(std::ostream& o, const T& v) {
+    o << v;
+};
 // Closes at once, dropping unsent output; never blocks or throws.
 void abort_stream(stream& s) noexcept;
 // write_chars(s, text) then newline(s), as one append when the line fits the output buffer.
@@ -151,10 +155,11 @@ void show_one(stream& s, const T& value) {
         write_chars(s, value.to_string());
     } else {
         static_assert(streamable<T>, "show: no display form for this type (give it operator<<)");
-        show_via_ostream(s, &value, [](std::ostream& o, const void* v) { o << *static_cast<const T*>(v); });
+        show_via_ostream(s, &value,
+                         [](std::ostream& o, const void* v) { o << *static_cast<const T*>(v); });
     }
 }
-} // namespace detail
+}  // namespace detail
 
 // The display form of each object, one after the other, no separators.
 template <class... Objects>
@@ -174,7 +179,7 @@ void showln(stream& s, const Objects&... objects) {
 
 // Calls fn(s), closes s when fn returns or throws (rethrowing), and returns fn's value.
 template <class Stream, class F>
-    requires std::derived_from<Stream, stream>
+requires std::derived_from<Stream, stream>
 decltype(auto) call_with_stream(Stream& s, F&& fn) {
     struct closer {
         Stream& s;
@@ -190,4 +195,4 @@ decltype(auto) call_with_stream(Stream& s, F&& fn) {
     return std::forward<F>(fn)(s);
 }
 
-} // namespace rill
+}  // namespace rill

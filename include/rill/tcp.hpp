@@ -14,10 +14,10 @@ namespace rill {
 inline constexpr int default_backlog = 128;
 
 struct server_options {
-    std::optional<int> port_number;            // wins over a port in the address
-    int backlog = default_backlog;             // positive; passed to listen()
-    bool reuse_address = true;                 // SO_REUSEADDR; false + a busy port => os_error
-    bool reuse_port = false;                   // SO_REUSEPORT: several servers share the port
+    std::optional<int> port_number;  // wins over a port in the address
+    int backlog = default_backlog;  // positive; passed to listen()
+    bool reuse_address = true;  // SO_REUSEADDR; false + a busy port => os_error
+    bool reuse_port = false;  // SO_REUSEPORT: several servers share the port
     // Hand out a connection once its first bytes have arrived (TCP_DEFER_ACCEPT), or once this
     // long has passed without any; 0 (the default): at once. For protocols where the client
     // speaks first, the server then wakes once per connection instead of twice (accept, then
@@ -26,15 +26,16 @@ struct server_options {
     // SYN-ACK retransmission times) before being accepted.
     std::chrono::seconds defer_accept{0};
     std::optional<rill::transcoder> transcoder;  // for every client stream handed out
-    stream_options stream;  // for every client stream handed out: line cap, reader and writer timeouts
+    stream_options
+        stream;  // for every client stream handed out: line cap, reader and writer timeouts
 };
 
 struct client_options {
     std::optional<int> port_number;  // wins over a port in the address
-    bool keep_alive = false;         // SO_KEEPALIVE
-    bool coalesce = true;            // true: Nagle on; false: TCP_NODELAY. Never affects buffering
+    bool keep_alive = false;  // SO_KEEPALIVE
+    bool coalesce = true;  // true: Nagle on; false: TCP_NODELAY. Never affects buffering
     std::optional<rill::transcoder> transcoder;
-    stream_options stream;           // line cap, reader and writer timeouts
+    stream_options stream;  // line cap, reader and writer timeouts
 };
 
 class tcp_server_stream;
@@ -58,7 +59,7 @@ namespace detail {
 struct server_state;
 // The state behind a server stream (src/net/tcp.cpp); throws error for a moved-from one.
 server_state& state_of(const tcp_server_stream& s);
-} // namespace detail
+}  // namespace detail
 
 class tcp_server_stream {
 public:
@@ -87,4 +88,4 @@ socket_info tcp_server_socket_info(const tcp_server_stream& server);
 socket_info tcp_client_self_socket_info(const tcp_client_stream& client);
 socket_info tcp_client_peer_socket_info(const tcp_client_stream& client);
 
-} // namespace rill
+}  // namespace rill

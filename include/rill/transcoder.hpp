@@ -13,16 +13,16 @@ enum class codec : std::uint8_t {
     iso_8859_1,
     ascii,
     utf_8,
-    utf_16,    // BOM read and honoured on input (no BOM: little endian); BOM then LE on output
+    utf_16,  // BOM read and honoured on input (no BOM: little endian); BOM then LE on output
     utf_16le,  // no BOM processing
     utf_16be,
-    ucs_2,     // 16-bit units, BMP only; BOM rules as utf_16
+    ucs_2,  // 16-bit units, BMP only; BOM rules as utf_16
     ucs_2le,
     ucs_2be,
-    ucs_4,     // 32-bit units; BOM rules as utf_16
+    ucs_4,  // 32-bit units; BOM rules as utf_16
     ucs_4le,
     ucs_4be,
-    utf,       // = utf_fallback_utf_8: a BOM selects the decoder, else UTF-8; writes UTF-8 with BOM
+    utf,  // = utf_fallback_utf_8: a BOM selects the decoder, else UTF-8; writes UTF-8 with BOM
     utf_fallback_ascii,
     utf_fallback_iso_8859_1,
     utf_fallback_utf_16,
@@ -32,16 +32,16 @@ enum class codec : std::uint8_t {
 
 // How a line end is written for '\n' and recognised on input.
 enum class eol_style : std::uint8_t {
-    lf,    // input: only LF ends a line (a CR stays in the line); output: LF
-    cr,    // input: CR or LF each end a line; output: CR
+    lf,  // input: only LF ends a line (a CR stays in the line); output: LF
+    cr,  // input: CR or LF each end a line; output: CR
     crlf,  // input: CR, LF, CR LF and LF CR each end one line; output: CR LF
     none,  // no translation in either direction
 };
 
 // What happens to bytes that do not decode, or characters that do not encode.
 enum class error_handling_mode : std::uint8_t {
-    ignore,   // drop the offending bytes or character
-    raise,    // throw decoding_error / encoding_error; the stream stays usable after them
+    ignore,  // drop the offending bytes or character
+    raise,  // throw decoding_error / encoding_error; the stream stays usable after them
     replace,  // U+FFFD on input; on output the codec's U+FFFD, or '?' where it has none
 };
 
@@ -64,7 +64,9 @@ private:
 };
 
 constexpr rill::codec transcoder_codec(const transcoder& t) noexcept { return t.codec(); }
-constexpr rill::eol_style transcoder_eol_style(const transcoder& t) noexcept { return t.eol_style(); }
+constexpr rill::eol_style transcoder_eol_style(const transcoder& t) noexcept {
+    return t.eol_style();
+}
 constexpr rill::error_handling_mode transcoder_error_handling_mode(const transcoder& t) noexcept {
     return t.error_handling_mode();
 }
@@ -83,4 +85,4 @@ error_handling_mode parse_error_handling_mode(std::string_view name);
 // "CODEC[,EOL[,ERRORS]]", as the rill command's --transcoder takes it.
 transcoder parse_transcoder(std::string_view spec);
 
-} // namespace rill
+}  // namespace rill

@@ -42,9 +42,9 @@ struct io_handle {
 struct pending_output {
     byte_buffer& bytes;
     std::optional<time_point> deadline;  // the writer timeout
-    deferred_work& flush;                // registered with the running task
-    bool taken = false;                  // the backend took it and unregistered `flush`
-    long sent = 0;                       // when taken: the send's result, as send() returns it
+    deferred_work& flush;  // registered with the running task
+    bool taken = false;  // the backend took it and unregistered `flush`
+    long sent = 0;  // when taken: the send's result, as send() returns it
 };
 
 // Every operation is called from a task (the stream's) and returns a count or -errno;
@@ -62,8 +62,8 @@ public:
     // Sends up to n bytes: how many went. `closing`: the descriptor is closed (or its writer
     // shut down) right after, so the kernel may hold a short tail back and let the FIN leave
     // in the same segment (MSG_MORE).
-    virtual long send(io_handle& h, const char* p, std::size_t n, const std::optional<time_point>& deadline,
-                      bool closing) = 0;
+    virtual long send(io_handle& h, const char* p, std::size_t n,
+                      const std::optional<time_point>& deadline, bool closing) = 0;
     // The next connection of a listening socket: its descriptor (non-blocking, close-on-exec).
     virtual long accept(io_handle& h, sockaddr* peer, socklen_t* peer_length) = 0;
     // Completes a connect() that said EINPROGRESS: 0 or -errno.
@@ -94,4 +94,4 @@ std::uint64_t provided_buffer_shortfalls() noexcept;
 // 0: the default), so that a test can run out of them on purpose.
 void set_provided_buffer_count_for_tests(unsigned count) noexcept;
 
-} // namespace rill::detail
+}  // namespace rill::detail

@@ -44,14 +44,15 @@ struct block_arena {
     }
     void grow() {
         const std::size_t bytes = blocks_per_chunk * initial_buffer_bytes;
-        void* chunk = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        void* chunk = mmap(nullptr, bytes, PROT_READ | PROT_WRITE,
+                           MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
         if (chunk == MAP_FAILED) throw std::bad_alloc();
         for (std::size_t i = blocks_per_chunk; i-- > 0;)
             cold.push_back(static_cast<char*>(chunk) + i * initial_buffer_bytes);
     }
 };
 thread_local block_arena arena;
-} // namespace
+}  // namespace
 
 char* acquire_buffer_block() {
     if (warm.head) return warm.pop();
@@ -74,7 +75,7 @@ namespace {
     (void)arena;  // constructed now, so its destructor gives the warm pages back at exit
     warm.push(block);
 }
-} // namespace
+}  // namespace
 
 void release_buffer_block(char* block) noexcept {
     if (warm.count - 1 < warm_blocks_max - 1) [[likely]] {  // 1 .. max-1 blocks warm
@@ -86,7 +87,8 @@ void release_buffer_block(char* block) noexcept {
 }
 
 void byte_buffer::make_room(std::size_t min_free) {
-    if (!data_ && min_free <= initial_buffer_bytes) {  // the usual case: an empty buffer's first bytes
+    if (!data_ &&
+        min_free <= initial_buffer_bytes) {  // the usual case: an empty buffer's first bytes
         data_ = acquire_buffer_block();
         begin_ = end_ = 0;
         capacity_ = initial_buffer_bytes;
@@ -110,4 +112,4 @@ void byte_buffer::make_room(std::size_t min_free) {
     capacity_ = cap;
 }
 
-} // namespace rill::detail
+}  // namespace rill::detail

@@ -39,8 +39,10 @@ public:
     void consume(std::size_t n) noexcept {
         begin_ += n;
         if (begin_ == end_) {
-            if (capacity_ == initial_buffer_bytes) release();
-            else begin_ = end_ = 0;
+            if (capacity_ == initial_buffer_bytes)
+                release();
+            else
+                begin_ = end_ = 0;
         }
     }
     // Room for at least `min_free` more bytes at the tail (compacting or growing).
@@ -57,8 +59,10 @@ public:
     }
     void release() noexcept {
         if (data_) {
-            if (capacity_ == initial_buffer_bytes) release_buffer_block(data_);
-            else delete[] data_;
+            if (capacity_ == initial_buffer_bytes)
+                release_buffer_block(data_);
+            else
+                delete[] data_;
         }
         data_ = nullptr;
         begin_ = end_ = capacity_ = 0;
@@ -72,4 +76,4 @@ private:
     std::size_t capacity_ = 0;
 };
 
-} // namespace rill::detail
+}  // namespace rill::detail

@@ -20,7 +20,8 @@ rill::backend choose_backend(rill::backend requested) {
         if (v == "epoll") return rill::backend::epoll;
         if (v == "io_uring" || v == "uring") return rill::backend::io_uring;
         if (v != "automatic" && v != "auto")
-            throw argument_error("RILL_BACKEND must be epoll, io_uring or automatic, got \"" + v + "\"");
+            throw argument_error("RILL_BACKEND must be epoll, io_uring or automatic, got \"" + v +
+                                 "\"");
     }
     if (requested != rill::backend::automatic) return requested;
     return probe_io_uring();
@@ -31,4 +32,4 @@ std::unique_ptr<poller> make_poller(rill::backend kind, scheduler& owner) {
     return make_uring_backend(owner);
 }
 
-} // namespace rill::detail
+}  // namespace rill::detail

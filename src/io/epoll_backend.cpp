@@ -116,17 +116,22 @@ public:
             ts.tv_sec = timeout->count() / 1'000'000'000;
             ts.tv_nsec = timeout->count() % 1'000'000'000;
         }
-        int n = has_pwait2_ ? epoll_pwait2(epoll_fd_, events, events_per_wait, timeout ? &ts : nullptr, nullptr) : -1;
+        int n = has_pwait2_ ? epoll_pwait2(epoll_fd_, events, events_per_wait,
+                                           timeout ? &ts : nullptr, nullptr)
+                            : -1;
         if (n < 0 && (!has_pwait2_ || errno == ENOSYS)) {
             // epoll_pwait2 is Linux 5.11+ (and unknown to valgrind 3.19): wait in whole
             // milliseconds, rounded up so a timer never fires early.
             has_pwait2_ = false;
             int ms = -1;
-            if (timeout) ms = static_cast<int>(std::min<std::int64_t>((timeout->count() + 999'999) / 1'000'000, 1 << 30));
+            if (timeout)
+                ms = static_cast<int>(
+                    std::min<std::int64_t>((timeout->count() + 999'999) / 1'000'000, 1 << 30));
             n = epoll_wait(epoll_fd_, events, events_per_wait, ms);
         }
         if (n < 0) {
-            if (errno != EINTR) std::fprintf(stderr, "rill: epoll_wait failed: %s\n", std::strerror(errno));
+            if (errno != EINTR)
+                std::fprintf(stderr, "rill: epoll_wait failed: %s\n", std::strerror(errno));
             return;
         }
         for (int i = 0; i < n; ++i) {
@@ -139,8 +144,10 @@ public:
             }
             if (static_cast<std::size_t>(fd) >= waiters_.size()) continue;
             if (e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
-                if (waiters_[fd].reader) wake_slot(waiters_[fd].reader);
-                else waiters_[fd].readable = true;
+                if (waiters_[fd].reader)
+                    wake_slot(waiters_[fd].reader);
+                else
+                    waiters_[fd].readable = true;
                 // End of stream or an error comes as one edge only: a reader that drains the
                 // data that came with it must still find it without waiting for another.
                 if (e & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) waiters_[fd].readable = true;
@@ -199,7 +206,6 @@ private:
         }
     }
 
-
     struct fd_waiters {
         task_control* reader = nullptr;
         task_control* writer = nullptr;
@@ -217,7 +223,8 @@ private:
         ev.data.fd = h.fd;
         if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, h.fd, &ev) != 0) {
             // EEXIST: a descriptor number reused before this set noticed the old one closed.
-            if (errno != EEXIST || epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, h.fd, &ev) != 0) return -errno;
+            if (errno != EEXIST || epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, h.fd, &ev) != 0)
+                return -errno;
         }
         h.registered = this;
         // Adding reports the socket's current state as an event if it is ready; a flag left
@@ -227,7 +234,8 @@ private:
     }
 
     fd_waiters& slot_state(int fd) {
-        if (static_cast<std::size_t>(fd) >= waiters_.size()) waiters_.resize(static_cast<std::size_t>(fd) + 64);
+        if (static_cast<std::size_t>(fd) >= waiters_.size())
+            waiters_.resize(static_cast<std::size_t>(fd) + 64);
         return waiters_[fd];
     }
 
@@ -262,10 +270,10 @@ void epoll_waiter::interrupt(task_control* t) noexcept {
     backend->owner().ready(t);
 }
 
-} // namespace
+}  // namespace
 
 std::unique_ptr<backend> make_epoll_backend(scheduler& owner) {
     return std::make_unique<epoll_backend>(owner);
 }
 
-} // namespace rill::detail
+}  // namespace rill::detail

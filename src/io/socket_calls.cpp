@@ -23,7 +23,8 @@ long try_io(const io_handle& h, io_op& op) noexcept {
         switch (op.kind) {
         case io_kind::recv: r = ::recv(h.fd, op.buffer, op.length, MSG_DONTWAIT); break;
         case io_kind::send:
-            r = ::send(h.fd, op.buffer, op.length, MSG_DONTWAIT | MSG_NOSIGNAL | (op.more ? MSG_MORE : 0));
+            r = ::send(h.fd, op.buffer, op.length,
+                       MSG_DONTWAIT | MSG_NOSIGNAL | (op.more ? MSG_MORE : 0));
             break;
         case io_kind::accept:
             r = ::accept4(h.fd, static_cast<sockaddr*>(op.buffer), op.address_length,
@@ -51,15 +52,20 @@ long try_io(const io_handle& h, io_op& op) noexcept {
 
 namespace {
 std::atomic<std::uint64_t> shortfalls{0};
-} // namespace
+}  // namespace
 
-std::uint64_t provided_buffer_shortfalls() noexcept { return shortfalls.load(std::memory_order_relaxed); }
-void count_provided_buffer_shortfall() noexcept { shortfalls.fetch_add(1, std::memory_order_relaxed); }
+std::uint64_t provided_buffer_shortfalls() noexcept {
+    return shortfalls.load(std::memory_order_relaxed);
+}
+void count_provided_buffer_shortfall() noexcept {
+    shortfalls.fetch_add(1, std::memory_order_relaxed);
+}
 
 void note_receive(io_handle& h, const io_op& op, long r) noexcept {
     // Edge-triggered epoll and io_uring both report data that arrives after this point, so
     // the wait that follows a drained socket cannot miss it.
-    h.recv_drained = r == -EAGAIN || (h.byte_stream && r > 0 && static_cast<std::size_t>(r) < op.length);
+    h.recv_drained =
+        r == -EAGAIN || (h.byte_stream && r > 0 && static_cast<std::size_t>(r) < op.length);
 }
 
 long receive_attempt(io_handle& h, io_op& op) noexcept {
@@ -92,4 +98,4 @@ long send_without_waiting(const io_handle& h, const char* p, std::size_t n) noex
     return try_io(h, op);
 }
 
-} // namespace rill::detail
+}  // namespace rill::detail

@@ -24,12 +24,12 @@ enum class io_kind : std::uint8_t { recv, send, accept, connect, readable, recv_
 
 struct io_op {
     io_kind kind;
-    void* buffer = nullptr;               // recv/send data; accept: sockaddr out
-    std::size_t length = 0;               // recv/send bytes
+    void* buffer = nullptr;  // recv/send data; accept: sockaddr out
+    std::size_t length = 0;  // recv/send bytes
     socklen_t* address_length = nullptr;  // accept: in/out
     std::optional<time_point> deadline;
-    std::uint16_t buffer_id = 0;          // recv_provided: which provided buffer holds the data
-    bool more = false;                    // send: MSG_MORE
+    std::uint16_t buffer_id = 0;  // recv_provided: which provided buffer holds the data
+    bool more = false;  // send: MSG_MORE
     // A send handed over with a receive: called with the send's result as soon as it arrives,
     // on the task's thread while the task may still be parked (so the sent bytes' buffer can
     // be given back at once, not when the task next runs).
@@ -55,7 +55,8 @@ inline long committed(byte_buffer& in, long r) noexcept {
 // Points op at `in`'s free room: at least a buffer's worth at a time, more for a line longer
 // than that (the buffer grows).
 inline void receive_into(io_op& op, byte_buffer& in) {
-    const std::size_t want = in.capacity() / 2 > initial_buffer_bytes ? in.capacity() / 2 : initial_buffer_bytes;
+    const std::size_t want =
+        in.capacity() / 2 > initial_buffer_bytes ? in.capacity() / 2 : initial_buffer_bytes;
     op.buffer = in.tail(in.tail_room() >= initial_buffer_bytes ? 1 : want);
     op.length = in.tail_room();
 }
@@ -66,4 +67,4 @@ task_control* task_to_wait();
 
 void count_provided_buffer_shortfall() noexcept;
 
-} // namespace rill::detail
+}  // namespace rill::detail

@@ -8,10 +8,10 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
-#include <atomic>
 #include <mutex>
 
 #include <rill/error.hpp>
@@ -27,7 +27,7 @@ constexpr unsigned submission_queue_entries = 1024;
 // completion queue avoids the kernel's overflow path under bursts.
 constexpr unsigned completion_queue_entries = 16384;
 constexpr std::uint64_t ignored_completion = 0;  // async cancels
-constexpr std::uint64_t wake_completion = 1;     // the eventfd read that wakes the loop
+constexpr std::uint64_t wake_completion = 1;  // the eventfd read that wakes the loop
 // How many completions ahead reap fetches a request into the cache (its targets at half that).
 constexpr unsigned reap_prefetch_distance = 8;
 
@@ -76,7 +76,7 @@ struct uring_request final : park_point {
     task_control* task;  // made ready by the completion; null: nobody waits on it (yet)
     long result = 0;
     std::uint32_t flags = 0;  // the completion's flags (which provided buffer)
-    bool done = false;        // the completion arrived
+    bool done = false;  // the completion arrived
     void (*completed)(void*, long) = nullptr;  // io_op::completed, called from reap
     void* context = nullptr;
 
@@ -109,7 +109,9 @@ public:
     }
 
     const char* name() const noexcept override { return "io_uring"; }
-    bool receives_into_provided_buffers() const noexcept override { return provided_ring_ != nullptr; }
+    bool receives_into_provided_buffers() const noexcept override {
+        return provided_ring_ != nullptr;
+    }
 
     long receive(io_handle& h, byte_buffer& in, const std::optional<time_point>& deadline,
                  pending_output* flushed) override {
@@ -134,7 +136,7 @@ public:
         io_op provided{io_kind::recv_provided, nullptr, 0, nullptr, deadline};
         // flush_writer's send, when it would join the batch anyway, goes with this receive.
         const long r = flushed && owner_.others_ready() ? receive_with_send(h, provided, *flushed)
-                                                         : wait_for(h, provided);
+                                                        : wait_for(h, provided);
         if (r > 0) {
             in.append(static_cast<const char*>(provided.buffer), static_cast<std::size_t>(r));
             give_back(provided.buffer_id);
@@ -200,10 +202,12 @@ private:
         flushed.taken = true;
         task_control* t = task_to_wait();
         if (!t) return -ECANCELED;  // nothing was sent: flushed.sent stays 0
-        io_op send{io_kind::send, flushed.bytes.head(), flushed.bytes.size(), nullptr, flushed.deadline};
+        io_op send{io_kind::send, flushed.bytes.head(), flushed.bytes.size(), nullptr,
+                   flushed.deadline};
         send.context = &flushed.bytes;
         send.completed = [](void* context, long result) {
-            if (result > 0) static_cast<byte_buffer*>(context)->consume(static_cast<std::size_t>(result));
+            if (result > 0)
+                static_cast<byte_buffer*>(context)->consume(static_cast<std::size_t>(result));
         };
         uring_request sending;
         sending.backend = this;
@@ -232,7 +236,8 @@ private:
         switch (op.kind) {
         case io_kind::recv: io_uring_prep_recv(sqe, h.fd, op.buffer, op.length, 0); break;
         case io_kind::send:
-            io_uring_prep_send(sqe, h.fd, op.buffer, op.length, MSG_NOSIGNAL | (op.more ? MSG_MORE : 0));
+            io_uring_prep_send(sqe, h.fd, op.buffer, op.length,
+                               MSG_NOSIGNAL | (op.more ? MSG_MORE : 0));
             break;
         case io_kind::accept:
             io_uring_prep_accept(sqe, h.fd, static_cast<sockaddr*>(op.buffer), op.address_length,
@@ -284,7 +289,8 @@ public:
             // instructions more per loop turn). Completions already posted (sends that
             // completed as they were submitted) are not waited for: the submissions go in
             // without a wait, or without a system call when there are none.
-            r = io_uring_cq_ready(&ring_) ? io_uring_submit(&ring_) : io_uring_submit_and_wait(&ring_, 1);
+            r = io_uring_cq_ready(&ring_) ? io_uring_submit(&ring_)
+                                          : io_uring_submit_and_wait(&ring_, 1);
         } else {
             io_uring_cqe* cqe = nullptr;
             __kernel_timespec ts{};
@@ -310,14 +316,19 @@ public:
     }
 
 private:
-    std::size_t provided_ring_bytes() const noexcept { return buffer_count_ * sizeof(io_uring_buf); }
-    std::size_t provided_pool_bytes() const noexcept { return buffer_count_ * provided_buffer_bytes; }
+    std::size_t provided_ring_bytes() const noexcept {
+        return buffer_count_ * sizeof(io_uring_buf);
+    }
+    std::size_t provided_pool_bytes() const noexcept {
+        return buffer_count_ * provided_buffer_bytes;
+    }
 
     // A ring of buffers the kernel picks from when data arrives (Linux 5.19+): a receive that
     // waits holds none, so idle connections cost no buffer. Without it (older kernels) each
     // waiting receive holds its stream's buffer.
     void setup_provided_buffers() noexcept {
-        if (unsigned n = provided_buffer_count_override.load(std::memory_order_relaxed)) buffer_count_ = n;
+        if (unsigned n = provided_buffer_count_override.load(std::memory_order_relaxed))
+            buffer_count_ = n;
         void* ring_mem = mmap(nullptr, provided_ring_bytes(), PROT_READ | PROT_WRITE,
                               MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         if (ring_mem == MAP_FAILED) return;
@@ -373,13 +384,17 @@ private:
         const unsigned mask = ring_.cq.ring_mask;
         const unsigned first = *ring_.cq.khead;
         const unsigned end = io_uring_smp_load_acquire(ring_.cq.ktail);
-        auto entry = [&](unsigned i) noexcept { return &ring_.cq.cqes[io_uring_cqe_index(&ring_, i, mask)]; };
+        auto entry = [&](unsigned i) noexcept {
+            return &ring_.cq.cqes[io_uring_cqe_index(&ring_, i, mask)];
+        };
         for (unsigned i = first; i != end; ++i) {
             // With many connections each request (on its task's stack), the task's control
             // block and the stream a send completion updates have left the cache: fetch them
             // a few completions ahead, the request first, then what it points to.
-            if (end - i > reap_prefetch_distance) prefetch_request(entry(i + reap_prefetch_distance)->user_data);
-            if (end - i > reap_prefetch_distance / 2) prefetch_targets(entry(i + reap_prefetch_distance / 2)->user_data);
+            if (end - i > reap_prefetch_distance)
+                prefetch_request(entry(i + reap_prefetch_distance)->user_data);
+            if (end - i > reap_prefetch_distance / 2)
+                prefetch_targets(entry(i + reap_prefetch_distance / 2)->user_data);
             const io_uring_cqe* cqe = entry(i);
             const std::uint64_t data = cqe->user_data;
             if (!is_request(data)) {
@@ -399,7 +414,8 @@ private:
     // A completion of one of our uring_requests, not of a cancel, of the wake-up read, or of
     // the timeout request liburing adds to a wait before Linux 5.11 (no IORING_FEAT_EXT_ARG).
     static bool is_request(std::uint64_t data) noexcept {
-        return data != ignored_completion && data != wake_completion && data != LIBURING_UDATA_TIMEOUT;
+        return data != ignored_completion && data != wake_completion &&
+               data != LIBURING_UDATA_TIMEOUT;
     }
     static void prefetch_request(std::uint64_t data) noexcept {
         if (is_request(data)) __builtin_prefetch(reinterpret_cast<const void*>(data), 1);
@@ -427,13 +443,14 @@ void uring_request::interrupt(task_control*) noexcept {
     backend->cancel(this);
 }
 
-} // namespace
+}  // namespace
 
 rill::backend probe_io_uring() {
     // Decided once per process, but only by a refusal that will not change: a shortage of
     // descriptors or memory at the first probe must not turn io_uring off for good.
     static std::atomic<int> decided{0};  // 0: not yet, 1: io_uring, 2: epoll
-    if (int d = decided.load(std::memory_order_acquire)) return d == 1 ? rill::backend::io_uring : rill::backend::epoll;
+    if (int d = decided.load(std::memory_order_acquire))
+        return d == 1 ? rill::backend::io_uring : rill::backend::epoll;
     io_uring ring;
     int r = io_uring_queue_init(8, &ring, 0);
     if (r == 0) {
@@ -459,4 +476,4 @@ std::unique_ptr<backend> make_uring_backend(scheduler& owner) {
     return std::make_unique<uring_backend>(owner);
 }
 
-} // namespace rill::detail
+}  // namespace rill::detail

@@ -59,7 +59,8 @@ std::string numeric_text(int family, const void* raw_address) {
 std::string checked_host(std::string_view text, std::string_view host, bool bracketed) {
     if (host.empty() && !bracketed) return loopback_host;
     if (bracketed || host.find(':') != std::string_view::npos) {
-        if (!is_numeric(AF_INET6, host)) throw_bad_address(text, quoted(host) + " is not an IPv6 address");
+        if (!is_numeric(AF_INET6, host))
+            throw_bad_address(text, quoted(host) + " is not an IPv6 address");
     } else if (looks_like_ipv4(host) && !is_numeric(AF_INET, host)) {
         throw_bad_address(text, quoted(host) + " is not an IPv4 address");
     }
@@ -70,7 +71,8 @@ int parse_port(std::string_view text, std::string_view port) {
     int value = 0;
     // All digits first: from_chars alone would accept a sign.
     bool digits = !port.empty() && std::all_of(port.begin(), port.end(), is_digit);
-    if (!digits || std::from_chars(port.data(), port.data() + port.size(), value).ec != std::errc{} ||
+    if (!digits ||
+        std::from_chars(port.data(), port.data() + port.size(), value).ec != std::errc{} ||
         value > max_port_number) {
         throw_bad_address(text, "port " + quoted(port) + " must be a number 0..65535");
     }
@@ -87,7 +89,7 @@ std::array<std::uint8_t, 16> to_bytes(std::array<std::uint16_t, 8> groups) {
     return bytes;
 }
 
-} // namespace
+}  // namespace
 
 address::address(int port) : host_(loopback_host), port_(detail::checked_port_number(port)) {}
 
@@ -97,10 +99,12 @@ address::address(std::string_view text) {
     bool bracketed = text.starts_with('[');
     if (bracketed) {
         std::size_t close = text.find(']');
-        if (close == std::string_view::npos) throw_bad_address(text, "no ']' after the IPv6 address");
+        if (close == std::string_view::npos)
+            throw_bad_address(text, "no ']' after the IPv6 address");
         host = text.substr(1, close - 1);
         std::string_view rest = text.substr(close + 1);
-        if (!rest.empty() && rest.front() != ':') throw_bad_address(text, "expected \":PORT\" after ']'");
+        if (!rest.empty() && rest.front() != ':')
+            throw_bad_address(text, "expected \":PORT\" after ']'");
         if (!rest.empty()) port = rest.substr(1);
     } else if (std::count(text.begin(), text.end(), ':') == 1) {
         std::size_t colon = text.find(':');
@@ -119,11 +123,15 @@ address::address(std::array<std::uint8_t, 16> ipv6) : host_(numeric_text(AF_INET
 
 address::address(std::array<std::uint16_t, 8> ipv6) : address(to_bytes(ipv6)) {}
 
-std::string address::to_string() const { return port_ ? detail::host_port_text(host_, *port_) : host_; }
+std::string address::to_string() const {
+    return port_ ? detail::host_port_text(host_, *port_) : host_;
+}
 
 std::string socket_info::to_string() const { return detail::host_port_text(address, port_number); }
 
-std::ostream& operator<<(std::ostream& out, const socket_info& info) { return out << info.to_string(); }
+std::ostream& operator<<(std::ostream& out, const socket_info& info) {
+    return out << info.to_string();
+}
 
 namespace detail {
 
@@ -157,5 +165,5 @@ socket_info to_socket_info(const sockaddr* sa) {
 
 std::string to_string(const endpoint& e) { return to_socket_info(e.get()).to_string(); }
 
-} // namespace detail
-} // namespace rill
+}  // namespace detail
+}  // namespace rill

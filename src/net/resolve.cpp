@@ -45,7 +45,8 @@ std::error_code lookup(const std::string& host, const std::string& service, int 
     hints.ai_socktype = SOCK_STREAM;
     hints.ai_flags = flags;
     addrinfo* results = nullptr;
-    int status = name_lookup.load(std::memory_order_relaxed)(host.c_str(), service.c_str(), &hints, &results);
+    int status = name_lookup.load(std::memory_order_relaxed)(host.c_str(), service.c_str(), &hints,
+                                                             &results);
     list.reset(results);
     if (status == 0) return {};
     if (status == EAI_SYSTEM) return {errno, std::system_category()};
@@ -61,7 +62,9 @@ std::error_code lookup_from_task(const std::string& host, const std::string& ser
     };
     // Shared with the job: a task cancelled while it waits leaves before the lookup ends.
     auto found = std::make_shared<result>();
-    run_on_helper_thread([found, host, service, flags] { found->failure = lookup(host, service, flags, found->list); });
+    run_on_helper_thread([found, host, service, flags] {
+        found->failure = lookup(host, service, flags, found->list);
+    });
     list = std::move(found->list);
     return found->failure;
 }
@@ -70,7 +73,7 @@ bool same_endpoint(const endpoint& a, const endpoint& b) {
     return a.length == b.length && std::memcmp(&a.storage, &b.storage, a.length) == 0;
 }
 
-} // namespace
+}  // namespace
 
 std::vector<endpoint> resolve(const address& where, std::optional<int> port_number,
                               resolve_purpose purpose, std::string_view operation) {
@@ -95,7 +98,8 @@ std::vector<endpoint> resolve(const address& where, std::optional<int> port_numb
     if (failure == std::error_code(EAI_NONAME, getaddrinfo_category()))
         failure = lookup_from_task(host, service, flags, list);
     if (failure)
-        throw os_error(failure, std::string(operation) + ": resolve " + host_port_text(where.host(), *port));
+        throw os_error(failure,
+                       std::string(operation) + ": resolve " + host_port_text(where.host(), *port));
 
     // On success getaddrinfo returns at least one result, so the vector is never empty. It
     // repeats an address once per protocol or /etc/hosts line; keep the first of each.
@@ -111,4 +115,4 @@ std::vector<endpoint> resolve(const address& where, std::optional<int> port_numb
     return endpoints;
 }
 
-} // namespace rill::detail
+}  // namespace rill::detail

@@ -51,4 +51,4 @@ socket_info to_socket_info(const sockaddr* sa);
 // "127.0.0.1:2020" / "[::1]:2020" for error messages.
 std::string to_string(const endpoint& e);
 
-} // namespace rill::detail
+}  // namespace rill::detail

@@ -17,11 +17,13 @@ public:
     explicit socket_transport(io_handle socket) noexcept : socket_(socket) {}
     ~socket_transport() override { close_socket(socket_); }
 
-    long receive(byte_buffer& in, const std::optional<time_point>& deadline, pending_output* flushed) override {
+    long receive(byte_buffer& in, const std::optional<time_point>& deadline,
+                 pending_output* flushed) override {
         if (socket_.fd < 0) return -EBADF;
         return task_backend("receive").receive(socket_, in, deadline, flushed);
     }
-    long send(const char* p, std::size_t n, const std::optional<time_point>& deadline, bool closing) override {
+    long send(const char* p, std::size_t n, const std::optional<time_point>& deadline,
+              bool closing) override {
         if (socket_.fd < 0) return -EBADF;
         return task_backend("send").send(socket_, p, n, deadline, closing);
     }
@@ -49,10 +51,10 @@ private:
     io_handle socket_;
 };
 
-} // namespace
+}  // namespace
 
 std::unique_ptr<transport> make_socket_transport(io_handle socket) {
     return std::make_unique<socket_transport>(socket);
 }
 
-} // namespace rill::detail
+}  // namespace rill::detail

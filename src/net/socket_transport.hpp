@@ -11,4 +11,4 @@ namespace rill::detail {
 // registered while connecting; byte_stream set for TCP).
 std::unique_ptr<transport> make_socket_transport(io_handle socket);
 
-} // namespace rill::detail
+}  // namespace rill::detail

@@ -52,12 +52,14 @@ private:
     int fd_;
 };
 
-void set_int_option(int fd, int level, int name, int value, const char* operation, const char* what) {
+void set_int_option(int fd, int level, int name, int value, const char* operation,
+                    const char* what) {
     if (setsockopt(fd, level, name, &value, sizeof value) != 0)
         throw_os_error(errno, std::string(operation) + ": setsockopt " + what);
 }
 
-void set_flag_option(int fd, int level, int name, bool on, const char* operation, const char* what) {
+void set_flag_option(int fd, int level, int name, bool on, const char* operation,
+                     const char* what) {
     set_int_option(fd, level, name, on ? 1 : 0, operation, what);
 }
 
@@ -91,7 +93,7 @@ bool connection_gone(long r) noexcept {
            r == -EOPNOTSUPP || r == -ENETUNREACH;
 }
 
-} // namespace
+}  // namespace
 
 struct server_state {
     io_handle io;
@@ -107,19 +109,23 @@ struct server_state {
     ~server_state() { close_now(); }
 };
 
-} // namespace detail
+}  // namespace detail
 
 // ---- server ---------------------------------------------------------------------------------
 
 tcp_server_stream::tcp_server_stream(address where, server_options options) {
     constexpr const char* op = "tcp_server_stream";
     if (options.backlog <= 0)
-        throw argument_error(std::string("backlog must be positive, got ") + std::to_string(options.backlog));
+        throw argument_error(std::string("backlog must be positive, got ") +
+                             std::to_string(options.backlog));
     if (options.port_number) detail::checked_port_number(*options.port_number);
-    if (options.defer_accept.count() < 0 || options.defer_accept.count() > std::numeric_limits<int>::max())
-        throw argument_error("defer_accept must be 0.." + std::to_string(std::numeric_limits<int>::max()) +
-                             " seconds, got " + std::to_string(options.defer_accept.count()));
-    auto endpoints = detail::resolve(where, options.port_number, detail::resolve_purpose::listen, op);
+    if (options.defer_accept.count() < 0 ||
+        options.defer_accept.count() > std::numeric_limits<int>::max())
+        throw argument_error("defer_accept must be 0.." +
+                             std::to_string(std::numeric_limits<int>::max()) + " seconds, got " +
+                             std::to_string(options.defer_accept.count()));
+    auto endpoints =
+        detail::resolve(where, options.port_number, detail::resolve_purpose::listen, op);
     int first_error = 0;
     std::string first_context;
     for (const auto& e : endpoints) {
@@ -132,12 +138,15 @@ tcp_server_stream::tcp_server_stream(address where, server_options options) {
             context = std::string(op) + ": socket for " + text;
         } else {
             if (options.reuse_address)
-                detail::set_flag_option(fd.get(), SOL_SOCKET, SO_REUSEADDR, true, op, "SO_REUSEADDR");
+                detail::set_flag_option(fd.get(), SOL_SOCKET, SO_REUSEADDR, true, op,
+                                        "SO_REUSEADDR");
             if (options.reuse_port)
-                detail::set_flag_option(fd.get(), SOL_SOCKET, SO_REUSEPORT, true, op, "SO_REUSEPORT");
+                detail::set_flag_option(fd.get(), SOL_SOCKET, SO_REUSEPORT, true, op,
+                                        "SO_REUSEPORT");
             if (options.defer_accept.count() > 0)
                 detail::set_int_option(fd.get(), IPPROTO_TCP, TCP_DEFER_ACCEPT,
-                                       static_cast<int>(options.defer_accept.count()), op, "TCP_DEFER_ACCEPT");
+                                       static_cast<int>(options.defer_accept.count()), op,
+                                       "TCP_DEFER_ACCEPT");
             if (::bind(fd.get(), e.get(), e.length) != 0) {
                 err = errno;
                 context = std::string(op) + ": bind " + text;
@@ -187,7 +196,8 @@ std::optional<tcp_client_stream> read(tcp_server_stream& server) {
         }
         sockaddr_storage peer{};
         socklen_t peer_length = sizeof peer;
-        long r = detail::task_backend("read").accept(st.io, reinterpret_cast<sockaddr*>(&peer), &peer_length);
+        long r = detail::task_backend("read").accept(st.io, reinterpret_cast<sockaddr*>(&peer),
+                                                     &peer_length);
         detail::unique_fd fd(r >= 0 ? static_cast<int>(r) : -1);
         bool closed;
         {
@@ -245,7 +255,8 @@ tcp_client_stream::tcp_client_stream(std::unique_ptr<detail::stream_state> state
 tcp_client_stream::tcp_client_stream(address where, client_options options) {
     constexpr const char* op = "tcp_client_stream";
     detail::current_task(op);  // connecting blocks the task: only inside run
-    auto endpoints = detail::resolve(where, options.port_number, detail::resolve_purpose::connect, op);
+    auto endpoints =
+        detail::resolve(where, options.port_number, detail::resolve_purpose::connect, op);
     int first_error = 0;
     std::string first_context;
     for (const auto& e : endpoints) {
@@ -258,9 +269,11 @@ tcp_client_stream::tcp_client_stream(address where, client_options options) {
             step = "socket for";  // out of descriptors, say: not the peer's fault
         } else {
             if (options.keep_alive)
-                detail::set_flag_option(fd.get(), SOL_SOCKET, SO_KEEPALIVE, true, op, "SO_KEEPALIVE");
+                detail::set_flag_option(fd.get(), SOL_SOCKET, SO_KEEPALIVE, true, op,
+                                        "SO_KEEPALIVE");
             if (!options.coalesce)
-                detail::set_flag_option(fd.get(), IPPROTO_TCP, TCP_NODELAY, true, op, "TCP_NODELAY");
+                detail::set_flag_option(fd.get(), IPPROTO_TCP, TCP_NODELAY, true, op,
+                                        "TCP_NODELAY");
             detail::io_handle socket;
             socket.fd = fd.get();
             socket.byte_stream = true;
@@ -270,7 +283,8 @@ tcp_client_stream::tcp_client_stream(address where, client_options options) {
             }
             if (r == 0) {
                 // The stream's transport keeps the backend's registration made while connecting.
-                static_cast<stream&>(*this) = tcp_client_stream(detail::make_client_state(fd, socket, options));
+                static_cast<stream&>(*this) =
+                    tcp_client_stream(detail::make_client_state(fd, socket, options));
                 return;
             }
         }
@@ -284,13 +298,13 @@ tcp_client_stream::tcp_client_stream(address where, client_options options) {
 }
 
 socket_info tcp_client_self_socket_info(const tcp_client_stream& client) {
-    return detail::socket_name(client.is_open() ? detail::state_of(client).io->native_handle() : -1, false,
-                               "tcp_client_self_socket_info");
+    return detail::socket_name(client.is_open() ? detail::state_of(client).io->native_handle() : -1,
+                               false, "tcp_client_self_socket_info");
 }
 
 socket_info tcp_client_peer_socket_info(const tcp_client_stream& client) {
-    return detail::socket_name(client.is_open() ? detail::state_of(client).io->native_handle() : -1, true,
-                               "tcp_client_peer_socket_info");
+    return detail::socket_name(client.is_open() ? detail::state_of(client).io->native_handle() : -1,
+                               true, "tcp_client_peer_socket_info");
 }
 
-} // namespace rill
+}  // namespace rill

@@ -53,7 +53,7 @@ void install_guard(char* page_start) {
     if (mprotect(page_start, page_bytes(), PROT_NONE) != 0)
         throw_os_error(errno, "spawn: mprotect stack guard page");
 }
-} // namespace
+}  // namespace
 
 std::size_t stack_block::guard_bytes() noexcept { return page_bytes(); }
 
@@ -107,10 +107,10 @@ const char* stack_pool::guard_mechanism() noexcept {
 }
 
 context make_context(const stack_block& s, std::size_t reserved, void (*entry)(transfer)) {
-    return ctx::make_fcontext(s.top() - reserved, s.usable_bytes - reserved,
-                              // Same layout (asserted below); going through void(*)() is the sanctioned generic cast.
-                              reinterpret_cast<void (*)(ctx::transfer_t)>(
-                                  reinterpret_cast<void (*)()>(entry)));
+    return ctx::make_fcontext(
+        s.top() - reserved, s.usable_bytes - reserved,
+        // Same layout (asserted below); going through void(*)() is the sanctioned generic cast.
+        reinterpret_cast<void (*)(ctx::transfer_t)>(reinterpret_cast<void (*)()>(entry)));
 }
 
 static_assert(sizeof(transfer) == sizeof(ctx::transfer_t));
@@ -118,8 +118,8 @@ static_assert(sizeof(transfer) == sizeof(ctx::transfer_t));
 transfer switch_context(context to, void* data, fiber_sanitizer_state& self,
                         const fiber_sanitizer_state& target, bool finishing) {
 #ifdef RILL_ASAN
-    __sanitizer_start_switch_fiber(finishing ? nullptr : &self.asan_fake_stack,
-                                   target.stack_bottom, target.stack_size);
+    __sanitizer_start_switch_fiber(finishing ? nullptr : &self.asan_fake_stack, target.stack_bottom,
+                                   target.stack_size);
 #endif
 #ifdef RILL_TSAN
     __tsan_switch_to_fiber(target.tsan_fiber, 0);
@@ -163,4 +163,4 @@ void* tsan_current_fiber() noexcept {
 #endif
 }
 
-} // namespace rill::detail
+}  // namespace rill::detail

@@ -69,7 +69,8 @@ struct fiber_sanitizer_state {
 #ifdef RILL_TSAN
     void* tsan_fiber = nullptr;
 #endif
-    void set_stack([[maybe_unused]] const void* bottom, [[maybe_unused]] std::size_t size) noexcept {
+    void set_stack([[maybe_unused]] const void* bottom,
+                   [[maybe_unused]] std::size_t size) noexcept {
 #ifdef RILL_ASAN
         stack_bottom = bottom;
         stack_size = size;
@@ -113,4 +114,4 @@ void* tsan_create_fiber() noexcept;
 void tsan_destroy_fiber(void* fiber) noexcept;
 void* tsan_current_fiber() noexcept;
 
-} // namespace rill::detail
+}  // namespace rill::detail

@@ -55,7 +55,8 @@ private:
         std::unique_lock lock(mutex_);
         for (;;) {
             ++idle_;
-            const bool got = work_.wait_for(lock, helper_thread_idle_exit, [&] { return !jobs_.empty(); });
+            const bool got =
+                work_.wait_for(lock, helper_thread_idle_exit, [&] { return !jobs_.empty(); });
             --idle_;
             if (!got) {
                 --threads_;
@@ -76,7 +77,7 @@ private:
     int idle_ = 0;
 };
 
-} // namespace
+}  // namespace
 
 void run_on_helper_thread(std::function<void()> job) {
     scheduler* here = scheduler::current();
@@ -105,4 +106,4 @@ void run_on_helper_thread(std::function<void()> job) {
     while (!finished->done) finished->waiter.wait(lock);
 }
 
-} // namespace rill::detail
+}  // namespace rill::detail

@@ -12,4 +12,4 @@ namespace rill::detail {
 // task_cancelled at once; the job still runs to its end, so it must own what it touches.
 void run_on_helper_thread(std::function<void()> job);
 
-} // namespace rill::detail
+}  // namespace rill::detail

@@ -35,4 +35,4 @@ rill::backend choose_backend(rill::backend requested);
 // The poller of one worker, created on that worker's thread.
 std::unique_ptr<poller> make_poller(rill::backend kind, scheduler& owner);
 
-} // namespace rill::detail
+}  // namespace rill::detail

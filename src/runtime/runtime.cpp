@@ -2,11 +2,11 @@
 #include <sched.h>
 
 #include <algorithm>
+#include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <string>
-#include <condition_variable>
 #include <thread>
 
 #include <rill/error.hpp>
@@ -36,7 +36,7 @@ struct body_owner {
         if (body) body->destroy(body);
     }
 };
-} // namespace
+}  // namespace
 
 runtime_state::runtime_state(const runtime_options& options, rill::backend kind)
     : options_(options), kind_(kind) {
@@ -214,10 +214,11 @@ int run_runtime(task_body* main_body, const int* main_result, const runtime_opti
     return *main_result;
 }
 
-} // namespace detail
+}  // namespace detail
 
 void task::join() {
-    if (!control_) throw argument_error("task.join: the task handle is empty (moved from or joined)");
+    if (!control_)
+        throw argument_error("task.join: the task handle is empty (moved from or joined)");
     detail::join_task(control_);
     std::exception_ptr e = control_->error;
     detail::release_task(std::exchange(control_, nullptr), true);
@@ -249,4 +250,4 @@ bool in_task() noexcept {
     return s && s->running();
 }
 
-} // namespace rill
+}  // namespace rill

@@ -5,7 +5,6 @@
 
 #include <rill/error.hpp>
 
-
 #ifdef RILL_ASAN
 #include <sanitizer/asan_interface.h>
 #endif
@@ -27,7 +26,7 @@ constexpr std::size_t max_body_on_stack = 512;
 // between the park and the stream call (measured with perf at 1000 connections).
 constexpr int prefetched_stack_lines = 16;
 
-} // namespace
+}  // namespace
 
 void report_unjoined_error(std::uint64_t id, const std::exception_ptr& e) noexcept {
     if (!e) return;
@@ -61,7 +60,7 @@ void mark_finished(task_control* t) noexcept {
     }
     if (report) report_unjoined_error(t->id, t->error);
 }
-} // namespace
+}  // namespace
 
 scheduler::scheduler(runtime_state& runtime, rill::backend kind, std::size_t stack_bytes)
     : runtime_(runtime), stacks_(stack_bytes) {
@@ -281,9 +280,10 @@ namespace {
 // task's top of stack while this one runs hides most of that.
 inline void prefetch_stack(const task_control* t) noexcept {
     const char* top = static_cast<const char*>(t->ctx);
-    for (int line = 0; line < prefetched_stack_lines; ++line) __builtin_prefetch(top + 64 * line, 1);
+    for (int line = 0; line < prefetched_stack_lines; ++line)
+        __builtin_prefetch(top + 64 * line, 1);
 }
-} // namespace
+}  // namespace
 
 void scheduler::run_loop() {
     loop_sanitizer_.set_tsan(tsan_current_fiber());
@@ -307,7 +307,8 @@ void scheduler::run_loop() {
             // the kernel every turn would make each switch cost a system call. Poll every few
             // turns, or once the last poll is a few microseconds old, so I/O is never held
             // back long; with io_uring submissions queued (sends), after one more turn.
-            const unsigned turns = poller_->has_unsubmitted() ? poll_turns_with_submissions : poll_every_turns;
+            const unsigned turns =
+                poller_->has_unsubmitted() ? poll_turns_with_submissions : poll_every_turns;
             const time_point now = clock::now();
             if (turns_since_poll_++ == 0) next_poll_ = now + poll_interval;
             if (turns_since_poll_ < turns && now < next_poll_) {
@@ -449,10 +450,15 @@ struct wait_list::node final : park_point {
     }
 };
 
-
 void wait_list_access::unlink(wait_list& l, wait_list::node* n) noexcept {
-    if (n->prev) n->prev->next = n->next; else l.head_ = n->next;
-    if (n->next) n->next->prev = n->prev; else l.tail_ = n->prev;
+    if (n->prev)
+        n->prev->next = n->next;
+    else
+        l.head_ = n->next;
+    if (n->next)
+        n->next->prev = n->prev;
+    else
+        l.tail_ = n->prev;
     n->linked = false;
 }
 
@@ -470,14 +476,18 @@ bool wait_list::wait_until(std::unique_lock<std::mutex>& lock, time_point deadli
     n.list = this;
     n.mutex = lock.mutex();
     n.prev = tail_;
-    if (tail_) tail_->next = &n; else head_ = &n;
+    if (tail_)
+        tail_->next = &n;
+    else
+        head_ = &n;
     tail_ = &n;
     n.linked = true;
     lock.unlock();
-    const wake_reason why =
-        t.owner->park(&n, deadline == time_point::max() ? std::nullopt : std::optional<time_point>(deadline));
+    const wake_reason why = t.owner->park(
+        &n, deadline == time_point::max() ? std::nullopt : std::optional<time_point>(deadline));
     lock.lock();
-    if (why != wake_reason::normal && n.notified) notify_one();  // that wake goes to the next waiter
+    if (why != wake_reason::normal && n.notified)
+        notify_one();  // that wake goes to the next waiter
     if (why == wake_reason::cancelled) throw task_cancelled();
     return why == wake_reason::normal;
 }
@@ -492,8 +502,7 @@ bool wait_list::notify_one() noexcept {
 }
 
 void wait_list::notify_all() noexcept {
-    while (notify_one()) {
-    }
+    while (notify_one()) {}
 }
 
-} // namespace rill::detail
+}  // namespace rill::detail

@@ -32,7 +32,8 @@ template <class Rep, class Period>
 time_point deadline_after(std::chrono::duration<Rep, Period> d) noexcept {
     const time_point now = clock::now();
     const auto room = time_point::max() - now;
-    if (d >= std::chrono::duration_cast<std::chrono::duration<Rep, Period>>(room)) return time_point::max();
+    if (d >= std::chrono::duration_cast<std::chrono::duration<Rep, Period>>(room))
+        return time_point::max();
     return now + std::chrono::duration_cast<clock::duration>(d);
 }
 
@@ -184,7 +185,9 @@ public:
     void task_added() noexcept { live_tasks_.fetch_add(1, std::memory_order_relaxed); }
     void task_ended() noexcept;  // the last one (after stop) wakes every worker
     bool tasks_left() const noexcept { return live_tasks_.load(std::memory_order_acquire) != 0; }
-    std::uint64_t next_task_id() noexcept { return next_id_.fetch_add(1, std::memory_order_relaxed); }
+    std::uint64_t next_task_id() noexcept {
+        return next_id_.fetch_add(1, std::memory_order_relaxed);
+    }
     const runtime_options& options() const noexcept { return options_; }
     rill::backend backend_kind() const noexcept { return kind_; }
 
@@ -226,4 +229,4 @@ void undefer(deferred_work& w) noexcept;
 // before it makes its task visible to anything that could wake it.
 void run_deferred(task_control& t);
 
-} // namespace rill::detail
+}  // namespace rill::detail

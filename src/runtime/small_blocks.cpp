@@ -25,7 +25,9 @@ constexpr std::size_t largest_cached_bytes = 16 * (size_classes - 1) + 8;
 constexpr std::size_t class_of(std::size_t bytes) noexcept { return (bytes + 7) / 16; }
 constexpr std::size_t class_bytes(std::size_t c) noexcept { return 16 * c + 8; }
 static_assert(class_bytes(class_of(184)) == 184 && class_bytes(class_of(185)) == 200);
-constexpr bool has_class(std::size_t bytes) noexcept { return bytes > 0 && bytes <= largest_cached_bytes; }
+constexpr bool has_class(std::size_t bytes) noexcept {
+    return bytes > 0 && bytes <= largest_cached_bytes;
+}
 
 // Gives a block back to malloc, with its size when the compiler declares the sized global
 // delete (g++ does; clang up to 18 only with -fsized-deallocation).
@@ -77,7 +79,7 @@ constexpr bool caching = true;
     lists.count[c] = 1;
 }
 
-} // namespace
+}  // namespace
 
 void* allocate_small(std::size_t bytes) {
     if (!caching || !has_class(bytes)) return ::operator new(bytes);
@@ -108,4 +110,4 @@ std::size_t small_blocks_kept(std::size_t bytes) noexcept {
     return has_class(bytes) ? lists.count[class_of(bytes)] : 0;
 }
 
-} // namespace rill::detail
+}  // namespace rill::detail

@@ -16,4 +16,4 @@ std::size_t small_blocks_kept(std::size_t bytes) noexcept;
 // blocks, say, after a burst that freed as many.
 inline constexpr unsigned small_blocks_kept_max = 128;
 
-} // namespace rill::detail
+}  // namespace rill::detail

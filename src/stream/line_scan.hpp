@@ -36,14 +36,15 @@ inline const char* find_cr_or_lf_sse2(const char* p, std::size_t n) noexcept {
 
 // 32 bytes a step where the processor has AVX2 (a 64-byte line in two steps); the tail goes
 // to the 16-byte scan.
-[[gnu::target("avx2")]] inline const char* find_cr_or_lf_avx2(const char* p, std::size_t n) noexcept {
+[[gnu::target("avx2")]] inline const char* find_cr_or_lf_avx2(const char* p,
+                                                              std::size_t n) noexcept {
     std::size_t i = 0;
     const __m256i lf = _mm256_set1_epi8('\n');
     const __m256i cr = _mm256_set1_epi8('\r');
     for (; i + 32 <= n; i += 32) {
         const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + i));
-        const auto hits = static_cast<unsigned>(
-            _mm256_movemask_epi8(_mm256_or_si256(_mm256_cmpeq_epi8(v, lf), _mm256_cmpeq_epi8(v, cr))));
+        const auto hits = static_cast<unsigned>(_mm256_movemask_epi8(
+            _mm256_or_si256(_mm256_cmpeq_epi8(v, lf), _mm256_cmpeq_epi8(v, cr))));
         if (hits) return p + i + __builtin_ctz(hits);
     }
     return find_cr_or_lf_sse2(p + i, n - i);
@@ -64,11 +65,12 @@ inline const char* find_first_cr_or_lf(const char* p, std::size_t n) noexcept {
 }
 
 // The first byte that ends a line under `eol`, or null.
-[[gnu::always_inline]] inline const char* find_line_end(const char* p, std::size_t n, eol_style eol) noexcept {
+[[gnu::always_inline]] inline const char* find_line_end(const char* p, std::size_t n,
+                                                        eol_style eol) noexcept {
     if (n == 0) return nullptr;  // an empty buffer holds no memory: memchr(nullptr, ...) is UB
     if (eol == eol_style::lf || eol == eol_style::none)
         return static_cast<const char*>(std::memchr(p, '\n', n));
     return find_first_cr_or_lf(p, n);
 }
 
-} // namespace rill::detail
+}  // namespace rill::detail

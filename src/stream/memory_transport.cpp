@@ -20,9 +20,10 @@ struct memory_direction {
     std::mutex mutex;
     std::deque<std::string> chunks;
     std::size_t bytes = 0;
-    bool writer_done = false;    // the sender shut its writer down or closed: end of stream after the chunks
+    bool writer_done =
+        false;  // the sender shut its writer down or closed: end of stream after the chunks
     bool reader_closed = false;  // the receiver closed: sends fail as on a reset connection
-    bool reader_shut = false;    // the receiver shut its reader down: sends are dropped
+    bool reader_shut = false;  // the receiver shut its reader down: sends are dropped
     wait_list receivers;
     wait_list senders;
 };
@@ -36,10 +37,12 @@ struct memory_link {
 class memory_transport final : public transport {
 public:
     memory_transport(std::shared_ptr<memory_link> link, int side)
-        : link_(std::move(link)), incoming_(link_->directions[side]), outgoing_(link_->directions[1 - side]) {}
+        : link_(std::move(link)), incoming_(link_->directions[side]),
+          outgoing_(link_->directions[1 - side]) {}
     ~memory_transport() override { close(); }
 
-    long receive(byte_buffer& in, const std::optional<time_point>& deadline, pending_output*) override {
+    long receive(byte_buffer& in, const std::optional<time_point>& deadline,
+                 pending_output*) override {
         if (closed_) return -EBADF;
         std::unique_lock lock(incoming_.mutex);
         bool deferred_sent = false;
@@ -55,11 +58,13 @@ public:
             }
             if (incoming_.writer_done) return 0;
             if (in.empty()) in.release();  // waiting holds no buffer
-            if (const long r = wait(incoming_.receivers, lock, deadline, deferred_sent); r < 0) return r;
+            if (const long r = wait(incoming_.receivers, lock, deadline, deferred_sent); r < 0)
+                return r;
         }
     }
 
-    long send(const char* p, std::size_t n, const std::optional<time_point>& deadline, bool) override {
+    long send(const char* p, std::size_t n, const std::optional<time_point>& deadline,
+              bool) override {
         if (closed_) return -EBADF;
         std::unique_lock lock(outgoing_.mutex);
         bool deferred_sent = false;
@@ -67,7 +72,8 @@ public:
             if (outgoing_.reader_closed) return -ECONNRESET;
             if (outgoing_.writer_done) return -EPIPE;
             if (outgoing_.reader_shut) return static_cast<long>(n);
-            const std::size_t room = link_->capacity_bytes - std::min(outgoing_.bytes, link_->capacity_bytes);
+            const std::size_t room =
+                link_->capacity_bytes - std::min(outgoing_.bytes, link_->capacity_bytes);
             if (room > 0 || n == 0) {
                 const std::size_t taken = std::min(n, room);
                 if (taken > 0) {
@@ -77,7 +83,8 @@ public:
                 }
                 return static_cast<long>(taken);
             }
-            if (const long r = wait(outgoing_.senders, lock, deadline, deferred_sent); r < 0) return r;
+            if (const long r = wait(outgoing_.senders, lock, deadline, deferred_sent); r < 0)
+                return r;
         }
     }
 
@@ -86,7 +93,8 @@ public:
         std::lock_guard lock(outgoing_.mutex);
         if (outgoing_.reader_closed) return -ECONNRESET;
         if (outgoing_.writer_done) return -EPIPE;
-        const std::size_t room = link_->capacity_bytes - std::min(outgoing_.bytes, link_->capacity_bytes);
+        const std::size_t room =
+            link_->capacity_bytes - std::min(outgoing_.bytes, link_->capacity_bytes);
         if (room == 0) return -EAGAIN;
         const std::size_t taken = std::min(n, room);
         try {
@@ -131,8 +139,8 @@ public:
 private:
     // Parks on `waiters` until notified; the first time, the task's put-off output goes first
     // (with the lock released), as before any wait. 0 to look again, or -ETIMEDOUT, -ECANCELED.
-    static long wait(wait_list& waiters, std::unique_lock<std::mutex>& lock, const std::optional<time_point>& deadline,
-                     bool& deferred_sent) {
+    static long wait(wait_list& waiters, std::unique_lock<std::mutex>& lock,
+                     const std::optional<time_point>& deadline, bool& deferred_sent) {
         try {
             if (!deferred_sent) {
                 deferred_sent = true;
@@ -156,17 +164,22 @@ private:
     bool closed_ = false;
 };
 
-} // namespace
+}  // namespace
 
-std::pair<std::unique_ptr<transport>, std::unique_ptr<transport>> make_memory_transport_pair(std::size_t capacity_bytes) {
+std::pair<std::unique_ptr<transport>, std::unique_ptr<transport>>
+make_memory_transport_pair(std::size_t capacity_bytes) {
     auto link = std::make_shared<memory_link>(capacity_bytes);
-    return {std::make_unique<memory_transport>(link, 0), std::make_unique<memory_transport>(link, 1)};
+    return {std::make_unique<memory_transport>(link, 0),
+            std::make_unique<memory_transport>(link, 1)};
 }
 
-memory_stream_pair make_memory_stream_pair(const stream_options& options, const std::optional<transcoder>& first_transcoder,
-                                           const std::optional<transcoder>& second_transcoder, std::size_t capacity_bytes) {
+memory_stream_pair make_memory_stream_pair(const stream_options& options,
+                                           const std::optional<transcoder>& first_transcoder,
+                                           const std::optional<transcoder>& second_transcoder,
+                                           std::size_t capacity_bytes) {
     auto [a, b] = make_memory_transport_pair(capacity_bytes);
-    return {make_stream(std::move(a), options, first_transcoder), make_stream(std::move(b), options, second_transcoder)};
+    return {make_stream(std::move(a), options, first_transcoder),
+            make_stream(std::move(b), options, second_transcoder)};
 }
 
-} // namespace rill::detail
+}  // namespace rill::detail

@@ -19,17 +19,18 @@ namespace rill::detail {
 
 inline constexpr std::size_t default_memory_transport_capacity_bytes = 256 * 1024;
 
-std::pair<std::unique_ptr<transport>, std::unique_ptr<transport>> make_memory_transport_pair(
-    std::size_t capacity_bytes = default_memory_transport_capacity_bytes);
+std::pair<std::unique_ptr<transport>, std::unique_ptr<transport>>
+make_memory_transport_pair(std::size_t capacity_bytes = default_memory_transport_capacity_bytes);
 
 // Two streams over a memory transport pair: `first` and `second` are each other's peer.
 struct memory_stream_pair {
     stream first;
     stream second;
 };
-memory_stream_pair make_memory_stream_pair(const stream_options& options = {},
-                                           const std::optional<transcoder>& first_transcoder = {},
-                                           const std::optional<transcoder>& second_transcoder = {},
-                                           std::size_t capacity_bytes = default_memory_transport_capacity_bytes);
+memory_stream_pair
+make_memory_stream_pair(const stream_options& options = {},
+                        const std::optional<transcoder>& first_transcoder = {},
+                        const std::optional<transcoder>& second_transcoder = {},
+                        std::size_t capacity_bytes = default_memory_transport_capacity_bytes);
 
-} // namespace rill::detail
+}  // namespace rill::detail

@@ -18,15 +18,17 @@ fill_result await_bytes(stream_state& st, const char* operation) {
     if (st.discarding_line && !skip_rest_of_line(st))
         return st.end_of_input ? fill_result::end_of_stream : fill_result::timed_out;
     for (;;) {
-        if (st.codec) st.skip_next = 0;
-        else apply_skip(st);
+        if (st.codec)
+            st.skip_next = 0;
+        else
+            apply_skip(st);
         if (!st.in.empty()) return fill_result::more;
         const fill_result f = st.fill_bytes(operation);
         if (f != fill_result::more) return f;
     }
 }
 
-} // namespace detail
+}  // namespace detail
 
 std::optional<std::uint8_t> read_byte(stream& s) {
     detail::stream_state& st = detail::open_for_reading(s, "read_byte");
@@ -63,4 +65,4 @@ std::optional<std::vector<std::uint8_t>> read_all_bytes(stream& s) {
     return read_n_bytes(s, static_cast<std::size_t>(-1));
 }
 
-} // namespace rill
+}  // namespace rill

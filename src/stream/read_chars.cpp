@@ -34,7 +34,7 @@ std::optional<char32_t> take_char(stream_state& st, bool consume, const char* op
     }
 }
 
-} // namespace detail
+}  // namespace detail
 
 std::optional<char32_t> read_char(stream& s) {
     return detail::take_char(detail::open_for_reading(s, "read_char"), true, "read_char");
@@ -62,4 +62,4 @@ std::optional<std::string> read_all_chars(stream& s) {
     return read_n_chars(s, static_cast<std::size_t>(-1));
 }
 
-} // namespace rill
+}  // namespace rill

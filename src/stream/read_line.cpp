@@ -10,12 +10,14 @@ namespace detail {
 
 namespace {
 // Throws line_too_long after dropping the buffered part of the line (`cap` bytes long at most).
-[[noreturn]] void too_long(stream_state& st, std::size_t cap, std::size_t length, bool line_end_seen) {
+[[noreturn]] void too_long(stream_state& st, std::size_t cap, std::size_t length,
+                           bool line_end_seen) {
     if (!line_end_seen) st.discarding_line = true;
-    throw line_too_long("read_line: line longer than max_line_length (" + std::to_string(cap) + " bytes) from " +
-                        st.name() + "; " + std::to_string(length) + " bytes skipped so far");
+    throw line_too_long("read_line: line longer than max_line_length (" + std::to_string(cap) +
+                        " bytes) from " + st.name() + "; " + std::to_string(length) +
+                        " bytes skipped so far");
 }
-} // namespace
+}  // namespace
 
 // After line_too_long: drop text up to and including the next line end.
 bool skip_rest_of_line(stream_state& st) {
@@ -40,7 +42,7 @@ bool read_text(stream_state& st, std::string& line, const text_read& r) {
     apply_skip(st);
     const char skip_at_start = st.skip_next;
     char skip = std::exchange(st.skip_next, 0);  // crlf: a line end's second half, skipped if next
-    std::size_t pos = 0;    // bytes of text taken so far (not yet consumed)
+    std::size_t pos = 0;  // bytes of text taken so far (not yet consumed)
     std::size_t count = 0;  // characters taken
     // Consumes what was taken; a line end's second half not seen yet is skipped later.
     auto consume_taken = [&] {
@@ -74,16 +76,19 @@ bool read_text(stream_state& st, std::string& line, const text_read& r) {
                 if (r.separator && c == *r.separator) {
                     if (r.include_separator) {
                         auto* end = encode_utf8(c, reinterpret_cast<unsigned char*>(utf8));
-                        line.append(utf8, static_cast<std::size_t>(reinterpret_cast<char*>(end) - utf8));
+                        line.append(utf8,
+                                    static_cast<std::size_t>(reinterpret_cast<char*>(end) - utf8));
                     }
                     consume_taken();
                     return true;
                 }
                 if (c >= 0xDC80 && c <= 0xDCFF) {
-                    line.push_back(static_cast<char>(c - 0xDC00));  // an invalid byte, passed through
+                    line.push_back(
+                        static_cast<char>(c - 0xDC00));  // an invalid byte, passed through
                 } else {
                     auto* end = encode_utf8(c, reinterpret_cast<unsigned char*>(utf8));
-                    line.append(utf8, static_cast<std::size_t>(reinterpret_cast<char*>(end) - utf8));
+                    line.append(utf8,
+                                static_cast<std::size_t>(reinterpret_cast<char*>(end) - utf8));
                 }
                 if (r.max_bytes && line.size() > r.max_bytes) {
                     consume_taken();
@@ -138,14 +143,16 @@ bool read_buffered_line(stream_state& st, std::string& line, const read_line_opt
     std::size_t used = start + length + 1;
     st.skip_next = 0;
     if (const char second = second_half_after(*end, st.eol)) {
-        if (used == size) st.skip_next = second;
-        else used += text[used] == second;
+        if (used == size)
+            st.skip_next = second;
+        else
+            used += text[used] == second;
     }
     st.in.consume(used);
     return true;
 }
 
-} // namespace
+}  // namespace
 
 bool read_line_waiting(stream_state& st, std::string& line, const read_line_options& o);
 
@@ -158,7 +165,8 @@ bool read_line_into(stream_state& st, std::string& line, const read_line_options
 
 // read_line_into when no whole line is buffered (or the stream is not the plain kind): receives
 // and decodes as needed. Out of line, so that the common case above stays small.
-[[gnu::noinline]] bool read_line_waiting(stream_state& st, std::string& line, const read_line_options& o) {
+[[gnu::noinline]] bool read_line_waiting(stream_state& st, std::string& line,
+                                         const read_line_options& o) {
     line.clear();
     if (st.discarding_line && !skip_rest_of_line(st)) return false;
     const std::size_t cap = st.options.max_line_length;
@@ -203,11 +211,12 @@ bool read_line_into(stream_state& st, std::string& line, const read_line_options
     }
 }
 
-} // namespace detail
+}  // namespace detail
 
 std::optional<std::string> read_line(stream& s, const read_line_options& options) {
     std::string line;
-    if (!detail::read_line_into(detail::open_for_reading(s, "read_line"), line, options)) return std::nullopt;
+    if (!detail::read_line_into(detail::open_for_reading(s, "read_line"), line, options))
+        return std::nullopt;
     return line;
 }
 
@@ -215,4 +224,4 @@ bool read_line(stream& s, std::string& line, const read_line_options& options) {
     return detail::read_line_into(detail::open_for_reading(s, "read_line"), line, options);
 }
 
-} // namespace rill
+}  // namespace rill

@@ -23,7 +23,7 @@ std::string hex_bytes(const char* p, std::size_t n) {
     return s;
 }
 
-} // namespace
+}  // namespace
 
 stream_state::stream_state(std::unique_ptr<transport> transport, const stream_options& o,
                            const std::optional<transcoder>& t)
@@ -53,8 +53,7 @@ stream_state::~stream_state() {
         if (here && here->running() == pending_flush.owner) {
             try {
                 flush("flush_writer", true);  // the descriptor is closed right after
-            } catch (...) {
-            }
+            } catch (...) {}
         }
     }
     close_transport();
@@ -121,7 +120,8 @@ fill_result stream_state::fill_text(const char* operation) {
     for (;;) {
         if (!in.empty() || end_of_input) {
             const std::size_t before = tc.decoded.size();
-            decode_result r = tc.dec.decode(std::string_view(in.head(), in.size()), tc.decoded, end_of_input);
+            decode_result r =
+                tc.dec.decode(std::string_view(in.head(), in.size()), tc.decoded, end_of_input);
             in.consume(r.consumed);
             tc.bytes_decoded += r.consumed;
             if (r.error) tc.pending_bad_bytes = r.bad_length;
@@ -144,8 +144,8 @@ void stream_state::refuse_write(const char* operation) {
 }
 
 std::size_t stream_state::send_some(const char* p, std::size_t n,
-                                    const std::optional<time_point>& deadline, const char* operation,
-                                    bool more) {
+                                    const std::optional<time_point>& deadline,
+                                    const char* operation, bool more) {
     const long r = io->send(p, n, deadline, more);
     if (r >= 0) return static_cast<std::size_t>(r);
     if (r == -ETIMEDOUT && deadline)  // else the connection itself timed out: os_error
@@ -162,7 +162,8 @@ void stream_state::flush(const char* operation, bool closing) {
     check_writable(operation);
     const auto deadline = optional_deadline(options.writer_timeout);
     try {
-        while (!out.empty()) out.consume(send_some(out.head(), out.size(), deadline, operation, closing));
+        while (!out.empty())
+            out.consume(send_some(out.head(), out.size(), deadline, operation, closing));
     } catch (const os_error&) {
         out.release();  // the connection is broken: nothing more of it will leave
         throw;
@@ -206,7 +207,7 @@ void abort_stream(stream& s) noexcept {
     st.close_transport();
 }
 
-} // namespace detail
+}  // namespace detail
 
 // ---- stream ---------------------------------------------------------------------------------
 
@@ -266,6 +267,8 @@ void writer_timeout(stream& s, std::optional<std::chrono::milliseconds> timeout)
     detail::state_of(s).options.writer_timeout = timeout;
 }
 
-void max_line_length(stream& s, std::size_t bytes) { detail::state_of(s).options.max_line_length = bytes; }
+void max_line_length(stream& s, std::size_t bytes) {
+    detail::state_of(s).options.max_line_length = bytes;
+}
 
-} // namespace rill
+}  // namespace rill

@@ -21,17 +21,18 @@ enum class fill_result { more, end_of_stream, timed_out };
 
 struct transcoding_state {
     explicit transcoding_state(const transcoder& t) : dec(t), enc(t) {}
-    decoder dec;                     // in -> decoded
-    std::string decoded;             // UTF-8 text not yet read
+    decoder dec;  // in -> decoded
+    std::string decoded;  // UTF-8 text not yet read
     std::size_t decoded_pos = 0;
-    std::size_t bytes_decoded = 0;   // stream position, for error messages
+    std::size_t bytes_decoded = 0;  // stream position, for error messages
     std::size_t pending_bad_bytes = 0;  // raise mode: a decoding error waits at the text's end
-    encoder enc;                     // UTF-8 -> out
-    std::string encode_scratch;      // eol-translated text on its way to the encoder
+    encoder enc;  // UTF-8 -> out
+    std::string encode_scratch;  // eol-translated text on its way to the encoder
 };
 
 struct stream_state : small_block_allocated {
-    stream_state(std::unique_ptr<transport> io, const stream_options& o, const std::optional<transcoder>& t);
+    stream_state(std::unique_ptr<transport> io, const stream_options& o,
+                 const std::optional<transcoder>& t);
     ~stream_state();
     stream_state(const stream_state&) = delete;
     stream_state& operator=(const stream_state&) = delete;
@@ -40,20 +41,20 @@ struct stream_state : small_block_allocated {
     stream_options options;
     eol_style eol = eol_style::crlf;  // the reference's default for a stream without transcoder
 
-    byte_buffer in;                  // bytes as received
+    byte_buffer in;  // bytes as received
     // A transcoded stream's codec state; null for the default byte-transparent stream (kept
     // out of line: an idle connection of the default kind does not pay for it).
     std::unique_ptr<transcoding_state> codec;
     byte_buffer out;
 
-    deferred_work pending_flush;     // flush_writer's send, run before the task next waits
+    deferred_work pending_flush;  // flush_writer's send, run before the task next waits
 
-    char skip_next = 0;              // crlf: the CR after an LF (or LF after CR) still to skip
-    bool discarding_line = false;    // after line_too_long: skip to the next line end
-    bool end_of_input = false;       // the peer closed (or reset), or close_reader
+    char skip_next = 0;  // crlf: the CR after an LF (or LF after CR) still to skip
+    bool discarding_line = false;  // after line_too_long: skip to the next line end
+    bool end_of_input = false;  // the peer closed (or reset), or close_reader
     bool writer_closed = false;
-    bool closed = false;             // close_stream: the transport is gone
-    int write_error = 0;             // errno of a failed send: every later write reports it
+    bool closed = false;  // close_stream: the transport is gone
+    int write_error = 0;  // errno of a failed send: every later write reports it
 
     // Who is at the other end, for messages ("127.0.0.1:2020").
     std::string name() const;
@@ -120,7 +121,9 @@ struct stream_access {
             throw error("stream: operation on a closed or moved-from stream");
         return *s.state_;
     }
-    static stream make(std::unique_ptr<stream_state> state) noexcept { return stream(std::move(state)); }
+    static stream make(std::unique_ptr<stream_state> state) noexcept {
+        return stream(std::move(state));
+    }
 };
 
 // The state behind a stream; throws error for a moved-from one. (Tests use it too.)
@@ -143,9 +146,10 @@ inline stream_state& open_for_reading(stream& s, const char* operation) {
 }
 
 // `d` from now, or none.
-inline std::optional<time_point> optional_deadline(const std::optional<std::chrono::milliseconds>& d) {
+inline std::optional<time_point>
+optional_deadline(const std::optional<std::chrono::milliseconds>& d) {
     if (!d) return std::nullopt;
     return deadline_after(*d);
 }
 
-} // namespace rill::detail
+}  // namespace rill::detail

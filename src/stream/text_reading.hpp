@@ -38,7 +38,9 @@ inline std::size_t next_char(const char* text, std::size_t n, bool at_end, char3
 }
 
 // CR and LF each end a line under `eol` (cr and crlf), not only LF.
-inline bool cr_ends_lines(eol_style eol) noexcept { return eol == eol_style::crlf || eol == eol_style::cr; }
+inline bool cr_ends_lines(eol_style eol) noexcept {
+    return eol == eol_style::crlf || eol == eol_style::cr;
+}
 
 // The byte that, right after line-end byte `end`, belongs to the same line end: the other half
 // of CR LF or LF CR under crlf; 0 under the other styles.
@@ -72,10 +74,11 @@ bool skip_rest_of_line(stream_state& st);
 
 // What read_text reads up to.
 struct text_read {
-    std::optional<char32_t> separator;      // ends the read (after eol translation); none: only the count
-    bool include_separator = false;         // keep it at the end of the text
-    std::optional<std::size_t> max_chars;   // at most this many characters; the rest stays
-    std::size_t max_bytes = 0;              // line_too_long past this many bytes of text; 0 = none
+    std::optional<char32_t>
+        separator;  // ends the read (after eol translation); none: only the count
+    bool include_separator = false;  // keep it at the end of the text
+    std::optional<std::size_t> max_chars;  // at most this many characters; the rest stays
+    std::size_t max_bytes = 0;  // line_too_long past this many bytes of text; 0 = none
     // A timeout leaves what was read in the stream for the next read (read_line), or returns
     // it (read_n_chars).
     bool keep_on_timeout = true;
@@ -84,4 +87,4 @@ struct text_read {
 // a timeout that kept the text.
 bool read_text(stream_state& st, std::string& text, const text_read& r);
 
-} // namespace rill::detail
+}  // namespace rill::detail

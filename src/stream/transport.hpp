@@ -24,9 +24,11 @@ public:
 
     // Appends at least one byte to `in`: how many, 0 at end of stream. `flushed`, when not
     // null, is output flush_writer put off that may go out with this receive (pending_output).
-    virtual long receive(byte_buffer& in, const std::optional<time_point>& deadline, pending_output* flushed) = 0;
+    virtual long receive(byte_buffer& in, const std::optional<time_point>& deadline,
+                         pending_output* flushed) = 0;
     // Sends up to n bytes: how many went. `closing`: the stream closes or half-closes next.
-    virtual long send(const char* p, std::size_t n, const std::optional<time_point>& deadline, bool closing) = 0;
+    virtual long send(const char* p, std::size_t n, const std::optional<time_point>& deadline,
+                      bool closing) = 0;
     // Sends what it can without waiting (closing after an exception): bytes sent, -EAGAIN.
     virtual long send_without_waiting(const char* p, std::size_t n) noexcept = 0;
     // After the last write: the peer reads end of stream; reading stays possible.
@@ -42,4 +44,4 @@ public:
     virtual int native_handle() const noexcept = 0;
 };
 
-} // namespace rill::detail
+}  // namespace rill::detail

@@ -40,15 +40,17 @@ struct line_end_form {
     bool translates_newline;  // '\n' in the text must become these bytes
 };
 constexpr line_end_form line_end_forms[] = {
-    {{'\n', 0}, 1, false},   // lf
-    {{'\r', 0}, 1, true},    // cr
-    {{'\r', '\n'}, 2, true}, // crlf
-    {{'\n', 0}, 1, false},   // none
+    {{'\n', 0}, 1, false},  // lf
+    {{'\r', 0}, 1, true},  // cr
+    {{'\r', '\n'}, 2, true},  // crlf
+    {{'\n', 0}, 1, false},  // none
 };
 static_assert(static_cast<int>(eol_style::lf) == 0 && static_cast<int>(eol_style::cr) == 1 &&
               static_cast<int>(eol_style::crlf) == 2 && static_cast<int>(eol_style::none) == 3);
 
-const line_end_form& line_end_of(eol_style eol) noexcept { return line_end_forms[static_cast<int>(eol)]; }
+const line_end_form& line_end_of(eol_style eol) noexcept {
+    return line_end_forms[static_cast<int>(eol)];
+}
 
 // Whether '\n' leaves as something else (CR LF or CR) under `eol`.
 bool translates_newline(eol_style eol) noexcept { return line_end_of(eol).translates_newline; }
@@ -78,8 +80,10 @@ void stream_state::write_text(std::string_view text, const char* operation) {
     if (translate && text.find('\n') != std::string_view::npos) {
         codec->encode_scratch.clear();
         for (char c : text) {
-            if (c == '\n') codec->encode_scratch.append(line_end);
-            else codec->encode_scratch.push_back(c);
+            if (c == '\n')
+                codec->encode_scratch.append(line_end);
+            else
+                codec->encode_scratch.push_back(c);
         }
         source = codec->encode_scratch;
     }
@@ -106,7 +110,8 @@ namespace {
 // Copies text to `to` unless it holds a '\n' (which an eol style other than lf must
 // translate): one pass where memchr and memcpy would take two. 32 bytes a step (two 16-byte
 // halves), the last step overlapping the one before; short texts 16 bytes or bytewise.
-[[gnu::always_inline]] inline bool copy_without_lf(char* to, const char* p, std::size_t n) noexcept {
+[[gnu::always_inline]] inline bool copy_without_lf(char* to, const char* p,
+                                                   std::size_t n) noexcept {
 #if defined(__x86_64__)
     const __m128i lf = _mm_set1_epi8('\n');
     auto copy16 = [&](std::size_t i) {
@@ -129,7 +134,7 @@ namespace {
     }
     return true;
 }
-} // namespace
+}  // namespace
 
 void stream_state::write_line(std::string_view text, const char* operation) {
     const line_end_form& end = line_end_of(eol);
@@ -139,8 +144,10 @@ void stream_state::write_line(std::string_view text, const char* operation) {
     if (!codec && out.size() + n <= default_output_buffer_bytes && writable()) [[likely]] {
         char* to = out.tail(n + 1);  // a byte more: the line end is stored as two bytes
         bool copied = true;
-        if (end.translates_newline) copied = copy_without_lf(to, text.data(), text.size());
-        else if (!text.empty()) std::memcpy(to, text.data(), text.size());
+        if (end.translates_newline)
+            copied = copy_without_lf(to, text.data(), text.size());
+        else if (!text.empty())
+            std::memcpy(to, text.data(), text.size());
         if (copied) [[likely]] {
             std::memcpy(to + text.size(), end.bytes, 2);
             out.commit(n);
@@ -165,7 +172,7 @@ void show_via_ostream(stream& s, const void* value, void (*print)(std::ostream&,
     write_chars(s, text.str());
 }
 
-} // namespace detail
+}  // namespace detail
 
 // ---- output ---------------------------------------------------------------------------------
 
@@ -175,7 +182,8 @@ void write_byte(stream& s, std::uint8_t byte) {
 }
 
 void write_bytes(stream& s, std::span<const std::byte> bytes) {
-    detail::state_of(s).write_raw(reinterpret_cast<const char*>(bytes.data()), bytes.size(), "write_bytes");
+    detail::state_of(s).write_raw(reinterpret_cast<const char*>(bytes.data()), bytes.size(),
+                                  "write_bytes");
 }
 
 void write_bytes(stream& s, std::span<const std::uint8_t> bytes) {
@@ -192,18 +200,25 @@ void write_char(stream& s, char32_t c) {
     // Without a transcoder nothing would catch a surrogate's UTF-8 form on its way out: it
     // would reach the peer as bytes no valid UTF-8 text contains.
     if (c > detail::max_code_point || (!st.codec && detail::is_surrogate(c)))
-        throw argument_error("write_char: not a Unicode character: " + std::to_string(static_cast<unsigned long>(c)));
+        throw argument_error("write_char: not a Unicode character: " +
+                             std::to_string(static_cast<unsigned long>(c)));
     unsigned char utf8[4];
     auto* end = detail::encode_utf8(c, utf8);
-    st.write_text(std::string_view(reinterpret_cast<char*>(utf8), static_cast<std::size_t>(end - utf8)), "write_char");
+    st.write_text(
+        std::string_view(reinterpret_cast<char*>(utf8), static_cast<std::size_t>(end - utf8)),
+        "write_char");
 }
 
-void write_chars(stream& s, std::string_view text) { detail::state_of(s).write_text(text, "write_chars"); }
+void write_chars(stream& s, std::string_view text) {
+    detail::state_of(s).write_text(text, "write_chars");
+}
 
 void newline(stream& s) { detail::state_of(s).write_line({}, "newline"); }
 
-void detail::write_line(stream& s, std::string_view text) { detail::state_of(s).write_line(text, "showln"); }
+void detail::write_line(stream& s, std::string_view text) {
+    detail::state_of(s).write_line(text, "showln");
+}
 
 void flush_writer(stream& s) { detail::state_of(s).flush_before_wait("flush_writer"); }
 
-} // namespace rill
+}  // namespace rill

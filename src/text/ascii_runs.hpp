@@ -73,7 +73,7 @@ inline std::uint64_t load_word(const unsigned char* p) noexcept {
     return word;
 }
 
-} // namespace ascii_runs_impl
+}  // namespace ascii_runs_impl
 
 // Codec units -> UTF-8 (decoding). Returns input bytes consumed, a multiple of UnitBytes.
 template <std::size_t UnitBytes, std::endian Order>
@@ -93,23 +93,25 @@ inline std::size_t narrow_ascii_run(const unsigned char* p, std::size_t n,
             non_ascii = static_cast<unsigned>(_mm_movemask_epi8(v));
             _mm_storeu_si128(reinterpret_cast<__m128i*>(w + i), v);
         } else if constexpr (UnitBytes == 2) {
-            const __m128i high_bits = _mm_set1_epi16(
-                static_cast<short>(Order == std::endian::little ? 0xFF80 : 0x80FF));
-            non_ascii = ~static_cast<unsigned>(_mm_movemask_epi8(
-                            _mm_cmpeq_epi16(_mm_and_si128(v, high_bits), zero))) & 0xFFFF;
+            const __m128i high_bits =
+                _mm_set1_epi16(static_cast<short>(Order == std::endian::little ? 0xFF80 : 0x80FF));
+            non_ascii = ~static_cast<unsigned>(
+                            _mm_movemask_epi8(_mm_cmpeq_epi16(_mm_and_si128(v, high_bits), zero))) &
+                        0xFFFF;
             const __m128i low_bytes = Order == std::endian::little ? v : _mm_srli_epi16(v, 8);
             _mm_storel_epi64(reinterpret_cast<__m128i*>(w + i / 2),
                              _mm_packus_epi16(low_bytes, low_bytes));
         } else {
             const __m128i high_bits = _mm_set1_epi32(
                 static_cast<int>(Order == std::endian::little ? 0xFFFFFF80u : 0x80FFFFFFu));
-            non_ascii = ~static_cast<unsigned>(_mm_movemask_epi8(
-                            _mm_cmpeq_epi32(_mm_and_si128(v, high_bits), zero))) & 0xFFFF;
+            non_ascii = ~static_cast<unsigned>(
+                            _mm_movemask_epi8(_mm_cmpeq_epi32(_mm_and_si128(v, high_bits), zero))) &
+                        0xFFFF;
             const __m128i low_bytes = Order == std::endian::little ? v : _mm_srli_epi32(v, 24);
             // Values below 0x80 pass both saturating packs unchanged.
             const __m128i words = _mm_packs_epi32(low_bytes, low_bytes);
-            const auto four = static_cast<std::uint32_t>(
-                _mm_cvtsi128_si32(_mm_packus_epi16(words, words)));
+            const auto four =
+                static_cast<std::uint32_t>(_mm_cvtsi128_si32(_mm_packus_epi16(words, words)));
             std::memcpy(w + i / 4, &four, sizeof four);
         }
         if (non_ascii != 0) {
@@ -121,8 +123,7 @@ inline std::size_t narrow_ascii_run(const unsigned char* p, std::size_t n,
     using namespace ascii_runs_impl;
     const std::uint64_t non_ascii_bits = non_ascii_bits_word<UnitBytes, Order>();
     for (; n - i >= word_bytes; i += word_bytes) {
-        if ((load_word(p + i) & non_ascii_bits) != 0)
-            break;
+        if ((load_word(p + i) & non_ascii_bits) != 0) break;
         constexpr std::size_t low_byte = Order == std::endian::little ? 0 : UnitBytes - 1;
         for (std::size_t k = 0; k < word_bytes / UnitBytes; ++k)
             w[i / UnitBytes + k] = p[i + k * UnitBytes + low_byte];
@@ -130,8 +131,7 @@ inline std::size_t narrow_ascii_run(const unsigned char* p, std::size_t n,
 #endif
     for (; n - i >= UnitBytes; i += UnitBytes) {
         const std::uint32_t unit = load_unit<UnitBytes, Order>(p + i);
-        if (unit >= ascii_limit)
-            break;
+        if (unit >= ascii_limit) break;
         w[i / UnitBytes] = static_cast<unsigned char>(unit);
     }
     return i;
@@ -174,22 +174,19 @@ inline std::size_t widen_ascii_run(const unsigned char* p, std::size_t n,
             }
         }
         const auto non_ascii = static_cast<unsigned>(_mm_movemask_epi8(v));
-        if (non_ascii != 0)
-            return i + static_cast<std::size_t>(std::countr_zero(non_ascii));
+        if (non_ascii != 0) return i + static_cast<std::size_t>(std::countr_zero(non_ascii));
     }
 #else
     using namespace ascii_runs_impl;
     const std::uint64_t non_ascii_bits = non_ascii_bits_word<1, Order>();
     for (; n - i >= word_bytes; i += word_bytes) {
-        if ((load_word(p + i) & non_ascii_bits) != 0)
-            break;
+        if ((load_word(p + i) & non_ascii_bits) != 0) break;
         for (std::size_t k = 0; k < word_bytes; ++k)
             store_unit<UnitBytes, Order>(p[i + k], w + (i + k) * UnitBytes);
     }
 #endif
-    for (; i < n && p[i] < ascii_limit; ++i)
-        store_unit<UnitBytes, Order>(p[i], w + i * UnitBytes);
+    for (; i < n && p[i] < ascii_limit; ++i) store_unit<UnitBytes, Order>(p[i], w + i * UnitBytes);
     return i;
 }
 
-} // namespace rill::detail
+}  // namespace rill::detail

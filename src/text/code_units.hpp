@@ -35,8 +35,7 @@ struct single_byte_units {
     static constexpr char32_t replacement = substitute_character;
 
     static scan_step scan(const unsigned char* p, std::size_t) noexcept {
-        if (p[0] > MaxCodePoint)
-            return {scan_status::ill_formed, 1, 0};
+        if (p[0] > MaxCodePoint) return {scan_status::ill_formed, 1, 0};
         return {scan_status::character, 1, p[0]};
     }
     static constexpr std::size_t max_utf8_bytes(std::size_t n) noexcept {
@@ -76,13 +75,10 @@ struct units16 {
     static constexpr char32_t replacement = replacement_character;
 
     static scan_step scan(const unsigned char* p, std::size_t n) noexcept {
-        if (n < unit_bytes)
-            return {scan_status::incomplete, static_cast<std::uint8_t>(n), 0};
+        if (n < unit_bytes) return {scan_status::incomplete, static_cast<std::uint8_t>(n), 0};
         const char32_t unit = load_unit<2, Order>(p);
-        if (!is_surrogate(unit))
-            return {scan_status::character, 2, unit};
-        if (!Surrogates || is_low_surrogate(unit))
-            return {scan_status::ill_formed, 2, 0};
+        if (!is_surrogate(unit)) return {scan_status::character, 2, unit};
+        if (!Surrogates || is_low_surrogate(unit)) return {scan_status::ill_formed, 2, 0};
         if (n < 2 * unit_bytes) {
             // Big-endian: the third byte is the high byte of the next unit, which can only
             // start a low surrogate if it is DC..DF; otherwise the pair is already broken.
@@ -91,8 +87,7 @@ struct units16 {
             return {scan_status::incomplete, static_cast<std::uint8_t>(n), 0};
         }
         const char32_t next = load_unit<2, Order>(p + 2);
-        if (!is_low_surrogate(next))
-            return {scan_status::ill_formed, 2, 0};
+        if (!is_low_surrogate(next)) return {scan_status::ill_formed, 2, 0};
         return {scan_status::character, 4,
                 first_supplementary + ((unit - first_surrogate) << 10) +
                     (next - first_low_surrogate)};
@@ -103,8 +98,7 @@ struct units16 {
         return Surrogates || c <= max_bmp_code_point;
     }
     static unsigned char* put(char32_t c, unsigned char* w) noexcept {
-        if (c < first_supplementary)
-            return store_unit<2, Order>(c, w);
+        if (c < first_supplementary) return store_unit<2, Order>(c, w);
         const char32_t offset = c - first_supplementary;
         w = store_unit<2, Order>(first_surrogate + (offset >> 10), w);
         return store_unit<2, Order>(first_low_surrogate + (offset & 0x3FF), w);
@@ -125,11 +119,9 @@ struct ucs4_units {
     static constexpr char32_t replacement = replacement_character;
 
     static scan_step scan(const unsigned char* p, std::size_t n) noexcept {
-        if (n < unit_bytes)
-            return {scan_status::incomplete, static_cast<std::uint8_t>(n), 0};
+        if (n < unit_bytes) return {scan_status::incomplete, static_cast<std::uint8_t>(n), 0};
         const char32_t unit = load_unit<4, Order>(p);
-        if (unit > max_code_point || is_surrogate(unit))
-            return {scan_status::ill_formed, 4, 0};
+        if (unit > max_code_point || is_surrogate(unit)) return {scan_status::ill_formed, 4, 0};
         return {scan_status::character, 4, unit};
     }
     static constexpr std::size_t max_utf8_bytes(std::size_t n) noexcept { return n / 4 * 4; }
@@ -140,4 +132,4 @@ struct ucs4_units {
     static constexpr std::size_t max_encoded_bytes(std::size_t n) noexcept { return 4 * n; }
 };
 
-} // namespace rill::detail
+}  // namespace rill::detail

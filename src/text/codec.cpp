@@ -29,8 +29,7 @@ public:
 
     // A pointer to room for at least `bytes` more bytes after what has been committed.
     unsigned char* room(std::size_t bytes) {
-        if (s_.size() - used_ < bytes)
-            s_.resize(used_ + bytes);
+        if (s_.size() - used_ < bytes) s_.resize(used_ + bytes);
         return data() + used_;
     }
     void commit(unsigned char* end) noexcept { used_ = static_cast<std::size_t>(end - data()); }
@@ -54,7 +53,7 @@ template <class Source, class Sink>
 concept transcoding = std::is_same_v<Source, utf8_units> || std::is_same_v<Sink, utf8_units>;
 
 template <class Source, class Sink>
-    requires transcoding<Source, Sink>
+requires transcoding<Source, Sink>
 constexpr std::size_t max_output_bytes(std::size_t input_bytes) noexcept {
     if constexpr (std::is_same_v<Sink, utf8_units>)
         return Source::max_utf8_bytes(input_bytes);
@@ -63,8 +62,9 @@ constexpr std::size_t max_output_bytes(std::size_t input_bytes) noexcept {
 }
 
 template <class Source, class Sink>
-    requires transcoding<Source, Sink>
-std::size_t ascii_run(const unsigned char* p, std::size_t n, unsigned char* w) noexcept {
+requires transcoding<Source, Sink> std::size_t ascii_run(const unsigned char* p, std::size_t n,
+                                                         unsigned char* w)
+noexcept {
     if constexpr (std::is_same_v<Sink, utf8_units>)
         return narrow_ascii_run<Source::unit_bytes, Source::order>(p, n, w);
     else
@@ -127,12 +127,10 @@ transcode_result transcode(std::string_view in, output_buffer& out, bool end_of_
     std::size_t i = 0;
     while (i < n) {
         i += transcode_valid_run<Source, Sink>(p + i, n - i, out);
-        if (i == n)
-            break;
+        if (i == n) break;
         scan_step bad = Source::scan(p + i, n - i);
         if (bad.status == scan_status::incomplete) {
-            if (!end_of_input)
-                break;
+            if (!end_of_input) break;
             bad.length = static_cast<std::uint8_t>(n - i);  // a cut character is one subsequence
         }
         if (mode == error_handling_mode::raise) {
@@ -226,12 +224,10 @@ struct sniffed {
 std::optional<sniffed> sniff_bom(const codec_layout& layout, std::string_view in,
                                  bool end_of_input) noexcept {
     for (const byte_order_mark& bom : layout.input_boms)
-        if (in.starts_with(bom.bytes))
-            return sniffed{bom.bytes.size(), bom.selects};
+        if (in.starts_with(bom.bytes)) return sniffed{bom.bytes.size(), bom.selects};
     if (!end_of_input)
         for (const byte_order_mark& bom : layout.input_boms)
-            if (bom.bytes.starts_with(in))
-                return std::nullopt;
+            if (bom.bytes.starts_with(in)) return std::nullopt;
     return sniffed{0, layout.without_bom};
 }
 
@@ -240,7 +236,7 @@ constexpr std::uint8_t codec_not_chosen = 0;
 constexpr std::uint8_t chosen_state(codec c) noexcept { return static_cast<std::uint8_t>(c) + 1; }
 constexpr codec chosen_codec(std::uint8_t state) noexcept { return static_cast<codec>(state - 1); }
 
-} // namespace
+}  // namespace
 
 decoder::decoder(const transcoder& t) : settings_(t) {
     const codec_layout layout = layout_of(t.codec());
@@ -252,8 +248,7 @@ decode_result decoder::decode(std::string_view in, std::string& out, bool end_of
     if (state_ == codec_not_chosen) {
         const std::optional<sniffed> found =
             sniff_bom(layout_of(settings_.codec()), in, end_of_input);
-        if (!found)
-            return {};
+        if (!found) return {};
         state_ = chosen_state(found->selects);
         bom_bytes = found->bom_bytes;
         in.remove_prefix(bom_bytes);
@@ -275,10 +270,10 @@ encode_result encoder::encode(std::string_view in, std::string& out, bool end_of
     // The BOM goes in first and comes out again if this call writes no character, so it is
     // written exactly once, right before the first character, however the text is split.
     const bool bom_pending = !bom_written_ && !layout.output_bom.empty();
-    if (bom_pending)
-        buffer.append(layout.output_bom);
+    if (bom_pending) buffer.append(layout.output_bom);
     const transcode_result r = with_units(layout.output_as, [&]<class Units>() {
-        return transcode<utf8_units, Units>(in, buffer, end_of_text, settings_.error_handling_mode());
+        return transcode<utf8_units, Units>(in, buffer, end_of_text,
+                                            settings_.error_handling_mode());
     });
     if (bom_pending) {
         if (buffer.size() == start + layout.output_bom.size())
@@ -289,4 +284,4 @@ encode_result encoder::encode(std::string_view in, std::string& out, bool end_of
     return {r.consumed, r.error, r.bad_char, r.bad_length};
 }
 
-} // namespace rill::detail
+}  // namespace rill::detail

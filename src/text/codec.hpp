@@ -14,7 +14,7 @@ namespace rill::detail {
 
 // Outcome of one decode call.
 struct decode_result {
-    std::size_t consumed = 0;       // input bytes consumed (including any bad bytes handled)
+    std::size_t consumed = 0;  // input bytes consumed (including any bad bytes handled)
     // Only in error mode raise: the decoder stopped at ill-formed input. `out` holds the text
     // decoded before it, `consumed` stops before the bad bytes, and `bad_length` is the length
     // of the maximal ill-formed subsequence (the caller throws, then skips those bytes).
@@ -44,8 +44,8 @@ private:
 // Outcome of one encode call.
 struct encode_result {
     std::size_t consumed = 0;  // UTF-8 bytes consumed
-    bool error = false;        // raise mode: stopped before a character the codec can't encode
-    char32_t bad_char = 0;     // that character; for invalid UTF-8, U+DC00 + its first byte
+    bool error = false;  // raise mode: stopped before a character the codec can't encode
+    char32_t bad_char = 0;  // that character; for invalid UTF-8, U+DC00 + its first byte
     std::size_t bad_length = 0;  // its UTF-8 length (the caller throws, then skips it)
 };
 
@@ -68,4 +68,4 @@ private:
     bool bom_written_ = false;
 };
 
-} // namespace rill::detail
+}  // namespace rill::detail

@@ -67,11 +67,8 @@ constexpr name_entry<codec> codec_names[]{
 constexpr std::size_t codec_count = 18;
 
 constexpr name_entry<eol_style> eol_style_names[]{
-    {"lf", eol_style::lf},
-    {"cr", eol_style::cr},
-    {"crlf", eol_style::crlf},
-    {"none", eol_style::none},
-    {"cr_lf", eol_style::crlf},
+    {"lf", eol_style::lf},     {"cr", eol_style::cr},      {"crlf", eol_style::crlf},
+    {"none", eol_style::none}, {"cr_lf", eol_style::crlf},
 };
 constexpr std::size_t eol_style_count = 4;
 
@@ -87,8 +84,7 @@ template <class Enum>
 constexpr bool canonical_names_in_enum_order(std::span<const name_entry<Enum>> names,
                                              std::size_t count) {
     for (std::size_t i = 0; i < count; ++i)
-        if (static_cast<std::size_t>(names[i].value) != i)
-            return false;
+        if (static_cast<std::size_t>(names[i].value) != i) return false;
     return true;
 }
 static_assert(canonical_names_in_enum_order<codec>(codec_names, codec_count));
@@ -117,21 +113,19 @@ std::string normalized(std::string_view name) {
 std::string_view trimmed(std::string_view s) noexcept {
     constexpr std::string_view blanks = " \t";
     const std::size_t first = s.find_first_not_of(blanks);
-    if (first == std::string_view::npos)
-        return {};
+    if (first == std::string_view::npos) return {};
     return s.substr(first, s.find_last_not_of(blanks) - first + 1);
 }
 
 // `what` names the kind of name in the error: "codec", "eol style", "error handling mode".
 template <class Enum>
-Enum parse_name(std::span<const name_entry<Enum>> names, std::size_t count,
-                std::string_view what, std::string_view text) {
+Enum parse_name(std::span<const name_entry<Enum>> names, std::size_t count, std::string_view what,
+                std::string_view text) {
     const std::string key = normalized(trimmed(text));
     for (const name_entry<Enum>& entry : names)
-        if (entry.name == key)
-            return entry.value;
-    std::string message = "unknown " + std::string(what) + " \"" + std::string(text) +
-                          "\"; valid names: ";
+        if (entry.name == key) return entry.value;
+    std::string message =
+        "unknown " + std::string(what) + " \"" + std::string(text) + "\"; valid names: ";
     for (std::size_t i = 0; i < count; ++i)
         message.append(i == 0 ? "" : ", ").append(names[i].name);
     if (count < names.size()) {
@@ -144,7 +138,7 @@ Enum parse_name(std::span<const name_entry<Enum>> names, std::size_t count,
     throw argument_error(message);
 }
 
-} // namespace
+}  // namespace
 
 std::string_view to_string(codec c) noexcept { return name_of<codec>(codec_names, codec_count, c); }
 std::string_view to_string(eol_style e) noexcept {
@@ -176,19 +170,17 @@ transcoder parse_transcoder(std::string_view spec) {
             throw argument_error("transcoder \"" + std::string(spec) +
                                  "\": expected CODEC[,EOL[,ERRORS]], got more than 3 fields");
         fields[count++] = rest.substr(0, comma);
-        if (comma == std::string_view::npos)
-            break;
+        if (comma == std::string_view::npos) break;
         rest.remove_prefix(comma + 1);
     }
     const transcoder defaults(codec::utf_8);
     try {
-        return transcoder(parse_codec(fields[0]),
-                          count > 1 ? parse_eol_style(fields[1]) : defaults.eol_style(),
-                          count > 2 ? parse_error_handling_mode(fields[2])
-                                    : defaults.error_handling_mode());
+        return transcoder(
+            parse_codec(fields[0]), count > 1 ? parse_eol_style(fields[1]) : defaults.eol_style(),
+            count > 2 ? parse_error_handling_mode(fields[2]) : defaults.error_handling_mode());
     } catch (const argument_error& e) {
         throw argument_error("transcoder \"" + std::string(spec) + "\": " + e.what());
     }
 }
 
-} // namespace rill
+}  // namespace rill

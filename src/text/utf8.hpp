@@ -28,7 +28,7 @@ constexpr bool is_low_surrogate(char32_t c) noexcept {
 // What one step of a scanner found at the current position. Every codec's scanner has this
 // contract, which is what lets one driver (codec.cpp) handle the error modes for all of them.
 enum class scan_status : std::uint8_t {
-    character,   // a complete, valid character of `length` bytes
+    character,  // a complete, valid character of `length` bytes
     ill_formed,  // `length` = the maximal ill-formed subsequence (Unicode 3.9, D93b)
     incomplete,  // all remaining bytes are a proper prefix of a valid character
 };
@@ -45,8 +45,7 @@ struct scan_step {
 // sequence, so a bad lead is a 1-byte subsequence and a valid neighbour is never swallowed.
 inline scan_step scan_utf8(const unsigned char* p, std::size_t n) noexcept {
     const unsigned lead = p[0];
-    if (lead < 0x80)
-        return {scan_status::character, 1, lead};
+    if (lead < 0x80) return {scan_status::character, 1, lead};
     std::size_t length;
     char32_t code_point;
     unsigned second_min = 0x80;
@@ -74,8 +73,7 @@ inline scan_step scan_utf8(const unsigned char* p, std::size_t n) noexcept {
         return {scan_status::ill_formed, 1, 0};
     }
     for (std::size_t i = 1; i < length; ++i) {
-        if (i == n)
-            return {scan_status::incomplete, static_cast<std::uint8_t>(n), 0};
+        if (i == n) return {scan_status::incomplete, static_cast<std::uint8_t>(n), 0};
         const unsigned byte = p[i];
         if (byte < second_min || byte > second_max)
             return {scan_status::ill_formed, static_cast<std::uint8_t>(i), 0};
@@ -109,8 +107,6 @@ inline unsigned char* encode_utf8(char32_t c, unsigned char* w) noexcept {
 
 // The character an encoder reports (encode_result::bad_char) for a byte of invalid UTF-8:
 // U+DC80 + byte, the same lone-surrogate escape rill uses for such bytes in untranscoded text.
-constexpr char32_t invalid_utf8_byte_marker(unsigned char byte) noexcept {
-    return 0xDC00 + byte;
-}
+constexpr char32_t invalid_utf8_byte_marker(unsigned char byte) noexcept { return 0xDC00 + byte; }
 
-} // namespace rill::detail
+}  // namespace rill::detail

@@ -55,7 +55,9 @@ std::string requested_backend() {
 }
 
 // The backend the calling task's worker really uses. Only inside a task.
-std::string current_backend_name() { return rill::detail::task_backend("current_backend_name").name(); }
+std::string current_backend_name() {
+    return rill::detail::task_backend("current_backend_name").name();
+}
 
 TEST(BackendSetup, UsesTheBackendNamedByTheEnvironment) {
     const std::string wanted = requested_backend();
@@ -66,7 +68,6 @@ TEST(BackendSetup, UsesTheBackendNamedByTheEnvironment) {
     rill::run([&] { used = current_backend_name(); }, {.backend = other});
     EXPECT_EQ(used, wanted);
 }
-
 
 TEST(BackendSetup, BogusBackendEnvironmentIsAnArgumentError) {
     {
@@ -84,7 +85,6 @@ TEST(BackendSetup, BogusBackendEnvironmentIsAnArgumentError) {
     // Restored: run works again.
     EXPECT_EQ(rill::run([] { return 5; }), 5);
 }
-
 
 TEST(BackendSetup, SetupFailureThrowsAndLeavesNoTrace) {
     // With no descriptor left, the worker's ring (or epoll set) cannot be made: run throws
@@ -129,5 +129,4 @@ TEST(BackendSetup, SetupFailureThrowsAndLeavesNoTrace) {
     EXPECT_EQ(rill::run([] { return 7; }, {.workers = 2}), 7);
 }
 
-
-} // namespace
+}  // namespace

@@ -58,7 +58,8 @@ TEST(ProvidedBuffers, MoreReceivesAtOnceThanProvidedBuffersLoseNothing) {
         if (!thread_wait_until([&] { return port.load() != 0; })) return;
         std::vector<std::unique_ptr<rill_test::raw_client>> c;
         c.reserve(clients);
-        for (int i = 0; i < clients; ++i) c.push_back(std::make_unique<rill_test::raw_client>(port.load()));
+        for (int i = 0; i < clients; ++i)
+            c.push_back(std::make_unique<rill_test::raw_client>(port.load()));
         if (thread_wait_until([&] { return all_parked.load(); })) {
             // Two lines each, sent together: the second must follow the first even when the
             // first came through the stream's own buffer.
@@ -66,7 +67,8 @@ TEST(ProvidedBuffers, MoreReceivesAtOnceThanProvidedBuffersLoseNothing) {
                 c[i]->send("first " + std::to_string(i) + "\nsecond " + std::to_string(i) + "\n");
             all_sent = true;
             for (int i = 0; i < clients; ++i) {
-                const std::string want = "first " + std::to_string(i) + "\r\nsecond " + std::to_string(i) + "\r\n";
+                const std::string want =
+                    "first " + std::to_string(i) + "\r\nsecond " + std::to_string(i) + "\r\n";
                 std::string got;
                 try {
                     got = c[i]->receive_line();
@@ -74,8 +76,10 @@ TEST(ProvidedBuffers, MoreReceivesAtOnceThanProvidedBuffersLoseNothing) {
                 } catch (const std::exception& e) {
                     got += std::string(" (") + e.what() + ")";
                 }
-                if (got == want) ++echoed;
-                else if (first_wrong.empty()) first_wrong = "client " + std::to_string(i) + " got \"" + got + "\"";
+                if (got == want)
+                    ++echoed;
+                else if (first_wrong.empty())
+                    first_wrong = "client " + std::to_string(i) + " got \"" + got + "\"";
             }
         }
         c.clear();  // end of stream for every echo task
@@ -120,4 +124,4 @@ TEST(ProvidedBuffers, MoreReceivesAtOnceThanProvidedBuffersLoseNothing) {
     }
 }
 
-} // namespace
+}  // namespace

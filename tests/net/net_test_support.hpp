@@ -69,9 +69,9 @@ inline int unused_loopback_port() {
 // rill on its own thread. The destructor stops it: it raises a flag and connects once to wake
 // the accept, then joins the thread; an exception that ended the server fails the test.
 struct echo_server_settings {
-    rill::server_options server;    // the server is on 127.0.0.1, port picked by the kernel
+    rill::server_options server;  // the server is on 127.0.0.1, port picked by the kernel
     rill::runtime_options runtime;
-    bool persistent = false;        // false: one line per connection (the seed); true: every line
+    bool persistent = false;  // false: one line per connection (the seed); true: every line
 };
 
 class echo_server_thread {
@@ -92,16 +92,17 @@ public:
                         while (auto client = rill::read(server)) {
                             if (stopping_.load()) break;
                             clients_served_.fetch_add(1);
-                            rill::spawn([c = std::move(*client), persistent = s.persistent]() mutable {
-                                rill::call_with_stream(c, [&](rill::tcp_client_stream& cs) {
-                                    std::string line;
-                                    while (rill::read_line(cs, line)) {
-                                        rill::showln(cs, line);
-                                        rill::flush_writer(cs);
-                                        if (!persistent) break;
-                                    }
+                            rill::spawn(
+                                [c = std::move(*client), persistent = s.persistent]() mutable {
+                                    rill::call_with_stream(c, [&](rill::tcp_client_stream& cs) {
+                                        std::string line;
+                                        while (rill::read_line(cs, line)) {
+                                            rill::showln(cs, line);
+                                            rill::flush_writer(cs);
+                                            if (!persistent) break;
+                                        }
+                                    });
                                 });
-                            });
                         }
                     },
                     s.runtime);
@@ -154,4 +155,4 @@ private:
     std::exception_ptr error_;
 };
 
-} // namespace rill_test
+}  // namespace rill_test

@@ -49,7 +49,8 @@ TEST(Address, PortAloneMeansLoopback) {
 TEST(Address, PortOutOfRangeIsAnArgumentError) {
     EXPECT_EQ(message_of<argument_error>([] { address a(70000); }),
               "port_number must be 0..65535, got 70000");
-    EXPECT_EQ(message_of<argument_error>([] { address a(-1); }), "port_number must be 0..65535, got -1");
+    EXPECT_EQ(message_of<argument_error>([] { address a(-1); }),
+              "port_number must be 0..65535, got -1");
 }
 
 TEST(Address, StringForms) {
@@ -90,20 +91,20 @@ TEST(Address, StringForms) {
 TEST(Address, MalformedStringsAreArgumentErrors) {
     const char* malformed[] = {
         "1.2.3.4.5:80",  // dotted quad that is no IPv4 address
-        "999.1.1.1",     //
-        "2020",          // a bare number is not a host (pass the int for a port)
-        "[::1",          // unclosed bracket
-        "[::1]x",        //
-        "[::1]:",        //
-        "[]:80",         //
+        "999.1.1.1",  //
+        "2020",  // a bare number is not a host (pass the int for a port)
+        "[::1",  // unclosed bracket
+        "[::1]x",  //
+        "[::1]:",  //
+        "[]:80",  //
         "[localhost]:80",  // brackets are for IPv6 only
-        "1:2:3:zz",      // several colons: must be an IPv6 literal
-        "host:abc",      //
-        "host:",         //
-        "host:99999",    //
-        "host:-1",       //
-        "host:+80",      //
-        "host:8 ",       //
+        "1:2:3:zz",  // several colons: must be an IPv6 literal
+        "host:abc",  //
+        "host:",  //
+        "host:99999",  //
+        "host:-1",  //
+        "host:+80",  //
+        "host:8 ",  //
     };
     for (const char* text : malformed) {
         SCOPED_TRACE(text);
@@ -149,9 +150,11 @@ TEST(Resolve, PortNumberWinsOverTheAddressPort) {
 }
 
 TEST(Resolve, EveryInterface) {
-    EXPECT_EQ(resolved("*:80", {}, resolve_purpose::listen), std::vector<std::string>{"0.0.0.0:80"});
+    EXPECT_EQ(resolved("*:80", {}, resolve_purpose::listen),
+              std::vector<std::string>{"0.0.0.0:80"});
     EXPECT_EQ(resolved("*", 80, resolve_purpose::listen), std::vector<std::string>{"0.0.0.0:80"});
-    EXPECT_EQ(resolved("[::]:80", {}, resolve_purpose::listen), std::vector<std::string>{"[::]:80"});
+    EXPECT_EQ(resolved("[::]:80", {}, resolve_purpose::listen),
+              std::vector<std::string>{"[::]:80"});
     // A client cannot connect to every interface: "*" is the loopback there.
     EXPECT_EQ(resolved("*:80"), std::vector<std::string>{"127.0.0.1:80"});
 }
@@ -200,7 +203,8 @@ TEST(Resolve, UnknownHostIsAnOsError) {
                 resolve("nosuchhost.invalid:80", {}, resolve_purpose::connect, "tcp_client_stream");
                 report = "resolved";
             } catch (const os_error& e) {
-                report = std::string(e.what()) + "\n" + e.code().message() + "\n" + (e.code() ? "1" : "0");
+                report = std::string(e.what()) + "\n" + e.code().message() + "\n" +
+                         (e.code() ? "1" : "0");
             } catch (const std::exception& e) {
                 report = std::string("other exception: ") + e.what();
             }
@@ -211,7 +215,8 @@ TEST(Resolve, UnknownHostIsAnOsError) {
     close(pipe_fds[1]);
     std::string report;
     char buf[512];
-    for (ssize_t n; (n = read(pipe_fds[0], buf, sizeof buf)) > 0;) report.append(buf, static_cast<std::size_t>(n));
+    for (ssize_t n; (n = read(pipe_fds[0], buf, sizeof buf)) > 0;)
+        report.append(buf, static_cast<std::size_t>(n));
     close(pipe_fds[0]);
     int status = 0;
     waitpid(child, &status, 0);
@@ -251,4 +256,4 @@ TEST(SocketInfo, FromSocketAddresses) {
               "[::ffff:127.0.0.1]:2020");
 }
 
-} // namespace
+}  // namespace

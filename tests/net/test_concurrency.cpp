@@ -44,7 +44,8 @@ TEST(Concurrency, ThousandRillClientsAtOnce) {
         const int port = rill::tcp_server_socket_info(server).port_number;
         auto acceptor = rill::spawn([&] {
             while (auto client = rill::read(server))
-                rill::spawn([c = std::move(*client)]() mutable { rill::call_with_stream(c, echo); });
+                rill::spawn(
+                    [c = std::move(*client)]() mutable { rill::call_with_stream(c, echo); });
         });
         std::vector<rill::task> clients;
         clients.reserve(many_clients);
@@ -71,11 +72,13 @@ TEST(Concurrency, ThousandRawClientsAtOnceAgainstTwoWorkers) {
     if (!limit.ok()) GTEST_SKIP() << "RLIMIT_NOFILE's hard limit is below " << descriptors_needed;
     const int fds_before = rill_test::count_open_fds();
     {
-        rill_test::echo_server_thread server({.server = {.backlog = many_clients}, .runtime = {.workers = 2}});
+        rill_test::echo_server_thread server(
+            {.server = {.backlog = many_clients}, .runtime = {.workers = 2}});
         // Every connection is open (and its task waiting for a line) before any line is sent.
         std::vector<std::unique_ptr<rill_test::raw_client>> clients;
         clients.reserve(many_clients);
-        for (int i = 0; i < many_clients; ++i) clients.push_back(std::make_unique<rill_test::raw_client>(server.port()));
+        for (int i = 0; i < many_clients; ++i)
+            clients.push_back(std::make_unique<rill_test::raw_client>(server.port()));
         for (int i = 0; i < many_clients; ++i) clients[i]->send("line " + std::to_string(i) + "\n");
         int answered = 0;
         for (int i = 0; i < many_clients; ++i) {
@@ -98,9 +101,11 @@ TEST(Concurrency, SilentClientsDoNotDelayOthers) {
         // costs the client 1 s and the test its speed).
         rill_test::echo_server_thread server({.server = {.backlog = 2 * silent_clients}});
         std::vector<std::unique_ptr<rill_test::raw_client>> silent;
-        for (int i = 0; i < silent_clients; ++i) silent.push_back(std::make_unique<rill_test::raw_client>(server.port()));
+        for (int i = 0; i < silent_clients; ++i)
+            silent.push_back(std::make_unique<rill_test::raw_client>(server.port()));
         // Let the server accept them all and park a task on each.
-        EXPECT_TRUE(rill_test::thread_wait_until([&] { return server.clients_served() == silent_clients; }, 1s));
+        EXPECT_TRUE(rill_test::thread_wait_until(
+            [&] { return server.clients_served() == silent_clients; }, 1s));
         EXPECT_EQ(server.clients_served(), silent_clients);
 
         std::chrono::steady_clock::duration slowest{};
@@ -123,4 +128,4 @@ TEST(Concurrency, SilentClientsDoNotDelayOthers) {
     EXPECT_EQ(rill_test::count_open_fds(), fds_before);
 }
 
-} // namespace
+}  // namespace

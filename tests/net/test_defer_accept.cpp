@@ -78,12 +78,14 @@ TEST(DeferAccept, SilentClientIsHandedOutAfterTheDeferral) {
 
 TEST(DeferAccept, OutOfRangeIsAnArgumentError) {
     rill::run([] {
-        EXPECT_EQ(rill_test::message_of<rill::argument_error>([] { tcp_server_stream s(0, {.defer_accept = -1s}); }),
-                  "defer_accept must be 0..2147483647 seconds, got -1");
         EXPECT_EQ(rill_test::message_of<rill::argument_error>(
-                      [] { tcp_server_stream s(0, {.defer_accept = std::chrono::seconds(1LL << 40)}); }),
+                      [] { tcp_server_stream s(0, {.defer_accept = -1s}); }),
+                  "defer_accept must be 0..2147483647 seconds, got -1");
+        EXPECT_EQ(rill_test::message_of<rill::argument_error>([] {
+                      tcp_server_stream s(0, {.defer_accept = std::chrono::seconds(1LL << 40)});
+                  }),
                   "defer_accept must be 0..2147483647 seconds, got 1099511627776");
     });
 }
 
-} // namespace
+}  // namespace

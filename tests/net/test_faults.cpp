@@ -99,7 +99,9 @@ private:
 double cpu_seconds_of_process() {
     rusage u{};
     getrusage(RUSAGE_SELF, &u);
-    auto seconds = [](const timeval& tv) { return static_cast<double>(tv.tv_sec) + tv.tv_usec / 1e6; };
+    auto seconds = [](const timeval& tv) {
+        return static_cast<double>(tv.tv_sec) + tv.tv_usec / 1e6;
+    };
     return seconds(u.ru_utime) + seconds(u.ru_stime);
 }
 
@@ -136,7 +138,8 @@ TEST(NetFaults, OutOfDescriptorsKeepsServingAndRecovers) {
     for (int i = 0; i < 2; ++i) {
         ASSERT_EQ(::connect(newcomers[i], to.get(), to.length), 0) << std::strerror(errno);
         const std::string line = "newcomer " + std::to_string(i) + "\n";
-        ASSERT_EQ(::send(newcomers[i], line.data(), line.size(), MSG_NOSIGNAL), static_cast<ssize_t>(line.size()));
+        ASSERT_EQ(::send(newcomers[i], line.data(), line.size(), MSG_NOSIGNAL),
+                  static_cast<ssize_t>(line.size()));
         std::this_thread::sleep_for(20ms);
     }
 
@@ -157,8 +160,8 @@ TEST(NetFaults, OutOfDescriptorsKeepsServingAndRecovers) {
     ::poll(p, 2, 0);
     std::printf("CPU time of the process over %.2f s out of descriptors: %.3f s (%d rounds served; "
                 "first newcomer %s)\n",
-                std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), cpu_starved, rounds,
-                p[0].revents ? "served" : "waiting");
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(),
+                cpu_starved, rounds, p[0].revents ? "served" : "waiting");
     EXPECT_LT(cpu_starved, 0.3) << "the server spins while accept fails";
     EXPECT_EQ(p[1].revents, 0) << "the second newcomer cannot have been served yet";
 
@@ -169,7 +172,8 @@ TEST(NetFaults, OutOfDescriptorsKeepsServingAndRecovers) {
     for (int i = 0; i < 2; ++i) {
         char reply[64];
         while (got[i].find('\n') == std::string::npos) {
-            ssize_t n = rill_test::retry_interrupted([&] { return ::recv(newcomers[i], reply, sizeof reply, 0); });
+            ssize_t n = rill_test::retry_interrupted(
+                [&] { return ::recv(newcomers[i], reply, sizeof reply, 0); });
             if (n <= 0) break;
             got[i].append(reply, static_cast<std::size_t>(n));
         }
@@ -211,10 +215,13 @@ TEST(NetFaults, OpeningStreamsOutOfDescriptorsNamesTheStep) {
         }
         ASSERT_TRUE(client_failure && server_failure);
         std::string client_message, server_message;
-        const int client_error = rill_test::os_error_code([&] { std::rethrow_exception(client_failure); }, &client_message);
-        const int server_error = rill_test::os_error_code([&] { std::rethrow_exception(server_failure); }, &server_message);
+        const int client_error = rill_test::os_error_code(
+            [&] { std::rethrow_exception(client_failure); }, &client_message);
+        const int server_error = rill_test::os_error_code(
+            [&] { std::rethrow_exception(server_failure); }, &server_message);
         EXPECT_EQ(client_error, EMFILE);
-        EXPECT_EQ(client_message, "tcp_client_stream: socket for 127.0.0.1:" + std::to_string(port) + ": Too many open files");
+        EXPECT_EQ(client_message, "tcp_client_stream: socket for 127.0.0.1:" +
+                                      std::to_string(port) + ": Too many open files");
         EXPECT_EQ(server_error, EMFILE);
         EXPECT_EQ(server_message, "tcp_server_stream: socket for 127.0.0.1:0: Too many open files");
         // With descriptors back, both work.
@@ -223,4 +230,4 @@ TEST(NetFaults, OpeningStreamsOutOfDescriptorsNamesTheStep) {
     });
 }
 
-} // namespace
+}  // namespace

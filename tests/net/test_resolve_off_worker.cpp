@@ -19,10 +19,11 @@ using namespace std::chrono_literals;
 using steady = std::chrono::steady_clock;
 
 constexpr auto lookup_delay = 300ms;
-std::atomic<int> slow_lookups{0};           // started
+std::atomic<int> slow_lookups{0};  // started
 std::atomic<int> slow_lookups_finished{0};  // returned to the resolver
 
-int slow_getaddrinfo(const char* host, const char* service, const addrinfo* hints, addrinfo** results) {
+int slow_getaddrinfo(const char* host, const char* service, const addrinfo* hints,
+                     addrinfo** results) {
     if (hints->ai_flags & AI_NUMERICHOST) return ::getaddrinfo(host, service, hints, results);
     // A name: the part that may reach DNS.
     slow_lookups.fetch_add(1);
@@ -45,30 +46,32 @@ struct ResolveOffWorker : ::testing::Test {
 TEST_F(ResolveOffWorker, OtherTasksOfTheWorkerRunDuringALookup) {
     int ticks_during_lookup = 0;
     std::string reply;
-    rill::run([&] {
-        rill::tcp_server_stream server(0);
-        const int port = rill::tcp_server_socket_info(server).port_number;
-        rill::task echo = rill::spawn([&] {
-            auto c = rill::read(server);
-            if (!c) return;
-            if (auto line = rill::read_line(*c)) rill::showln(*c, *line);
-            rill::close_stream(*c);
-        });
-        std::atomic<bool> looked_up{false};
-        rill::task ticker = rill::spawn([&] {
-            while (!looked_up) {
-                rill::task_sleep(5ms);
-                ++ticks_during_lookup;
-            }
-        });
-        rill::tcp_client_stream client("localhost:" + std::to_string(port));
-        looked_up = true;
-        rill::showln(client, "hello");
-        rill::flush_writer(client);
-        reply = rill::read_line(client).value_or("<eof>");
-        ticker.join();
-        echo.join();
-    }, {.workers = 1});
+    rill::run(
+        [&] {
+            rill::tcp_server_stream server(0);
+            const int port = rill::tcp_server_socket_info(server).port_number;
+            rill::task echo = rill::spawn([&] {
+                auto c = rill::read(server);
+                if (!c) return;
+                if (auto line = rill::read_line(*c)) rill::showln(*c, *line);
+                rill::close_stream(*c);
+            });
+            std::atomic<bool> looked_up{false};
+            rill::task ticker = rill::spawn([&] {
+                while (!looked_up) {
+                    rill::task_sleep(5ms);
+                    ++ticks_during_lookup;
+                }
+            });
+            rill::tcp_client_stream client("localhost:" + std::to_string(port));
+            looked_up = true;
+            rill::showln(client, "hello");
+            rill::flush_writer(client);
+            reply = rill::read_line(client).value_or("<eof>");
+            ticker.join();
+            echo.join();
+        },
+        {.workers = 1});
     EXPECT_GE(slow_lookups.load(), 1);
     EXPECT_EQ(reply, "hello");
     // 300 ms of lookup at 5 ms a tick: a worker held up by the lookup would tick about once.
@@ -78,14 +81,16 @@ TEST_F(ResolveOffWorker, OtherTasksOfTheWorkerRunDuringALookup) {
 TEST_F(ResolveOffWorker, ACancelledLookupDoesNotHoldUpTheEndOfRun) {
     std::atomic<bool> connected{false};
     const auto start = steady::now();
-    rill::run([&] {
-        rill::spawn([&] {
-            rill::tcp_client_stream client("localhost:9");  // cancelled while it resolves
-            connected = true;
-        });
-        // Once the lookup is under way main returns, and the task is cancelled.
-        ASSERT_TRUE(rill_test::task_wait_until([] { return slow_lookups.load() == 1; }));
-    }, {.workers = 1});
+    rill::run(
+        [&] {
+            rill::spawn([&] {
+                rill::tcp_client_stream client("localhost:9");  // cancelled while it resolves
+                connected = true;
+            });
+            // Once the lookup is under way main returns, and the task is cancelled.
+            ASSERT_TRUE(rill_test::task_wait_until([] { return slow_lookups.load() == 1; }));
+        },
+        {.workers = 1});
     const auto took = steady::now() - start;
     EXPECT_FALSE(connected.load());
     EXPECT_LT(took, lookup_delay);
@@ -134,7 +139,8 @@ TEST_F(ResolveOffWorker, NumericHostsNeverWaitForTheResolver) {
         rill::tcp_client_stream client6;
         try {
             rill::tcp_server_stream server6("[::1]:0");
-            client6 = rill::tcp_client_stream("[::1]:" + std::to_string(rill::tcp_server_socket_info(server6).port_number));
+            client6 = rill::tcp_client_stream(
+                "[::1]:" + std::to_string(rill::tcp_server_socket_info(server6).port_number));
         } catch (const rill::os_error&) {
             // no IPv6 loopback here: the IPv4 half still checks the rule
         }
@@ -142,4 +148,4 @@ TEST_F(ResolveOffWorker, NumericHostsNeverWaitForTheResolver) {
     EXPECT_EQ(slow_lookups.load(), 0);
 }
 
-} // namespace
+}  // namespace

@@ -45,7 +45,8 @@ std::string client_address_for(const socket_info& bound) {
 
 // Inside a task: one line from a client at `where` through `server` and back; the two ends'
 // socket info must agree.
-void round_trip(tcp_server_stream& server, const address& where, rill::client_options options = {}) {
+void round_trip(tcp_server_stream& server, const address& where,
+                rill::client_options options = {}) {
     const socket_info bound = rill::tcp_server_socket_info(server);
     socket_info client_self;
     auto sender = rill::spawn([&] {
@@ -88,18 +89,32 @@ TEST(ServerOptions, AddressFormsEndToEnd) {
     loopback6_bytes[15] = 1;
     const form forms[] = {
         {"port 0", [] { return tcp_server_stream(0); }, "127.0.0.1", AF_INET, false},
-        {"\"127.0.0.1:0\"", [] { return tcp_server_stream("127.0.0.1:0"); }, "127.0.0.1", AF_INET, false},
+        {"\"127.0.0.1:0\"", [] { return tcp_server_stream("127.0.0.1:0"); }, "127.0.0.1", AF_INET,
+         false},
         {"\":0\"", [] { return tcp_server_stream(":0"); }, "127.0.0.1", AF_INET, false},
-        {"\"\" + port_number 0", [] { return tcp_server_stream("", {.port_number = 0}); }, "127.0.0.1", AF_INET, false},
+        {"\"\" + port_number 0", [] { return tcp_server_stream("", {.port_number = 0}); },
+         "127.0.0.1", AF_INET, false},
         {"\"*:0\"", [] { return tcp_server_stream("*:0"); }, "0.0.0.0", AF_INET, false},
         {"\"[::1]:0\"", [] { return tcp_server_stream("[::1]:0"); }, "::1", AF_INET6, true},
-        {"\"::1\" + port_number 0", [] { return tcp_server_stream("::1", {.port_number = 0}); }, "::1", AF_INET6, true},
-        {"\"localhost\" + port_number 0", [] { return tcp_server_stream("localhost", {.port_number = 0}); }, nullptr, 0, false},
-        {"array<uint8_t, 4>", [] { return tcp_server_stream(std::array<std::uint8_t, 4>{127, 0, 0, 1}, {.port_number = 0}); },
-         "127.0.0.1", AF_INET, false},
-        {"array<uint16_t, 8>", [] { return tcp_server_stream(std::array<std::uint16_t, 8>{0, 0, 0, 0, 0, 0, 0, 1}, {.port_number = 0}); },
+        {"\"::1\" + port_number 0", [] { return tcp_server_stream("::1", {.port_number = 0}); },
          "::1", AF_INET6, true},
-        {"array<uint8_t, 16>", [&] { return tcp_server_stream(loopback6_bytes, {.port_number = 0}); }, "::1", AF_INET6, true},
+        {"\"localhost\" + port_number 0",
+         [] { return tcp_server_stream("localhost", {.port_number = 0}); }, nullptr, 0, false},
+        {"array<uint8_t, 4>",
+         [] {
+             return tcp_server_stream(std::array<std::uint8_t, 4>{127, 0, 0, 1},
+                                      {.port_number = 0});
+         },
+         "127.0.0.1", AF_INET, false},
+        {"array<uint16_t, 8>",
+         [] {
+             return tcp_server_stream(std::array<std::uint16_t, 8>{0, 0, 0, 0, 0, 0, 0, 1},
+                                      {.port_number = 0});
+         },
+         "::1", AF_INET6, true},
+        {"array<uint8_t, 16>",
+         [&] { return tcp_server_stream(loopback6_bytes, {.port_number = 0}); }, "::1", AF_INET6,
+         true},
     };
     rill::run([&] {
         for (const auto& f : forms) {
@@ -133,16 +148,20 @@ TEST(ServerOptions, PortNumberOverridesThePortInTheString) {
         EXPECT_NE(picked, busy);
         // And the other way round: a port_number that is busy wins over ":0".
         std::string message;
-        EXPECT_EQ(os_error_code([&] { tcp_server_stream third("127.0.0.1:0", {.port_number = busy}); }, &message),
-                  EADDRINUSE);
-        EXPECT_EQ(message, "tcp_server_stream: bind 127.0.0.1:" + std::to_string(busy) + ": Address already in use");
+        EXPECT_EQ(
+            os_error_code([&] { tcp_server_stream third("127.0.0.1:0", {.port_number = busy}); },
+                          &message),
+            EADDRINUSE);
+        EXPECT_EQ(message, "tcp_server_stream: bind 127.0.0.1:" + std::to_string(busy) +
+                               ": Address already in use");
         // The client side: port_number wins over a closed port in the address (which would be
         // refused).
         tcp_client_stream c("127.0.0.1:" + std::to_string(closed_port), {.port_number = picked});
         EXPECT_EQ(rill::tcp_client_peer_socket_info(c).port_number, picked);
         auto accepted = rill::read(second);
         ASSERT_TRUE(accepted);
-        EXPECT_EQ(rill::tcp_client_peer_socket_info(*accepted), rill::tcp_client_self_socket_info(c));
+        EXPECT_EQ(rill::tcp_client_peer_socket_info(*accepted),
+                  rill::tcp_client_self_socket_info(c));
     });
 }
 
@@ -171,9 +190,12 @@ TEST(ServerOptions, SocketInfoPrintsAddressAndPort) {
         auto accepted = rill::read(server);
         ASSERT_TRUE(accepted);
         EXPECT_EQ(rill::tcp_client_peer_socket_info(c), bound);
-        EXPECT_EQ(rill::tcp_client_self_socket_info(c), rill::tcp_client_peer_socket_info(*accepted));
-        EXPECT_EQ(rill::tcp_client_peer_socket_info(c), rill::tcp_client_self_socket_info(*accepted));
-        EXPECT_THAT(rill::tcp_client_self_socket_info(c).to_string(), MatchesRegex("127\\.0\\.0\\.1:[0-9]+"));
+        EXPECT_EQ(rill::tcp_client_self_socket_info(c),
+                  rill::tcp_client_peer_socket_info(*accepted));
+        EXPECT_EQ(rill::tcp_client_peer_socket_info(c),
+                  rill::tcp_client_self_socket_info(*accepted));
+        EXPECT_THAT(rill::tcp_client_self_socket_info(c).to_string(),
+                    MatchesRegex("127\\.0\\.0\\.1:[0-9]+"));
 
         // Info of a closed stream is an error that names the operation, not a crash.
         rill::close_stream(c);
@@ -215,11 +237,13 @@ TEST(ServerOptions, BadBacklogAndPortNumber) {
                   "backlog must be positive, got 0");
         EXPECT_EQ(message_of<argument_error>([] { tcp_server_stream s(0, {.backlog = -1}); }),
                   "backlog must be positive, got -1");
-        EXPECT_EQ(message_of<argument_error>([] { tcp_server_stream s("127.0.0.1", {.port_number = 70000}); }),
+        EXPECT_EQ(message_of<argument_error>(
+                      [] { tcp_server_stream s("127.0.0.1", {.port_number = 70000}); }),
                   "port_number must be 0..65535, got 70000");
         EXPECT_EQ(message_of<argument_error>([] { tcp_server_stream s(70000); }),
                   "port_number must be 0..65535, got 70000");
-        EXPECT_EQ(message_of<argument_error>([] { tcp_client_stream c("127.0.0.1", {.port_number = 70000}); }),
+        EXPECT_EQ(message_of<argument_error>(
+                      [] { tcp_client_stream c("127.0.0.1", {.port_number = 70000}); }),
                   "port_number must be 0..65535, got 70000");
         EXPECT_THAT(message_of<argument_error>([] { tcp_server_stream s("127.0.0.1"); }),
                     HasSubstr("no port"));
@@ -230,11 +254,15 @@ TEST(ServerOptions, BindToAnAddressThatIsNotLocal) {
     // 203.0.113.0/24 is TEST-NET-3 (RFC 5737): never a local address, and bind sends nothing.
     rill::run([] {
         std::string message;
-        EXPECT_EQ(os_error_code([] { tcp_server_stream s("203.0.113.1:0"); }, &message), EADDRNOTAVAIL);
-        EXPECT_EQ(message, "tcp_server_stream: bind 203.0.113.1:0: Cannot assign requested address");
-        EXPECT_EQ(os_error_code([] { tcp_server_stream s("203.0.113.1", {.port_number = 2020}); }, &message),
+        EXPECT_EQ(os_error_code([] { tcp_server_stream s("203.0.113.1:0"); }, &message),
                   EADDRNOTAVAIL);
-        EXPECT_EQ(message, "tcp_server_stream: bind 203.0.113.1:2020: Cannot assign requested address");
+        EXPECT_EQ(message,
+                  "tcp_server_stream: bind 203.0.113.1:0: Cannot assign requested address");
+        EXPECT_EQ(os_error_code([] { tcp_server_stream s("203.0.113.1", {.port_number = 2020}); },
+                                &message),
+                  EADDRNOTAVAIL);
+        EXPECT_EQ(message,
+                  "tcp_server_stream: bind 203.0.113.1:2020: Cannot assign requested address");
     });
 }
 
@@ -245,9 +273,12 @@ TEST(ServerOptions, SecondServerOnABusyPort) {
         for (bool reuse : {true, false}) {
             SCOPED_TRACE(reuse ? "reuse_address=true" : "reuse_address=false");
             std::string message;
-            EXPECT_EQ(os_error_code([&] { tcp_server_stream second(port, {.reuse_address = reuse}); }, &message),
-                      EADDRINUSE);
-            EXPECT_EQ(message, "tcp_server_stream: bind 127.0.0.1:" + std::to_string(port) + ": Address already in use");
+            EXPECT_EQ(
+                os_error_code([&] { tcp_server_stream second(port, {.reuse_address = reuse}); },
+                              &message),
+                EADDRINUSE);
+            EXPECT_EQ(message, "tcp_server_stream: bind 127.0.0.1:" + std::to_string(port) +
+                                   ": Address already in use");
         }
     });
 }
@@ -270,7 +301,8 @@ std::optional<int> listen_backlog_seen_by_ss(int port) {
 }
 
 TEST(ServerOptions, BacklogReachesListen) {
-    if (std::system("command -v ss >/dev/null 2>&1") != 0) GTEST_SKIP() << "ss (iproute2) is not installed";
+    if (std::system("command -v ss >/dev/null 2>&1") != 0)
+        GTEST_SKIP() << "ss (iproute2) is not installed";
     rill::run([] {
         for (int backlog : {7, 1, rill::default_backlog}) {
             SCOPED_TRACE(backlog);
@@ -288,7 +320,8 @@ TEST(ServerOptions, BacklogReachesListen) {
 bool time_wait_on(int port) {
     std::string command;
     if (std::system("command -v ss >/dev/null 2>&1") == 0)
-        command = "ss -tanH state time-wait '( sport = :" + std::to_string(port) + " )' 2>/dev/null";
+        command =
+            "ss -tanH state time-wait '( sport = :" + std::to_string(port) + " )' 2>/dev/null";
     else
         command = "cat /proc/net/tcp /proc/net/tcp6 2>/dev/null";
     std::unique_ptr<FILE, int (*)(FILE*)> pipe(popen(command.c_str(), "r"), pclose);
@@ -323,16 +356,19 @@ public:
         int s = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
         ifreq ifr{};
         std::strcpy(ifr.ifr_name, "lo");
-        if (s < 0 || ::ioctl(s, SIOCGIFFLAGS, &ifr) != 0) ADD_FAILURE() << "SIOCGIFFLAGS lo: " << std::strerror(errno);
+        if (s < 0 || ::ioctl(s, SIOCGIFFLAGS, &ifr) != 0)
+            ADD_FAILURE() << "SIOCGIFFLAGS lo: " << std::strerror(errno);
         ifr.ifr_flags |= IFF_UP;
-        if (s >= 0 && ::ioctl(s, SIOCSIFFLAGS, &ifr) != 0) ADD_FAILURE() << "SIOCSIFFLAGS lo: " << std::strerror(errno);
+        if (s >= 0 && ::ioctl(s, SIOCSIFFLAGS, &ifr) != 0)
+            ADD_FAILURE() << "SIOCSIFFLAGS lo: " << std::strerror(errno);
         if (s >= 0) ::close(s);
     }
     private_network_namespace(const private_network_namespace&) = delete;
     private_network_namespace& operator=(const private_network_namespace&) = delete;
     ~private_network_namespace() {
         if (active_ && ::setns(original_, CLONE_NEWNET) != 0) {
-            std::fprintf(stderr, "setns back to the original network namespace: %s\n", std::strerror(errno));
+            std::fprintf(stderr, "setns back to the original network namespace: %s\n",
+                         std::strerror(errno));
             std::abort();  // every later test would run in the wrong namespace
         }
         if (original_ >= 0) ::close(original_);
@@ -364,8 +400,10 @@ TEST(ServerOptions, ReuseAddressAndTimeWait) {
             }
             rill::close_stream(server);
             for (int i = 0; i < 3 && port == 0; ++i) {
-                if (time_wait_on(candidate)) port = candidate;
-                else rill::task_sleep(std::chrono::milliseconds(10));
+                if (time_wait_on(candidate))
+                    port = candidate;
+                else
+                    rill::task_sleep(std::chrono::milliseconds(10));
             }
         }
         if (port == 0) {
@@ -374,9 +412,11 @@ TEST(ServerOptions, ReuseAddressAndTimeWait) {
         }
 
         std::string message;
-        EXPECT_EQ(os_error_code([&] { tcp_server_stream again(port, {.reuse_address = false}); }, &message),
+        EXPECT_EQ(os_error_code([&] { tcp_server_stream again(port, {.reuse_address = false}); },
+                                &message),
                   EADDRINUSE);
-        EXPECT_EQ(message, "tcp_server_stream: bind 127.0.0.1:" + std::to_string(port) + ": Address already in use");
+        EXPECT_EQ(message, "tcp_server_stream: bind 127.0.0.1:" + std::to_string(port) +
+                               ": Address already in use");
 
         tcp_server_stream again(port, {.reuse_address = true});
         EXPECT_EQ(rill::tcp_server_socket_info(again).port_number, port);
@@ -385,7 +425,8 @@ TEST(ServerOptions, ReuseAddressAndTimeWait) {
     });
     if (skipped) {
         EXPECT_FALSE(own_namespace.active()) << "no TIME_WAIT even in a namespace of our own";
-        GTEST_SKIP() << "no connection entered TIME_WAIT: the kernel's TIME_WAIT table is full (other traffic)";
+        GTEST_SKIP() << "no connection entered TIME_WAIT: the kernel's TIME_WAIT table is full "
+                        "(other traffic)";
     }
 }
 
@@ -402,16 +443,28 @@ TEST(ServerOptions, ClientKeepAliveAndCoalesce) {
         const int port = rill::tcp_server_socket_info(server).port_number;
 
         tcp_client_stream plain(port);
-        EXPECT_EQ(socket_flag(rill::detail::state_of(plain).io->native_handle(), SOL_SOCKET, SO_KEEPALIVE), 0);
-        EXPECT_EQ(socket_flag(rill::detail::state_of(plain).io->native_handle(), IPPROTO_TCP, TCP_NODELAY), 0);  // coalesce: Nagle on
+        EXPECT_EQ(socket_flag(rill::detail::state_of(plain).io->native_handle(), SOL_SOCKET,
+                              SO_KEEPALIVE),
+                  0);
+        EXPECT_EQ(socket_flag(rill::detail::state_of(plain).io->native_handle(), IPPROTO_TCP,
+                              TCP_NODELAY),
+                  0);  // coalesce: Nagle on
 
         tcp_client_stream tuned(port, {.keep_alive = true, .coalesce = false});
-        EXPECT_EQ(socket_flag(rill::detail::state_of(tuned).io->native_handle(), SOL_SOCKET, SO_KEEPALIVE), 1);
-        EXPECT_EQ(socket_flag(rill::detail::state_of(tuned).io->native_handle(), IPPROTO_TCP, TCP_NODELAY), 1);
+        EXPECT_EQ(socket_flag(rill::detail::state_of(tuned).io->native_handle(), SOL_SOCKET,
+                              SO_KEEPALIVE),
+                  1);
+        EXPECT_EQ(socket_flag(rill::detail::state_of(tuned).io->native_handle(), IPPROTO_TCP,
+                              TCP_NODELAY),
+                  1);
 
         tcp_client_stream keep_alive_only(port, {.keep_alive = true});
-        EXPECT_EQ(socket_flag(rill::detail::state_of(keep_alive_only).io->native_handle(), SOL_SOCKET, SO_KEEPALIVE), 1);
-        EXPECT_EQ(socket_flag(rill::detail::state_of(keep_alive_only).io->native_handle(), IPPROTO_TCP, TCP_NODELAY), 0);
+        EXPECT_EQ(socket_flag(rill::detail::state_of(keep_alive_only).io->native_handle(),
+                              SOL_SOCKET, SO_KEEPALIVE),
+                  1);
+        EXPECT_EQ(socket_flag(rill::detail::state_of(keep_alive_only).io->native_handle(),
+                              IPPROTO_TCP, TCP_NODELAY),
+                  0);
 
         // coalesce never affects buffering: nothing goes out before flush_writer.
         std::optional<tcp_client_stream> accepted[3];
@@ -420,11 +473,14 @@ TEST(ServerOptions, ClientKeepAliveAndCoalesce) {
             ASSERT_TRUE(a);
         }
         const tcp_client_stream& tuned_peer = *accepted[1];
-        ASSERT_EQ(rill::tcp_client_peer_socket_info(tuned_peer), rill::tcp_client_self_socket_info(tuned));
+        ASSERT_EQ(rill::tcp_client_peer_socket_info(tuned_peer),
+                  rill::tcp_client_self_socket_info(tuned));
         rill::write_chars(tuned, "x");
         rill::task_sleep(std::chrono::milliseconds(20));
         char byte;
-        EXPECT_EQ(::recv(rill::detail::state_of(tuned_peer).io->native_handle(), &byte, 1, MSG_DONTWAIT), -1);
+        EXPECT_EQ(
+            ::recv(rill::detail::state_of(tuned_peer).io->native_handle(), &byte, 1, MSG_DONTWAIT),
+            -1);
         rill::flush_writer(tuned);
         EXPECT_EQ(rill::read_byte(*accepted[1]), 'x');
     });
@@ -435,10 +491,12 @@ TEST(ServerOptions, ConnectToAClosedPort) {
     rill::run([&] {
         std::string message;
         EXPECT_EQ(os_error_code([&] { tcp_client_stream c(port); }, &message), ECONNREFUSED);
-        EXPECT_EQ(message, "tcp_client_stream: connect 127.0.0.1:" + std::to_string(port) + ": Connection refused");
-        EXPECT_EQ(os_error_code([&] { tcp_client_stream c("127.0.0.1", {.port_number = port}); }, &message),
+        EXPECT_EQ(message, "tcp_client_stream: connect 127.0.0.1:" + std::to_string(port) +
+                               ": Connection refused");
+        EXPECT_EQ(os_error_code([&] { tcp_client_stream c("127.0.0.1", {.port_number = port}); },
+                                &message),
                   ECONNREFUSED);
     });
 }
 
-} // namespace
+}  // namespace

@@ -39,7 +39,8 @@ TEST(ServerRead, ReturnsClientsInTheOrderTheyConnected) {
             SCOPED_TRACE(i);
             auto c = rill::read(server);
             ASSERT_TRUE(c);
-            EXPECT_EQ(rill::tcp_client_peer_socket_info(*c).port_number, local_port_of(raw[i]->fd()));
+            EXPECT_EQ(rill::tcp_client_peer_socket_info(*c).port_number,
+                      local_port_of(raw[i]->fd()));
             EXPECT_EQ(rill::read_line(*c), "client " + std::to_string(i));
         }
     });
@@ -107,7 +108,8 @@ TEST(ServerRead, ClosedServerFreesItsPortAndRefusesClients) {
         EXPECT_EQ(rill_test::receive_all_in_task(waiting), "");
 
         std::string message;
-        EXPECT_EQ(rill_test::os_error_code([&] { tcp_client_stream c(port); }, &message), ECONNREFUSED);
+        EXPECT_EQ(rill_test::os_error_code([&] { tcp_client_stream c(port); }, &message),
+                  ECONNREFUSED);
 
         tcp_server_stream again(port, {.reuse_address = false});
         EXPECT_EQ(rill::tcp_server_socket_info(again).port_number, port);
@@ -151,4 +153,4 @@ TEST(ServerRead, ClosingTheServerLeavesAcceptedClientsAlone) {
     });
 }
 
-} // namespace
+}  // namespace

@@ -21,15 +21,16 @@ void echo_one_line(rill::tcp_client_stream& client) {
 }
 
 int echo_hello() {
-    rill::tcp_server_stream server("127.0.0.1:0",
-        {.stream = {.reader_timeout = echo_io_timeout, .writer_timeout = echo_io_timeout}});
+    rill::tcp_server_stream server("127.0.0.1:0", {.stream = {.reader_timeout = echo_io_timeout,
+                                                              .writer_timeout = echo_io_timeout}});
     const int port = rill::tcp_server_socket_info(server).port_number;
     rill::task answering = rill::spawn([&server] {
         if (auto client = rill::read(server)) rill::call_with_stream(*client, echo_one_line);
     });
 
-    rill::tcp_client_stream client("127.0.0.1",
-        {.port_number = port, .stream = {.reader_timeout = echo_io_timeout, .writer_timeout = echo_io_timeout}});
+    rill::tcp_client_stream client("127.0.0.1", {.port_number = port,
+                                                 .stream = {.reader_timeout = echo_io_timeout,
+                                                            .writer_timeout = echo_io_timeout}});
     rill::showln(client, "hello");
     rill::flush_writer(client);
     const std::optional<std::string> answer = rill::read_line(client);
@@ -43,7 +44,7 @@ int echo_hello() {
     return 0;
 }
 
-} // namespace
+}  // namespace
 
 int main() {
     try {

@@ -55,4 +55,4 @@ struct count_on_destroy {
     ~count_on_destroy() { count.fetch_add(1, std::memory_order_relaxed); }
 };
 
-} // namespace rill_test
+}  // namespace rill_test

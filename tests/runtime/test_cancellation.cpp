@@ -27,8 +27,8 @@ constexpr auto prompt_return = 2s;
 // What each blocked task reports about its cancellation.
 struct cancel_witness {
     std::atomic<int> cancelled{0};  // task_cancelled reached the task's body
-    std::atomic<int> unwound{0};    // a guard object's destructor ran
-    std::atomic<int> other{0};      // anything else happened (a wrong exception, a return)
+    std::atomic<int> unwound{0};  // a guard object's destructor ran
+    std::atomic<int> other{0};  // anything else happened (a wrong exception, a return)
 
     // Runs `blocking` expecting task_cancelled out of it.
     template <class F>
@@ -60,10 +60,12 @@ void run_and_check(Main&& main, rill::runtime_options options = {},
     rill::run([] { rill::task_sleep(1ms); }, options);
     const int fds_before = rill_test::count_open_fds();
     steady::time_point main_returned{};
-    rill::run([&] {
-        main();
-        main_returned = steady::now();
-    }, options);
+    rill::run(
+        [&] {
+            main();
+            main_returned = steady::now();
+        },
+        options);
     const auto after = steady::now();
     EXPECT_LT(after - main_returned, prompt_return);
     if (after_run) after_run();
@@ -103,7 +105,8 @@ TEST(Cancellation, ChannelReceiveAndSend) {
         rill::channel<int> empty(1), full(1);
         full.send(1);
         for (int i = 0; i < 3; ++i) {
-            rill::spawn([&w, empty]() mutable { w.expect_cancelled([&] { (void)empty.receive(); }); });
+            rill::spawn(
+                [&w, empty]() mutable { w.expect_cancelled([&] { (void)empty.receive(); }); });
             rill::spawn([&w, full]() mutable { w.expect_cancelled([&] { full.send(2); }); });
         }
         rill::task_sleep(5ms);
@@ -116,9 +119,8 @@ TEST(Cancellation, ChannelReceiveAndSend) {
 TEST(Cancellation, Join) {
     cancel_witness w;
     run_and_check([&] {
-        auto sleeper = std::make_shared<rill::task>(rill::spawn([&] {
-            w.expect_cancelled([] { rill::task_sleep(1h); });
-        }));
+        auto sleeper = std::make_shared<rill::task>(
+            rill::spawn([&] { w.expect_cancelled([] { rill::task_sleep(1h); }); }));
         rill::spawn([&, sleeper] { w.expect_cancelled([&] { sleeper->join(); }); });
         rill::task_sleep(5ms);
     });
@@ -150,30 +152,34 @@ TEST(Cancellation, ReadLineOnASocket) {
     cancel_witness w;
     raw_peers peers;
     std::optional<rill::tcp_client_stream> accepted;
-    run_and_check([&] {
-        rill::tcp_server_stream server(0);
-        const int port = rill::tcp_server_socket_info(server).port_number;
-        for (int i = 0; i < 3; ++i) {
-            peers.push_back(std::make_unique<rill_test::raw_client>(port));  // loopback: no wait
-            auto client = rill::read(server);
-            ASSERT_TRUE(client);
-            rill::spawn([&w, c = std::move(*client)]() mutable {
+    run_and_check(
+        [&] {
+            rill::tcp_server_stream server(0);
+            const int port = rill::tcp_server_socket_info(server).port_number;
+            for (int i = 0; i < 3; ++i) {
+                peers.push_back(
+                    std::make_unique<rill_test::raw_client>(port));  // loopback: no wait
+                auto client = rill::read(server);
+                ASSERT_TRUE(client);
+                rill::spawn([&w, c = std::move(*client)]() mutable {
+                    w.expect_cancelled([&] { (void)rill::read_line(c); });
+                });
+            }
+            // And the connecting side: a rill client reading from a silent accepted socket, kept
+            // open (outside run) until run has returned.
+            rill::spawn([&w, port] {
+                rill::tcp_client_stream c(port);
                 w.expect_cancelled([&] { (void)rill::read_line(c); });
             });
-        }
-        // And the connecting side: a rill client reading from a silent accepted socket, kept
-        // open (outside run) until run has returned.
-        rill::spawn([&w, port] {
-            rill::tcp_client_stream c(port);
-            w.expect_cancelled([&] { (void)rill::read_line(c); });
+            accepted = rill::read(server);
+            ASSERT_TRUE(accepted.has_value());
+            rill::task_sleep(10ms);
+        },
+        {},
+        [&] {
+            peers.clear();
+            accepted.reset();
         });
-        accepted = rill::read(server);
-        ASSERT_TRUE(accepted.has_value());
-        rill::task_sleep(10ms);
-    }, {}, [&] {
-        peers.clear();
-        accepted.reset();
-    });
     EXPECT_EQ(w.cancelled.load(), 4);
     EXPECT_EQ(w.unwound.load(), 4);
     EXPECT_EQ(w.other.load(), 0);
@@ -183,33 +189,36 @@ TEST(Cancellation, WriteBlockedOnAFullSocketBuffer) {
     cancel_witness w;
     raw_peers peers;  // never reads
     std::atomic<long> chunks{0};
-    run_and_check([&] {
-        rill::tcp_server_stream server(0);
-        peers.push_back(std::make_unique<rill_test::raw_client>(rill::tcp_server_socket_info(server).port_number));
-        auto client = rill::read(server);
-        ASSERT_TRUE(client);
-        rill::spawn([&, c = std::move(*client)]() mutable {
-            const std::string chunk(64 * 1024, 'x');
-            w.expect_cancelled([&] {
-                // Bounded: loopback buffers hold a few MiB at most, far below 1 GiB.
-                for (int i = 0; i < 16 * 1024; ++i) {
-                    rill::write_chars(c, chunk);
-                    rill::flush_writer(c);
-                    ++chunks;
-                }
+    run_and_check(
+        [&] {
+            rill::tcp_server_stream server(0);
+            peers.push_back(std::make_unique<rill_test::raw_client>(
+                rill::tcp_server_socket_info(server).port_number));
+            auto client = rill::read(server);
+            ASSERT_TRUE(client);
+            rill::spawn([&, c = std::move(*client)]() mutable {
+                const std::string chunk(64 * 1024, 'x');
+                w.expect_cancelled([&] {
+                    // Bounded: loopback buffers hold a few MiB at most, far below 1 GiB.
+                    for (int i = 0; i < 16 * 1024; ++i) {
+                        rill::write_chars(c, chunk);
+                        rill::flush_writer(c);
+                        ++chunks;
+                    }
+                });
             });
-        });
-        // Wait until the writer stops making progress: it is blocked on the full buffer.
-        long seen = -1;
-        const auto limit = steady::now() + 10s;
-        while (steady::now() < limit) {
-            rill::task_sleep(30ms);
-            const long now = chunks.load();
-            if (now == seen && now > 0) break;
-            seen = now;
-        }
-        EXPECT_GT(chunks.load(), 0);
-    }, {}, [&] { peers.clear(); });
+            // Wait until the writer stops making progress: it is blocked on the full buffer.
+            long seen = -1;
+            const auto limit = steady::now() + 10s;
+            while (steady::now() < limit) {
+                rill::task_sleep(30ms);
+                const long now = chunks.load();
+                if (now == seen && now > 0) break;
+                seen = now;
+            }
+            EXPECT_GT(chunks.load(), 0);
+        },
+        {}, [&] { peers.clear(); });
     EXPECT_EQ(w.cancelled.load(), 1);
     EXPECT_EQ(w.unwound.load(), 1);
     EXPECT_EQ(w.other.load(), 0);
@@ -283,22 +292,25 @@ TEST(Cancellation, TaskSpawnedDuringShutdownAlsoEnds) {
 TEST(Cancellation, TasksOnSeveralWorkers) {
     cancel_witness w;
     raw_peers peers;
-    run_and_check([&] {
-        rill::channel<int> empty(1);
-        rill::tcp_server_stream server(0);
-        const int port = rill::tcp_server_socket_info(server).port_number;
-        for (int i = 0; i < 8; ++i) {
-            rill::spawn([&] { w.expect_cancelled([] { rill::task_sleep(1h); }); });
-            rill::spawn([&w, empty]() mutable { w.expect_cancelled([&] { (void)empty.receive(); }); });
-            peers.push_back(std::make_unique<rill_test::raw_client>(port));
-            auto client = rill::read(server);
-            ASSERT_TRUE(client);
-            rill::spawn([&w, c = std::move(*client)]() mutable {
-                w.expect_cancelled([&] { (void)rill::read_line(c); });
-            });
-        }
-        rill::task_sleep(10ms);
-    }, {.workers = 2}, [&] { peers.clear(); });
+    run_and_check(
+        [&] {
+            rill::channel<int> empty(1);
+            rill::tcp_server_stream server(0);
+            const int port = rill::tcp_server_socket_info(server).port_number;
+            for (int i = 0; i < 8; ++i) {
+                rill::spawn([&] { w.expect_cancelled([] { rill::task_sleep(1h); }); });
+                rill::spawn(
+                    [&w, empty]() mutable { w.expect_cancelled([&] { (void)empty.receive(); }); });
+                peers.push_back(std::make_unique<rill_test::raw_client>(port));
+                auto client = rill::read(server);
+                ASSERT_TRUE(client);
+                rill::spawn([&w, c = std::move(*client)]() mutable {
+                    w.expect_cancelled([&] { (void)rill::read_line(c); });
+                });
+            }
+            rill::task_sleep(10ms);
+        },
+        {.workers = 2}, [&] { peers.clear(); });
     EXPECT_EQ(w.cancelled.load(), 24);
     EXPECT_EQ(w.unwound.load(), 24);
     EXPECT_EQ(w.other.load(), 0);
@@ -308,12 +320,14 @@ TEST(Cancellation, NoDescriptorLeakAcrossManyRuns) {
     rill::run([] {}, {.workers = 2});
     const int before = rill_test::count_open_fds();
     for (int i = 0; i < 20; ++i) {
-        rill::run([] {
-            rill::spawn([] { rill::task_sleep(1h); });
-            rill::task_yield();
-        }, {.workers = 2});
+        rill::run(
+            [] {
+                rill::spawn([] { rill::task_sleep(1h); });
+                rill::task_yield();
+            },
+            {.workers = 2});
     }
     EXPECT_EQ(rill_test::count_open_fds(), before);
 }
 
-} // namespace
+}  // namespace

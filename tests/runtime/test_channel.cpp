@@ -178,29 +178,31 @@ void many_producers_and_consumers(int workers) {
     std::atomic<long> count{0};
     std::mutex threads_mutex;
     std::set<std::thread::id> consumer_threads;
-    rill::run([&] {
-        rill::channel<int> ch(16);
-        std::vector<rill::task> senders;
-        std::vector<rill::task> receivers;
-        for (int c = 0; c < consumers; ++c)
-            receivers.push_back(rill::spawn([&] {
-                {
-                    std::lock_guard lock(threads_mutex);
-                    consumer_threads.insert(std::this_thread::get_id());
-                }
-                while (auto v = ch.receive()) {
-                    sum += *v;
-                    ++count;
-                }
-            }));
-        for (int p = 0; p < producers; ++p)
-            senders.push_back(rill::spawn([&, p] {
-                for (int i = 0; i < per_producer; ++i) ch.send(p * per_producer + i + 1);
-            }));
-        for (auto& s : senders) s.join();
-        ch.close();
-        for (auto& r : receivers) r.join();
-    }, {.workers = workers});
+    rill::run(
+        [&] {
+            rill::channel<int> ch(16);
+            std::vector<rill::task> senders;
+            std::vector<rill::task> receivers;
+            for (int c = 0; c < consumers; ++c)
+                receivers.push_back(rill::spawn([&] {
+                    {
+                        std::lock_guard lock(threads_mutex);
+                        consumer_threads.insert(std::this_thread::get_id());
+                    }
+                    while (auto v = ch.receive()) {
+                        sum += *v;
+                        ++count;
+                    }
+                }));
+            for (int p = 0; p < producers; ++p)
+                senders.push_back(rill::spawn([&, p] {
+                    for (int i = 0; i < per_producer; ++i) ch.send(p * per_producer + i + 1);
+                }));
+            for (auto& s : senders) s.join();
+            ch.close();
+            for (auto& r : receivers) r.join();
+        },
+        {.workers = workers});
     const long long n = static_cast<long long>(producers) * per_producer;
     EXPECT_EQ(count.load(), n);
     EXPECT_EQ(sum.load(), n * (n + 1) / 2);
@@ -216,28 +218,30 @@ TEST(Channel, ManyProducersAndConsumersTwoWorkers) { many_producers_and_consumer
 TEST(Channel, PingPongAcrossWorkers) {
     std::thread::id ping_thread, pong_thread;
     int rounds = 0;
-    rill::run([&] {
-        rill::channel<int> to_pong(1), to_ping(1);
-        // Round robin puts consecutive spawns on different workers.
-        auto pong = rill::spawn([&] {
-            pong_thread = std::this_thread::get_id();
-            while (auto v = to_pong.receive()) to_ping.send(*v + 1);
-            to_ping.close();
-        });
-        auto ping = rill::spawn([&] {
-            ping_thread = std::this_thread::get_id();
-            int v = 0;
-            for (int i = 0; i < 2000; ++i) {
-                to_pong.send(v);
-                v = to_ping.receive().value_or(-1);
-            }
-            rounds = v;
-            to_pong.close();
-            EXPECT_EQ(to_ping.receive(), std::nullopt);
-        });
-        ping.join();
-        pong.join();
-    }, {.workers = 2});
+    rill::run(
+        [&] {
+            rill::channel<int> to_pong(1), to_ping(1);
+            // Round robin puts consecutive spawns on different workers.
+            auto pong = rill::spawn([&] {
+                pong_thread = std::this_thread::get_id();
+                while (auto v = to_pong.receive()) to_ping.send(*v + 1);
+                to_ping.close();
+            });
+            auto ping = rill::spawn([&] {
+                ping_thread = std::this_thread::get_id();
+                int v = 0;
+                for (int i = 0; i < 2000; ++i) {
+                    to_pong.send(v);
+                    v = to_ping.receive().value_or(-1);
+                }
+                rounds = v;
+                to_pong.close();
+                EXPECT_EQ(to_ping.receive(), std::nullopt);
+            });
+            ping.join();
+            pong.join();
+        },
+        {.workers = 2});
     EXPECT_EQ(rounds, 2000);
     EXPECT_NE(ping_thread, pong_thread);
 }
@@ -254,4 +258,4 @@ TEST(Channel, CopiesShareOneChannel) {
     });
 }
 
-} // namespace
+}  // namespace

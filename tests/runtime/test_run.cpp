@@ -78,7 +78,8 @@ TEST(Run, CanRunAgainAfterAnException) {
 TEST(Run, NestedRunThrows) {
     std::string message;
     bool inner_ran = false;
-    rill::run([&] { message = message_of<rill::error>([&] { rill::run([&] { inner_ran = true; }); }); });
+    rill::run(
+        [&] { message = message_of<rill::error>([&] { rill::run([&] { inner_ran = true; }); }); });
     EXPECT_FALSE(inner_ran);
     EXPECT_TRUE(contains(message, "run")) << message;
     EXPECT_TRUE(contains(message, "nest")) << message;
@@ -124,7 +125,9 @@ TEST(Run, BlockingCallsFromAPlainThreadDuringRunThrow) {
     std::string message;
     rill::run([&] {
         // A std::thread is not a task even while run() is active on another thread.
-        std::thread([&] { message = message_of<rill::error>([] { rill::task_sleep(1ms); }); }).join();
+        std::thread([&] {
+            message = message_of<rill::error>([] { rill::task_sleep(1ms); });
+        }).join();
     });
     EXPECT_TRUE(contains(message, "outside")) << message;
 }
@@ -155,27 +158,29 @@ TEST(Run, IndependentRunsOnTwoThreadsAtOnce) {
     auto one_runtime = [&](int workers, int result) {
         std::set<std::thread::id> mine;
         std::mutex mine_mutex;
-        return rill::run([&] {
-            {
+        return rill::run(
+            [&] {
+                {
+                    std::lock_guard lock(mine_mutex);
+                    mine.insert(std::this_thread::get_id());
+                }
+                int done = 0;
+                for (int round = 0; round < 20; ++round) {
+                    std::vector<rill::task> tasks;
+                    for (int i = 0; i < 10; ++i)
+                        tasks.push_back(rill::spawn([&] {
+                            rill::task_sleep(100us);
+                            std::lock_guard lock(mine_mutex);
+                            mine.insert(std::this_thread::get_id());
+                        }));
+                    for (auto& t : tasks) t.join();
+                    done += static_cast<int>(tasks.size());
+                }
                 std::lock_guard lock(mine_mutex);
-                mine.insert(std::this_thread::get_id());
-            }
-            int done = 0;
-            for (int round = 0; round < 20; ++round) {
-                std::vector<rill::task> tasks;
-                for (int i = 0; i < 10; ++i)
-                    tasks.push_back(rill::spawn([&] {
-                        rill::task_sleep(100us);
-                        std::lock_guard lock(mine_mutex);
-                        mine.insert(std::this_thread::get_id());
-                    }));
-                for (auto& t : tasks) t.join();
-                done += static_cast<int>(tasks.size());
-            }
-            std::lock_guard lock(mine_mutex);
-            if (mine.size() > static_cast<std::size_t>(workers)) ++wrong_thread;
-            return done == 200 ? result : -1;
-        }, {.workers = workers});
+                if (mine.size() > static_cast<std::size_t>(workers)) ++wrong_thread;
+                return done == 200 ? result : -1;
+            },
+            {.workers = workers});
     };
     for (int workers : {1, 2}) {
         int first = 0, second = 0;
@@ -194,4 +199,4 @@ TEST(Run, SeveralWorkersReturnMainsInt) {
     EXPECT_THROW(rill::run([] { throw main_failure("x"); }, {.workers = 2}), main_failure);
 }
 
-} // namespace
+}  // namespace

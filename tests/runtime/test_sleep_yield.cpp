@@ -2,8 +2,8 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
-#include <iostream>
 #include <atomic>
+#include <iostream>
 #include <numeric>
 #include <random>
 #include <string>
@@ -37,31 +37,36 @@ TEST(SleepYield, SleepLastsAtLeastTheDuration) {
 }
 
 TEST(SleepYield, SleepSuspendsOnlyTheCallingTask) {
-    rill::run([] {
-        int ticks = 0;
-        auto sleeper = rill::spawn([] { rill::task_sleep(50ms); });
-        auto ticker = rill::spawn([&] {
-            for (int i = 0; i < 10; ++i) {
-                ++ticks;
-                rill::task_sleep(1ms);
-            }
-        });
-        ticker.join();
-        EXPECT_EQ(ticks, 10);
-        sleeper.join();
-    }, {.workers = 1});
+    rill::run(
+        [] {
+            int ticks = 0;
+            auto sleeper = rill::spawn([] { rill::task_sleep(50ms); });
+            auto ticker = rill::spawn([&] {
+                for (int i = 0; i < 10; ++i) {
+                    ++ticks;
+                    rill::task_sleep(1ms);
+                }
+            });
+            ticker.join();
+            EXPECT_EQ(ticks, 10);
+            sleeper.join();
+        },
+        {.workers = 1});
 }
 
 TEST(SleepYield, ConcurrentSleepsOverlap) {
-    rill::run([] {
-        const auto before = steady::now();
-        std::vector<rill::task> tasks;
-        for (int i = 0; i < 100; ++i) tasks.push_back(rill::spawn([] { rill::task_sleep(50ms); }));
-        for (auto& t : tasks) t.join();
-        const auto took = steady::now() - before;
-        EXPECT_GE(took, 50ms);
-        EXPECT_LT(took, 50ms + generous_slack);  // not 100 x 50 ms
-    }, {.workers = 1});
+    rill::run(
+        [] {
+            const auto before = steady::now();
+            std::vector<rill::task> tasks;
+            for (int i = 0; i < 100; ++i)
+                tasks.push_back(rill::spawn([] { rill::task_sleep(50ms); }));
+            for (auto& t : tasks) t.join();
+            const auto took = steady::now() - before;
+            EXPECT_GE(took, 50ms);
+            EXPECT_LT(took, 50ms + generous_slack);  // not 100 x 50 ms
+        },
+        {.workers = 1});
 }
 
 TEST(SleepYield, SleepersWakeInDeadlineOrder) {
@@ -80,32 +85,35 @@ TEST(SleepYield, SleepersWakeInDeadlineOrder) {
     std::vector<steady::time_point> started(sleepers), clock_read(sleepers);  // by position
     std::vector<int> woke;  // ranks, in wake order
     int late = 0;
-    rill::run([&] {
-        // One worker: the sleepers start only when main blocks in join, after `base` is set
-        // (so the cost of creating them, large under the sanitizers, does not count).
-        steady::time_point base;
-        std::vector<rill::task> tasks;
-        for (int position = 0; position < sleepers; ++position) {
-            tasks.push_back(rill::spawn([&, position] {
-                started[position] = steady::now();
-                const int r = rank_at[position];
-                const auto deadline = base + r * spacing;
-                clock_read[position] = steady::now();
-                const auto left = deadline - clock_read[position];
-                rill::task_sleep(left);
-                EXPECT_GE(steady::now(), deadline);
-                if (left >= 1ms) {
-                    woke.push_back(r);
-                } else {
-                    ++late;
-                }
-            }));
-        }
-        base = steady::now() + 50ms;
-        for (auto& t : tasks) t.join();
-    }, {.workers = 1});
+    rill::run(
+        [&] {
+            // One worker: the sleepers start only when main blocks in join, after `base` is set
+            // (so the cost of creating them, large under the sanitizers, does not count).
+            steady::time_point base;
+            std::vector<rill::task> tasks;
+            for (int position = 0; position < sleepers; ++position) {
+                tasks.push_back(rill::spawn([&, position] {
+                    started[position] = steady::now();
+                    const int r = rank_at[position];
+                    const auto deadline = base + r * spacing;
+                    clock_read[position] = steady::now();
+                    const auto left = deadline - clock_read[position];
+                    rill::task_sleep(left);
+                    EXPECT_GE(steady::now(), deadline);
+                    if (left >= 1ms) {
+                        woke.push_back(r);
+                    } else {
+                        ++late;
+                    }
+                }));
+            }
+            base = steady::now() + 50ms;
+            for (auto& t : tasks) t.join();
+        },
+        {.workers = 1});
     EXPECT_EQ(woke.size() + static_cast<std::size_t>(late), static_cast<std::size_t>(sleepers));
-    EXPECT_GE(woke.size(), static_cast<std::size_t>(sleepers / 2)) << late << " sleepers started late";
+    EXPECT_GE(woke.size(), static_cast<std::size_t>(sleepers / 2))
+        << late << " sleepers started late";
 
     // How much later than aimed each rank's deadline may be.
     std::vector<steady::duration> slack(sleepers, steady::duration::max());
@@ -122,14 +130,17 @@ TEST(SleepYield, SleepersWakeInDeadlineOrder) {
                 ADD_FAILURE() << "rank " << second << " woke after rank " << first
                               << " though its deadline was earlier by at least "
                               << std::chrono::duration_cast<std::chrono::microseconds>(
-                                     (first - second) * spacing - slack[second]).count()
+                                     (first - second) * spacing - slack[second])
+                                     .count()
                               << " us";
             } else {
                 ++excused;
             }
         }
     }
-    if (excused) std::cout << "[          ] " << excused << " wake(s) out of rank order, explained by a busy machine\n";
+    if (excused)
+        std::cout << "[          ] " << excused
+                  << " wake(s) out of rank order, explained by a busy machine\n";
 }
 
 TEST(SleepYield, TheLongestSleepLastsUntilCancelled) {
@@ -137,7 +148,8 @@ TEST(SleepYield, TheLongestSleepLastsUntilCancelled) {
     std::atomic<int> returned{0}, cancelled{0};
     rill::run([&] {
         for (auto d : {std::chrono::nanoseconds::max(), std::chrono::nanoseconds::max() - 1ns,
-                       std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::hours(24 * 365 * 200))})
+                       std::chrono::duration_cast<std::chrono::nanoseconds>(
+                           std::chrono::hours(24 * 365 * 200))})
             rill::spawn([&, d] {
                 try {
                     rill::task_sleep(d);
@@ -153,58 +165,64 @@ TEST(SleepYield, TheLongestSleepLastsUntilCancelled) {
 }
 
 TEST(SleepYield, ZeroOrNegativeSleepYields) {
-    rill::run([] {
-        bool other_ran = false;
-        auto t = rill::spawn([&] { other_ran = true; });
-        rill::task_sleep(0ms);
-        EXPECT_TRUE(other_ran);
-        other_ran = false;
-        auto u = rill::spawn([&] { other_ran = true; });
-        rill::task_sleep(-5ms);
-        EXPECT_TRUE(other_ran);
-        t.join();
-        u.join();
-    }, {.workers = 1});
+    rill::run(
+        [] {
+            bool other_ran = false;
+            auto t = rill::spawn([&] { other_ran = true; });
+            rill::task_sleep(0ms);
+            EXPECT_TRUE(other_ran);
+            other_ran = false;
+            auto u = rill::spawn([&] { other_ran = true; });
+            rill::task_sleep(-5ms);
+            EXPECT_TRUE(other_ran);
+            t.join();
+            u.join();
+        },
+        {.workers = 1});
 }
 
 TEST(SleepYield, YieldLetsOthersRun) {
     std::string trace;
-    rill::run([&] {
-        auto a = rill::spawn([&] {
-            for (int i = 0; i < 4; ++i) {
-                trace += 'a';
-                rill::task_yield();
-            }
-        });
-        auto b = rill::spawn([&] {
-            for (int i = 0; i < 4; ++i) {
-                trace += 'b';
-                rill::task_yield();
-            }
-        });
-        a.join();
-        b.join();
-    }, {.workers = 1});
+    rill::run(
+        [&] {
+            auto a = rill::spawn([&] {
+                for (int i = 0; i < 4; ++i) {
+                    trace += 'a';
+                    rill::task_yield();
+                }
+            });
+            auto b = rill::spawn([&] {
+                for (int i = 0; i < 4; ++i) {
+                    trace += 'b';
+                    rill::task_yield();
+                }
+            });
+            a.join();
+            b.join();
+        },
+        {.workers = 1});
     EXPECT_EQ(trace, "abababab");
 }
 
 TEST(SleepYield, AYieldingTaskDoesNotStarveTimers) {
     // A task that only yields must not keep a sleeper (and the I/O poll) from running.
-    rill::run([] {
-        std::atomic<bool> woke{false};
-        auto sleeper = rill::spawn([&] {
-            rill::task_sleep(10ms);
-            woke = true;
-        });
-        const auto limit = steady::now() + 5s;
-        long spins = 0;
-        while (!woke && steady::now() < limit && spins < 50'000'000) {
-            rill::task_yield();
-            ++spins;
-        }
-        EXPECT_TRUE(woke.load());
-        sleeper.join();
-    }, {.workers = 1});
+    rill::run(
+        [] {
+            std::atomic<bool> woke{false};
+            auto sleeper = rill::spawn([&] {
+                rill::task_sleep(10ms);
+                woke = true;
+            });
+            const auto limit = steady::now() + 5s;
+            long spins = 0;
+            while (!woke && steady::now() < limit && spins < 50'000'000) {
+                rill::task_yield();
+                ++spins;
+            }
+            EXPECT_TRUE(woke.load());
+            sleeper.join();
+        },
+        {.workers = 1});
 }
 
 TEST(SleepYield, YieldWithNothingElseReadyReturns) {
@@ -214,19 +232,21 @@ TEST(SleepYield, YieldWithNothingElseReadyReturns) {
 }
 
 TEST(SleepYield, SleepOnSeveralWorkers) {
-    rill::run([] {
-        std::vector<rill::task> tasks;
-        std::atomic<int> done{0};
-        for (int i = 0; i < 20; ++i)
-            tasks.push_back(rill::spawn([&] {
-                const auto before = steady::now();
-                rill::task_sleep(10ms);
-                EXPECT_GE(steady::now() - before, 10ms);
-                ++done;
-            }));
-        for (auto& t : tasks) t.join();
-        EXPECT_EQ(done.load(), 20);
-    }, {.workers = 2});
+    rill::run(
+        [] {
+            std::vector<rill::task> tasks;
+            std::atomic<int> done{0};
+            for (int i = 0; i < 20; ++i)
+                tasks.push_back(rill::spawn([&] {
+                    const auto before = steady::now();
+                    rill::task_sleep(10ms);
+                    EXPECT_GE(steady::now() - before, 10ms);
+                    ++done;
+                }));
+            for (auto& t : tasks) t.join();
+            EXPECT_EQ(done.load(), 20);
+        },
+        {.workers = 2});
 }
 
-} // namespace
+}  // namespace

@@ -37,7 +37,8 @@ void give_back(const std::vector<void*>& blocks, std::size_t bytes) {
 }
 
 TEST(SmallBlocks, FreedBlockIsReusedBySameClass) {
-    if (!rill::detail::small_blocks_cached()) GTEST_SKIP() << "sanitizer build: blocks go to malloc";
+    if (!rill::detail::small_blocks_cached())
+        GTEST_SKIP() << "sanitizer build: blocks go to malloc";
     const auto earlier = drain(probe_bytes);
     void* first = allocate_small(probe_bytes);
     std::memset(first, 0xAB, probe_bytes);  // the whole size is usable
@@ -54,10 +55,12 @@ TEST(SmallBlocks, FreedBlockIsReusedBySameClass) {
 }
 
 TEST(SmallBlocks, KeepsAtMostTheCapPerClass) {
-    if (!rill::detail::small_blocks_cached()) GTEST_SKIP() << "sanitizer build: blocks go to malloc";
+    if (!rill::detail::small_blocks_cached())
+        GTEST_SKIP() << "sanitizer build: blocks go to malloc";
     const auto earlier = drain(probe_bytes);
     std::vector<void*> blocks;
-    for (unsigned i = 0; i < 3 * small_blocks_kept_max; ++i) blocks.push_back(allocate_small(probe_bytes));
+    for (unsigned i = 0; i < 3 * small_blocks_kept_max; ++i)
+        blocks.push_back(allocate_small(probe_bytes));
     give_back(blocks, probe_bytes);
     EXPECT_EQ(small_blocks_kept(probe_bytes), small_blocks_kept_max);
     give_back(earlier, probe_bytes);
@@ -73,7 +76,8 @@ TEST(SmallBlocks, LargeAndEmptyRequestsBypassTheCache) {
 }
 
 TEST(SmallBlocks, BlockFreedOnAnotherThreadStaysThere) {
-    if (!rill::detail::small_blocks_cached()) GTEST_SKIP() << "sanitizer build: blocks go to malloc";
+    if (!rill::detail::small_blocks_cached())
+        GTEST_SKIP() << "sanitizer build: blocks go to malloc";
     const auto earlier = drain(probe_bytes);
     void* b = allocate_small(probe_bytes);
     std::size_t there = 0;
@@ -89,7 +93,8 @@ TEST(SmallBlocks, BlockFreedOnAnotherThreadStaysThere) {
 TEST(SmallBlocks, TasksAndStreamsComeAndGoThroughIt) {
     // Bursts of connections on one worker (this thread): their tasks' control blocks and
     // their streams' states end up in this thread's cache.
-    if (!rill::detail::small_blocks_cached()) GTEST_SKIP() << "sanitizer build: blocks go to malloc";
+    if (!rill::detail::small_blocks_cached())
+        GTEST_SKIP() << "sanitizer build: blocks go to malloc";
     constexpr std::size_t task_bytes = sizeof(rill::detail::task_control);
     constexpr std::size_t stream_bytes = sizeof(rill::detail::stream_state);
     const auto earlier_tasks = drain(task_bytes);
@@ -130,4 +135,4 @@ TEST(SmallBlocks, TasksAndStreamsComeAndGoThroughIt) {
     give_back(earlier_streams, stream_bytes);
 }
 
-} // namespace
+}  // namespace

@@ -23,15 +23,17 @@ struct task_failure : std::runtime_error {
 
 TEST(SpawnJoin, SpawnReturnsBeforeTheTaskRuns) {
     // One worker: a spawned task cannot run until the spawner blocks, so spawn did not wait.
-    rill::run([] {
-        const int count = rill_test::scaled_task_count(1000);
-        int started = 0;
-        std::vector<rill::task> tasks;
-        for (int i = 0; i < count; ++i) tasks.push_back(rill::spawn([&] { ++started; }));
-        EXPECT_EQ(started, 0);
-        for (auto& t : tasks) t.join();
-        EXPECT_EQ(started, count);
-    }, {.workers = 1});
+    rill::run(
+        [] {
+            const int count = rill_test::scaled_task_count(1000);
+            int started = 0;
+            std::vector<rill::task> tasks;
+            for (int i = 0; i < count; ++i) tasks.push_back(rill::spawn([&] { ++started; }));
+            EXPECT_EQ(started, 0);
+            for (auto& t : tasks) t.join();
+            EXPECT_EQ(started, count);
+        },
+        {.workers = 1});
 }
 
 TEST(SpawnJoin, SpawnDoesNotWaitForABlockedTask) {
@@ -45,27 +47,31 @@ TEST(SpawnJoin, SpawnDoesNotWaitForABlockedTask) {
 }
 
 TEST(SpawnJoin, JoinWaitsForTheTask) {
-    rill::run([] {
-        bool done = false;
-        auto t = rill::spawn([&] {
-            rill::task_sleep(20ms);
-            done = true;
-        });
-        EXPECT_FALSE(done);
-        t.join();
-        EXPECT_TRUE(done);
-        EXPECT_FALSE(t.joinable());
-    }, {.workers = 1});  // the check before join reads what the task writes
+    rill::run(
+        [] {
+            bool done = false;
+            auto t = rill::spawn([&] {
+                rill::task_sleep(20ms);
+                done = true;
+            });
+            EXPECT_FALSE(done);
+            t.join();
+            EXPECT_TRUE(done);
+            EXPECT_FALSE(t.joinable());
+        },
+        {.workers = 1});  // the check before join reads what the task writes
 }
 
 TEST(SpawnJoin, JoinAFinishedTaskReturnsAtOnce) {
-    rill::run([] {
-        int value = 0;
-        auto t = rill::spawn([&] { value = 7; });
-        rill::task_yield();  // one worker: the task, ready before main, runs to its end first
-        EXPECT_EQ(value, 7);
-        t.join();
-    }, {.workers = 1});  // the check before join reads what the task writes
+    rill::run(
+        [] {
+            int value = 0;
+            auto t = rill::spawn([&] { value = 7; });
+            rill::task_yield();  // one worker: the task, ready before main, runs to its end first
+            EXPECT_EQ(value, 7);
+            t.join();
+        },
+        {.workers = 1});  // the check before join reads what the task writes
 }
 
 TEST(SpawnJoin, JoinRethrowsTheTasksException) {
@@ -115,18 +121,20 @@ TEST(SpawnJoin, JoiningAnEmptyHandleIsAnArgumentError) {
 
 TEST(SpawnJoin, ATaskCannotJoinItself) {
     std::string message;
-    rill::run([&] {
-        rill::task self;
-        self = rill::spawn([&] {
-            try {
-                self.join();
-            } catch (const rill::error& e) {
-                message = e.what();
-            }
-        });
-        rill::task_yield();  // one worker: the task tries its join before main's
-        self.join();
-    }, {.workers = 1});
+    rill::run(
+        [&] {
+            rill::task self;
+            self = rill::spawn([&] {
+                try {
+                    self.join();
+                } catch (const rill::error& e) {
+                    message = e.what();
+                }
+            });
+            rill::task_yield();  // one worker: the task tries its join before main's
+            self.join();
+        },
+        {.workers = 1});
     EXPECT_TRUE(contains(message, "itself")) << message;
 }
 
@@ -152,7 +160,8 @@ TEST(SpawnJoin, TasksSpawnTasks) {
             std::vector<rill::task> children;
             std::vector<int> counts(3, 0);
             for (int i = 0; i < 3; ++i)
-                children.push_back(rill::spawn([&counts, i, depth] { counts[i] = grow(depth - 1); }));
+                children.push_back(
+                    rill::spawn([&counts, i, depth] { counts[i] = grow(depth - 1); }));
             for (auto& c : children) c.join();
             return 1 + counts[0] + counts[1] + counts[2];
         }
@@ -254,7 +263,7 @@ TEST(SpawnJoin, CancelledTaskRethrowsTaskCancelledToItsJoiner) {
     EXPECT_TRUE(joiner_saw_cancel);
 }
 
-} // namespace
+}  // namespace
 
 namespace {
 // Counts live copies, so a test sees every capture destroyed exactly once.
@@ -273,38 +282,40 @@ struct throwing_move {
     throwing_move(const throwing_move&) = default;
     throwing_move(throwing_move&& o) noexcept(false) : value(o.value) {}
 };
-} // namespace
+}  // namespace
 
 TEST(SpawnJoin, CapturesOfEveryKindAreIntactAndDestroyedOnce) {
     // Small nothrow-movable bodies move to the top of the task's stack; large ones and ones
     // whose move may throw stay on the heap. Every kind must see its captures intact, across
     // waits, and destroy them once.
     counted::live = 0;
-    rill::run([] {
-        std::vector<int> seen(4, 0);
-        std::array<int, 2048> big{};  // 8 KiB of captures: stays on the heap
-        for (std::size_t i = 0; i < big.size(); ++i) big[i] = static_cast<int>(i);
-        std::vector<rill::task> tasks;
-        tasks.push_back(rill::spawn([c = counted(7), &seen] {
-            rill::task_yield();
-            seen[0] = c.value;
-        }));
-        tasks.push_back(rill::spawn([big, &seen] {
-            rill::task_sleep(1ms);
-            long sum = 0;
-            for (int v : big) sum += v;
-            seen[1] = static_cast<int>(sum == 2047L * 2048 / 2);
-        }));
-        tasks.push_back(rill::spawn([t = throwing_move(9), &seen] {
-            rill::task_yield();
-            seen[2] = t.value;
-        }));
-        tasks.push_back(rill::spawn([s = std::string(100, 'x'), c = counted(1), &seen] {
-            rill::task_sleep(1ms);
-            seen[3] = static_cast<int>(s.size()) + c.value;
-        }));
-        for (auto& t : tasks) t.join();
-        EXPECT_EQ(seen, (std::vector<int>{7, 1, 9, 101}));
-    }, {.workers = 1});
+    rill::run(
+        [] {
+            std::vector<int> seen(4, 0);
+            std::array<int, 2048> big{};  // 8 KiB of captures: stays on the heap
+            for (std::size_t i = 0; i < big.size(); ++i) big[i] = static_cast<int>(i);
+            std::vector<rill::task> tasks;
+            tasks.push_back(rill::spawn([c = counted(7), &seen] {
+                rill::task_yield();
+                seen[0] = c.value;
+            }));
+            tasks.push_back(rill::spawn([big, &seen] {
+                rill::task_sleep(1ms);
+                long sum = 0;
+                for (int v : big) sum += v;
+                seen[1] = static_cast<int>(sum == 2047L * 2048 / 2);
+            }));
+            tasks.push_back(rill::spawn([t = throwing_move(9), &seen] {
+                rill::task_yield();
+                seen[2] = t.value;
+            }));
+            tasks.push_back(rill::spawn([s = std::string(100, 'x'), c = counted(1), &seen] {
+                rill::task_sleep(1ms);
+                seen[3] = static_cast<int>(s.size()) + c.value;
+            }));
+            for (auto& t : tasks) t.join();
+            EXPECT_EQ(seen, (std::vector<int>{7, 1, 9, 101}));
+        },
+        {.workers = 1});
     EXPECT_EQ(counted::live, 0);
 }

@@ -23,7 +23,8 @@ class stack_witness {
 public:
     stack_witness(unsigned seed, std::atomic<int>& intact, std::atomic<int>& destroyed)
         : seed_(seed), intact_(intact), destroyed_(destroyed) {
-        for (std::size_t i = 0; i < sizeof bytes_; ++i) bytes_[i] = static_cast<unsigned char>(seed_ + i);
+        for (std::size_t i = 0; i < sizeof bytes_; ++i)
+            bytes_[i] = static_cast<unsigned char>(seed_ + i);
     }
     ~stack_witness() {
         bool ok = true;
@@ -42,16 +43,18 @@ private:
 
 void park_many(int tasks, int workers) {
     std::atomic<int> parked{0}, intact{0}, destroyed{0};
-    rill::run([&] {
-        for (int i = 0; i < tasks; ++i)
-            rill::spawn([&, i] {
-                stack_witness w(static_cast<unsigned>(i * 7), intact, destroyed);
-                parked.fetch_add(1, std::memory_order_relaxed);
-                rill::task_sleep(1h);
-            });
-        ASSERT_TRUE(rill_test::task_wait_until([&] { return parked.load() == tasks; }, 60s))
-            << parked.load() << " of " << tasks << " tasks parked";
-    }, {.workers = workers});
+    rill::run(
+        [&] {
+            for (int i = 0; i < tasks; ++i)
+                rill::spawn([&, i] {
+                    stack_witness w(static_cast<unsigned>(i * 7), intact, destroyed);
+                    parked.fetch_add(1, std::memory_order_relaxed);
+                    rill::task_sleep(1h);
+                });
+            ASSERT_TRUE(rill_test::task_wait_until([&] { return parked.load() == tasks; }, 60s))
+                << parked.load() << " of " << tasks << " tasks parked";
+        },
+        {.workers = workers});
     EXPECT_EQ(destroyed.load(), tasks);
     EXPECT_EQ(intact.load(), tasks);
 }
@@ -61,8 +64,8 @@ constexpr int many_tasks = rill_test::scaled_task_count(20000);
 TEST(Stacks, ManyParkedTasksAreAllCancelled) {
     park_many(many_tasks, 1);
     const std::string mechanism = rill::detail::stack_pool::guard_mechanism();
-    std::cout << "[          ] " << many_tasks << " parked tasks; stack guard mechanism: " << mechanism
-              << std::endl;
+    std::cout << "[          ] " << many_tasks
+              << " parked tasks; stack guard mechanism: " << mechanism << std::endl;
     RecordProperty("stack_guard_mechanism", mechanism);
     EXPECT_NE(mechanism, "none yet");
 }
@@ -75,19 +78,22 @@ TEST(Stacks, ManyParkedTasksOnTwoWorkers) { park_many(many_tasks / 2, 2); }
     frame[0] = static_cast<char>(depth);
     const char* here = static_cast<const char*>(__builtin_frame_address(0));
     int reached = depth;
-    if (static_cast<std::size_t>(top - here) < budget) reached = recurse_until(top, budget, depth + 1);
+    if (static_cast<std::size_t>(top - here) < budget)
+        reached = recurse_until(top, budget, depth + 1);
     frame[1] = frame[0];  // a use after the call: no tail call, every frame stays
     return reached;
 }
 
 int recurse_in_task(std::size_t budget, std::size_t stack_size) {
     int depth = 0;
-    rill::run([&] {
-        rill::spawn([&] {
-            const char* top = static_cast<const char*>(__builtin_frame_address(0));
-            depth = recurse_until(top, budget, 0);
-        }).join();
-    }, {.stack_size = stack_size});
+    rill::run(
+        [&] {
+            rill::spawn([&] {
+                const char* top = static_cast<const char*>(__builtin_frame_address(0));
+                depth = recurse_until(top, budget, 0);
+            }).join();
+        },
+        {.stack_size = stack_size});
     return depth;
 }
 
@@ -96,9 +102,7 @@ TEST(Stacks, DeepRecursionWithinTheDefaultStack) {
     EXPECT_GT(recurse_in_task(48 * 1024, rill::default_stack_size_bytes), 10);
 }
 
-TEST(Stacks, LargerStackSizeOption) {
-    EXPECT_GT(recurse_in_task(900 * 1024, 1024 * 1024), 100);
-}
+TEST(Stacks, LargerStackSizeOption) { EXPECT_GT(recurse_in_task(900 * 1024, 1024 * 1024), 100); }
 
 TEST(Stacks, TinyStackSizeIsRoundedUp) {
     // Rounded up to a usable minimum (whole pages, at least four).
@@ -111,18 +115,20 @@ TEST(Stacks, StacksAreReusedAcrossWaves) {
     constexpr int waves = rill_test::under_tsan ? 3 : 10;
     constexpr int per_wave = 300;
     std::atomic<int> intact{0}, destroyed{0};
-    rill::run([&] {
-        for (int wave = 0; wave < waves; ++wave) {
-            std::vector<rill::task> tasks;
-            for (int i = 0; i < per_wave; ++i)
-                tasks.push_back(rill::spawn([&, wave, i] {
-                    stack_witness w(static_cast<unsigned>(wave * 1000 + i), intact, destroyed);
-                    rill::task_yield();
-                    rill::task_sleep(100us);
-                }));
-            for (auto& t : tasks) t.join();
-        }
-    }, {.workers = 2});
+    rill::run(
+        [&] {
+            for (int wave = 0; wave < waves; ++wave) {
+                std::vector<rill::task> tasks;
+                for (int i = 0; i < per_wave; ++i)
+                    tasks.push_back(rill::spawn([&, wave, i] {
+                        stack_witness w(static_cast<unsigned>(wave * 1000 + i), intact, destroyed);
+                        rill::task_yield();
+                        rill::task_sleep(100us);
+                    }));
+                for (auto& t : tasks) t.join();
+            }
+        },
+        {.workers = 2});
     EXPECT_EQ(destroyed.load(), waves * per_wave);
     EXPECT_EQ(intact.load(), waves * per_wave);
 }
@@ -133,7 +139,8 @@ TEST(Stacks, UnmappableStackSizeThrowsInsteadOfTerminating) {
     const std::size_t huge = std::size_t{1} << 44;
     for (int workers : {1, 2}) {
         bool ran = false;
-        EXPECT_THROW(rill::run([&] { ran = true; }, {.workers = workers, .stack_size = huge}), rill::error);
+        EXPECT_THROW(rill::run([&] { ran = true; }, {.workers = workers, .stack_size = huge}),
+                     rill::error);
         EXPECT_FALSE(ran);
     }
     EXPECT_EQ(rill::run([] { return 1; }, {.workers = 2}), 1);
@@ -164,4 +171,4 @@ TEST(StacksDeathTest, OverflowHitsTheGuardPage) {
     EXPECT_EXIT(overflow_a_task_stack(), testing::KilledBySignal(SIGSEGV), "");
 }
 
-} // namespace
+}  // namespace

@@ -167,7 +167,8 @@ inline auto memory_sends(std::vector<std::string> segments) {
 }
 
 // Every line read_line returns until end of stream (bounded).
-inline std::vector<std::string> read_all_lines(rill::stream& s, const rill::read_line_options& o = {}) {
+inline std::vector<std::string> read_all_lines(rill::stream& s,
+                                               const rill::read_line_options& o = {}) {
     std::vector<std::string> lines;
     for (int i = 0; i < 100000; ++i) {
         auto line = rill::read_line(s, o);
@@ -189,4 +190,4 @@ inline std::string as_string(const std::vector<std::uint8_t>& bytes) {
     return std::string(bytes.begin(), bytes.end());
 }
 
-} // namespace rill_stream_test
+}  // namespace rill_stream_test

@@ -41,7 +41,8 @@ TEST(CallWithStream, VoidAndMoveOnlyResults) {
             ASSERT_TRUE(first);
             EXPECT_EQ(*first, "payload");
             bool called = false;
-            rill::call_with_stream(s, [&](rill::stream&) { called = true; });  // already closed: harmless
+            rill::call_with_stream(
+                s, [&](rill::stream&) { called = true; });  // already closed: harmless
             EXPECT_TRUE(called);
         },
         [](rill_test::raw_client& c) {
@@ -74,8 +75,9 @@ TEST(CallWithStream, RethrowsRillErrorsToo) {
     serve_raw_peer(
         [](rill::tcp_client_stream& s) {
             rill::max_line_length(s, 3);
-            EXPECT_THROW(rill::call_with_stream(s, [](rill::stream& c) { return rill::read_line(c); }),
-                         rill::line_too_long);
+            EXPECT_THROW(
+                rill::call_with_stream(s, [](rill::stream& c) { return rill::read_line(c); }),
+                rill::line_too_long);
             EXPECT_FALSE(s.is_open());
         },
         [](rill_test::raw_client& c) {
@@ -115,7 +117,8 @@ TEST(CallWithStream, SeedEchoServerWithManyClients) {
         for (auto& t : peers) t.join();
         for (auto& t : servers) t.join();
     });
-    for (int i = 0; i < clients; ++i) EXPECT_EQ(replies[static_cast<std::size_t>(i)], "hello " + std::to_string(i));
+    for (int i = 0; i < clients; ++i)
+        EXPECT_EQ(replies[static_cast<std::size_t>(i)], "hello " + std::to_string(i));
 }
 
-} // namespace
+}  // namespace

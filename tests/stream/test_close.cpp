@@ -59,7 +59,9 @@ TEST(CloseStream, OperationsAfterCloseThrow) {
             expect_closed_error("read_all_bytes", [&] { (void)rill::read_all_bytes(s); });
             expect_closed_error("read_some", [&] { (void)rill::read_some(s, buffer); });
             expect_closed_error("write_byte", [&] { rill::write_byte(s, 'x'); });
-            expect_closed_error("write_bytes", [&] { rill::write_bytes(s, std::vector<std::uint8_t>{1, 2}); });
+            expect_closed_error("write_bytes", [&] {
+                rill::write_bytes(s, std::vector<std::uint8_t>{1, 2});
+            });
             expect_closed_error("write_char", [&] { rill::write_char(s, U'x'); });
             expect_closed_error("write_chars", [&] { rill::write_chars(s, "x"); });
             expect_closed_error("showln", [&] { rill::showln(s, 1); });
@@ -114,8 +116,7 @@ TEST(CloseWriter, PeerSeesEndOfStreamWhileTheStreamStillReads) {
                 ADD_FAILURE() << "write after close_writer did not throw";
             } catch (const rill::os_error& e) {
                 ADD_FAILURE() << "os_error: " << e.what();
-            } catch (const rill::error&) {
-            }
+            } catch (const rill::error&) {}
             EXPECT_THROW(rill::flush_writer(s), rill::error);
             EXPECT_EQ(rill::read_line(s), "response");
             EXPECT_EQ(rill::read_line(s), "second");
@@ -123,7 +124,8 @@ TEST(CloseWriter, PeerSeesEndOfStreamWhileTheStreamStillReads) {
             rill::close_stream(s);  // no output left to flush, no error
         },
         [&](memory_peer& c) {
-            EXPECT_EQ(c.receive_all(), "request\r\n");  // end of stream while the connection is open
+            EXPECT_EQ(c.receive_all(),
+                      "request\r\n");  // end of stream while the connection is open
             c.send("response\r\n");  // two sends: two receives of the stream's
             c.send("second\r\n");
             c.shutdown_write();
@@ -189,4 +191,4 @@ TEST(HalfClose, BothDirectionsBetweenRillStreams) {
         });
 }
 
-} // namespace
+}  // namespace

@@ -129,7 +129,8 @@ TEST(StreamFaults, ResetDuringAReadIsEndOfStream) {
         [&](rill::tcp_client_stream& s) {
             EXPECT_EQ(rill::read_line(s), "first");
             waiting = true;
-            EXPECT_EQ(rill::read_line(s), "partial");  // what arrived before the reset is a last line
+            EXPECT_EQ(rill::read_line(s),
+                      "partial");  // what arrived before the reset is a last line
             EXPECT_EQ(rill::read_line(s), std::nullopt);
             EXPECT_EQ(rill::read_char(s), std::nullopt);
             EXPECT_EQ(rill::read_byte(s), std::nullopt);
@@ -165,4 +166,4 @@ TEST(StreamFaults, ResetDuringByteAndCharacterReads) {
     }
 }
 
-} // namespace
+}  // namespace

@@ -22,7 +22,8 @@ using rill_stream_test::thread_wait_until;
 
 TEST(IdleBuffers, AConnectionWaitingForItsNextLineHoldsNoBuffer) {
     for (bool others_ready : {false, true}) {
-        SCOPED_TRACE(others_ready ? "another task ready when the echo waits" : "nothing else ready");
+        SCOPED_TRACE(others_ready ? "another task ready when the echo waits"
+                                  : "nothing else ready");
         std::atomic<int> port{0};
         std::atomic<bool> answered{false};
         std::atomic<bool> checked{false};
@@ -36,36 +37,39 @@ TEST(IdleBuffers, AConnectionWaitingForItsNextLineHoldsNoBuffer) {
             thread_wait_until([&] { return checked.load(); });
         });
         std::size_t in_capacity = 1, out_capacity = 1;
-        rill::run([&] {
-            rill::tcp_server_stream server("127.0.0.1:0");
-            port = rill::tcp_server_socket_info(server).port_number;
-            auto client = rill::read(server);
-            ASSERT_TRUE(client);
-            rill::tcp_client_stream& s = *client;
-            std::atomic<bool> stop{false};
-            rill::task echo = rill::spawn([&] {
-                std::string line;
-                while (rill::read_line(s, line)) {
-                    rill::showln(s, line);
-                    rill::flush_writer(s);
-                }
-            });
-            rill::task busy;
-            if (others_ready)
-                busy = rill::spawn([&] {
-                    const auto limit = std::chrono::steady_clock::now() + 10s;
-                    while (!stop.load() && std::chrono::steady_clock::now() < limit) rill::task_yield();
+        rill::run(
+            [&] {
+                rill::tcp_server_stream server("127.0.0.1:0");
+                port = rill::tcp_server_socket_info(server).port_number;
+                auto client = rill::read(server);
+                ASSERT_TRUE(client);
+                rill::tcp_client_stream& s = *client;
+                std::atomic<bool> stop{false};
+                rill::task echo = rill::spawn([&] {
+                    std::string line;
+                    while (rill::read_line(s, line)) {
+                        rill::showln(s, line);
+                        rill::flush_writer(s);
+                    }
                 });
-            for (int i = 0; i < 5000 && !answered.load(); ++i) rill::task_sleep(1ms);
-            rill::task_sleep(20ms);  // the echo task is parked for its next line by now
-            in_capacity = rill::detail::state_of(s).in.capacity();
-            out_capacity = rill::detail::state_of(s).out.capacity();
-            stop = true;
-            checked = true;
-            rill::close_reader(s);  // the echo's read sees end of stream
-            echo.join();
-            if (busy.joinable()) busy.join();
-        }, {.workers = 1});  // the check reads the parked task's stream: same thread
+                rill::task busy;
+                if (others_ready)
+                    busy = rill::spawn([&] {
+                        const auto limit = std::chrono::steady_clock::now() + 10s;
+                        while (!stop.load() && std::chrono::steady_clock::now() < limit)
+                            rill::task_yield();
+                    });
+                for (int i = 0; i < 5000 && !answered.load(); ++i) rill::task_sleep(1ms);
+                rill::task_sleep(20ms);  // the echo task is parked for its next line by now
+                in_capacity = rill::detail::state_of(s).in.capacity();
+                out_capacity = rill::detail::state_of(s).out.capacity();
+                stop = true;
+                checked = true;
+                rill::close_reader(s);  // the echo's read sees end of stream
+                echo.join();
+                if (busy.joinable()) busy.join();
+            },
+            {.workers = 1});  // the check reads the parked task's stream: same thread
         peer.join();
         EXPECT_EQ(reply, "hello\r\n");
         EXPECT_EQ(in_capacity, 0u);
@@ -73,4 +77,4 @@ TEST(IdleBuffers, AConnectionWaitingForItsNextLineHoldsNoBuffer) {
     }
 }
 
-} // namespace
+}  // namespace

@@ -53,7 +53,8 @@ const std::string every_kind = "a\r\nb\n\rc\r\rd\n\ne\r\n\r\nf\n\r\n\rg\r\n\n\rh
 template <class Result, class Read>
 void for_every_split(const std::string& bytes, Read read, const Result& expected) {
     std::vector<std::vector<std::string>> splits;
-    for (std::size_t cut = 0; cut <= bytes.size(); ++cut) splits.push_back({bytes.substr(0, cut), bytes.substr(cut)});
+    for (std::size_t cut = 0; cut <= bytes.size(); ++cut)
+        splits.push_back({bytes.substr(0, cut), bytes.substr(cut)});
     std::vector<std::string> one_by_one;
     for (char c : bytes) one_by_one.emplace_back(1, c);
     splits.push_back(one_by_one);
@@ -66,7 +67,9 @@ void for_every_split(const std::string& bytes, Read read, const Result& expected
             for (const auto& segments : splits) {
                 rill_test::raw_client c(port.load());
                 for (std::size_t i = 0; i < segments.size(); ++i) {
-                    if (i > 0) std::this_thread::sleep_for(std::chrono::milliseconds(segments.size() > 2 ? 2 : 10));
+                    if (i > 0)
+                        std::this_thread::sleep_for(
+                            std::chrono::milliseconds(segments.size() > 2 ? 2 : 10));
                     if (!segments[i].empty()) c.send(segments[i]);
                 }
                 c.shutdown_write();
@@ -83,7 +86,8 @@ void for_every_split(const std::string& bytes, Read read, const Result& expected
             for (std::size_t i = 0; i < splits.size(); ++i) {
                 auto client = rill::read(server);
                 ASSERT_TRUE(client);
-                SCOPED_TRACE(i < bytes.size() + 1 ? "cut at " + std::to_string(i) : std::string("byte by byte"));
+                SCOPED_TRACE(i < bytes.size() + 1 ? "cut at " + std::to_string(i)
+                                                  : std::string("byte by byte"));
                 EXPECT_EQ(read(*client), expected);
             }
         });
@@ -106,8 +110,9 @@ TEST(LineEnds, ReferenceModelAgreesWithTheSpec) {
 }
 
 TEST(LineEnds, ReadLineWhereverTheSegmentsAreCut) {
-    for_every_split(every_kind, [](rill::tcp_client_stream& s) { return read_all_lines(s); },
-                    reference_lines(every_kind));
+    for_every_split(
+        every_kind, [](rill::tcp_client_stream& s) { return read_all_lines(s); },
+        reference_lines(every_kind));
 }
 
 TEST(LineEnds, ReadCharWhereverTheSegmentsAreCut) {
@@ -127,9 +132,10 @@ TEST(LineEnds, ReadCharWhereverTheSegmentsAreCut) {
 
 TEST(LineEnds, CustomSeparatorLinesWhereverTheSegmentsAreCut) {
     // With another separator the line ends are text: each one '\n'.
-    for_every_split(every_kind,
-                    [](rill::tcp_client_stream& s) { return read_all_lines(s, {.separator = U'h'}); },
-                    lines{reference_chars(every_kind).substr(0, reference_chars(every_kind).size() - 2), "\n"});
+    for_every_split(
+        every_kind,
+        [](rill::tcp_client_stream& s) { return read_all_lines(s, {.separator = U'h'}); },
+        lines{reference_chars(every_kind).substr(0, reference_chars(every_kind).size() - 2), "\n"});
 }
 
 TEST(LineEnds, ByteReadsAfterALineWhereverTheSegmentsAreCut) {
@@ -153,7 +159,7 @@ TEST(LineEnds, OutputWritesCrLfForEveryNewline) {
             rill::showln(s, "e");
             rill::newline(s);
             rill::write_chars(s, "\r|\r\n|\n\r");  // a CR is written as it is
-            rill::write_byte(s, '\n');             // bytes are never translated
+            rill::write_byte(s, '\n');  // bytes are never translated
             rill::close_stream(s);
         },
         [&](rill_test::raw_client& c) { got = c.receive_all(); });
@@ -207,4 +213,4 @@ TEST(LineEnds, EchoNormalisesEveryLineEndToCrLf) {
     EXPECT_EQ(got, expected);
 }
 
-} // namespace
+}  // namespace

@@ -19,9 +19,7 @@ void send_in_pieces(memory_peer& c, const std::string& bytes, std::size_t piece)
     c.receive_all();
 }
 
-TEST(LineTooLong, DefaultCapIs64KiB) {
-    EXPECT_EQ(cap, 64u * 1024u);
-}
+TEST(LineTooLong, DefaultCapIs64KiB) { EXPECT_EQ(cap, 64u * 1024u); }
 
 TEST(LineTooLong, ExactlyTheCapIsFine) {
     const std::string line(cap, 'x');
@@ -51,7 +49,9 @@ TEST(LineTooLong, OneByteOverThrowsAndTheNextLineReadsFine) {
                 EXPECT_EQ(rill::read_line(s), std::nullopt);
             },
             [&](memory_peer& c) {
-                send_in_pieces(c, "before" + line_end + too_long + line_end + "next" + line_end + line_end + "last",
+                send_in_pieces(c,
+                               "before" + line_end + too_long + line_end + "next" + line_end +
+                                   line_end + "last",
                                100000);
             });
     }
@@ -90,7 +90,9 @@ TEST(LineTooLong, ThrownFromCustomSeparatorAndIntoStringFormsToo) {
             EXPECT_TRUE(rill::read_line(s, into));
             EXPECT_EQ(into, "c");
         },
-        [&](memory_peer& c) { send_in_pieces(c, too_long + "\r\na;b\r\n" + too_long + "\r\nc\r\n", 50000); });
+        [&](memory_peer& c) {
+            send_in_pieces(c, too_long + "\r\na;b\r\n" + too_long + "\r\nc\r\n", 50000);
+        });
 }
 
 // The rest of the over-long line is skipped by whatever read comes next, not only read_line.
@@ -108,7 +110,9 @@ TEST(LineTooLong, NextReadOfAnyKindStartsAfterTheLine) {
                 case 0: EXPECT_EQ(rill::read_char(s), U'n'); break;
                 case 1: EXPECT_EQ(rill::peek_char(s), U'n'); break;
                 case 2: EXPECT_EQ(rill::read_byte(s), 'n'); break;
-                case 3: EXPECT_EQ(rill::read_n_bytes(s, 2), (std::vector<std::uint8_t>{'n', 'e'})); break;
+                case 3:
+                    EXPECT_EQ(rill::read_n_bytes(s, 2), (std::vector<std::uint8_t>{'n', 'e'}));
+                    break;
                 case 4:
                     EXPECT_EQ(rill::read_some(s, buffer), 2u);
                     EXPECT_EQ(char(buffer[0]), 'n');
@@ -153,4 +157,4 @@ TEST(LineTooLong, PerStreamSetting) {
         [&](memory_peer& c) { send_in_pieces(c, "1234\r\n12345\r\nok\r\n123456789\r\n", 3); });
 }
 
-} // namespace
+}  // namespace

@@ -19,7 +19,8 @@ TEST(MemoryTransport, LinesSplitAtEveryByteReadTheSame) {
         std::vector<std::string> got;
         serve_memory_peer([&](rill::stream& s) { got = read_all_lines(s); },
                           memory_sends({text.substr(0, cut), text.substr(cut)}));
-        EXPECT_EQ(got, (std::vector<std::string>{"h\xC3\xA9llo", "world", "last"})) << "cut at " << cut;
+        EXPECT_EQ(got, (std::vector<std::string>{"h\xC3\xA9llo", "world", "last"}))
+            << "cut at " << cut;
     }
 }
 
@@ -61,7 +62,8 @@ TEST(MemoryTransport, WriterTimeoutWhenThePeerNeverReads) {
     rill::channel<int> done(1);
     rill::run([&] {
         auto [mine, theirs] = rill::detail::make_memory_transport_pair(4096);
-        rill::stream s = rill::detail::make_stream(std::move(mine), {.writer_timeout = std::chrono::milliseconds(20)});
+        rill::stream s = rill::detail::make_stream(
+            std::move(mine), {.writer_timeout = std::chrono::milliseconds(20)});
         const std::string chunk(1000, 'x');
         EXPECT_THROW(
             {
@@ -104,7 +106,8 @@ TEST(MemoryTransport, ClosingWhileThePeerSendsResetsItsSends) {
 TEST(MemoryTransport, AWaitingReadIsCancelledWhenRunEnds) {
     std::atomic<bool> cancelled{false};
     rill::run([&] {
-        auto pair = std::make_shared<rill::detail::memory_stream_pair>(rill::detail::make_memory_stream_pair());
+        auto pair = std::make_shared<rill::detail::memory_stream_pair>(
+            rill::detail::make_memory_stream_pair());
         rill::spawn([pair, &cancelled] {
             try {
                 (void)rill::read_line(pair->first);  // nothing ever comes
@@ -149,4 +152,4 @@ TEST(MemoryTransport, TranscodedStreamsOnBothEnds) {
     });
 }
 
-} // namespace
+}  // namespace

@@ -92,8 +92,9 @@ TEST(ReadBytes, EmptyStream) {
 // Text and byte reads share one buffer: what a line read leaves is what the byte reads see,
 // and the second half of a CR LF belongs to the line end however the segments fell.
 TEST(ReadBytes, AfterALineReadTheLineEndIsGone) {
-    for (const auto& segments : {std::vector<std::string>{"a\r\nb"}, std::vector<std::string>{"a\r", "\nb"},
-                                 std::vector<std::string>{"a\n", "\rb"}}) {
+    for (const auto& segments :
+         {std::vector<std::string>{"a\r\nb"}, std::vector<std::string>{"a\r", "\nb"},
+          std::vector<std::string>{"a\n", "\rb"}}) {
         SCOPED_TRACE(std::to_string(segments.size()) + " segments, line end " +
                      std::to_string(int(segments[0][1])));
         serve_memory_peer(
@@ -133,4 +134,4 @@ TEST(ReadBytes, MixedWithCharacters) {
         memory_sends({"\xC3\xA9xyzend"}));
 }
 
-} // namespace
+}  // namespace

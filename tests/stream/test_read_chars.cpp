@@ -24,16 +24,19 @@ chars all_chars(rill::stream& s) {
 
 chars chars_from(std::vector<std::string> segments) {
     chars got;
-    serve_memory_peer([&](rill::stream& s) { got = all_chars(s); }, memory_sends(std::move(segments)));
+    serve_memory_peer([&](rill::stream& s) { got = all_chars(s); },
+                      memory_sends(std::move(segments)));
     return got;
 }
 
 TEST(ReadChar, Utf8MultiByteCharacters) {
-    EXPECT_EQ(chars_from({"a\xC3\xA9\xE2\x82\xAC\xF0\x9F\x98\x80z"}), (chars{U'a', U'\u00E9', U'\u20AC', U'\U0001F600', U'z'}));
+    EXPECT_EQ(chars_from({"a\xC3\xA9\xE2\x82\xAC\xF0\x9F\x98\x80z"}),
+              (chars{U'a', U'\u00E9', U'\u20AC', U'\U0001F600', U'z'}));
 }
 
 TEST(ReadChar, CharacterSplitAcrossSegmentsWaitsForItsEnd) {
-    EXPECT_EQ(chars_from({"\xF0\x9F", "\x98\x80", "\xC3", "\xA9"}), (chars{U'\U0001F600', U'\u00E9'}));
+    EXPECT_EQ(chars_from({"\xF0\x9F", "\x98\x80", "\xC3", "\xA9"}),
+              (chars{U'\U0001F600', U'\u00E9'}));
 }
 
 TEST(ReadChar, PeekDoesNotConsume) {
@@ -52,13 +55,19 @@ TEST(ReadChar, PeekDoesNotConsume) {
 }
 
 TEST(ReadChar, InvalidBytesReadAsDC80PlusByte) {
-    EXPECT_EQ(chars_from({"\xFF\xFE" "A"}), (chars{0xDCFF, 0xDCFE, U'A'}));
+    EXPECT_EQ(chars_from({"\xFF\xFE"
+                          "A"}),
+              (chars{0xDCFF, 0xDCFE, U'A'}));
     // A lead byte not followed by a continuation is one invalid byte; its neighbour survives.
-    EXPECT_EQ(chars_from({"\xC3" "A\xE2\x82" "B"}), (chars{0xDCC3, U'A', 0xDCE2, 0xDC82, U'B'}));
+    EXPECT_EQ(chars_from({"\xC3"
+                          "A\xE2\x82"
+                          "B"}),
+              (chars{0xDCC3, U'A', 0xDCE2, 0xDC82, U'B'}));
     // A character cut by the end of the stream reads as its bytes.
     EXPECT_EQ(chars_from({"A\xF0\x9F\x98"}), (chars{U'A', 0xDCF0, 0xDC9F, 0xDC98}));
     // Encoded surrogates and overlongs are not characters.
-    EXPECT_EQ(chars_from({"\xED\xA0\x80\xC0\xAF"}), (chars{0xDCED, 0xDCA0, 0xDC80, 0xDCC0, 0xDCAF}));
+    EXPECT_EQ(chars_from({"\xED\xA0\x80\xC0\xAF"}),
+              (chars{0xDCED, 0xDCA0, 0xDC80, 0xDCC0, 0xDCAF}));
 }
 
 TEST(ReadChar, WriteCharOfAnInvalidByteWritesTheByteBack) {
@@ -152,4 +161,4 @@ TEST(ReadAllChars, EmptyStream) {
         memory_sends({}));
 }
 
-} // namespace
+}  // namespace

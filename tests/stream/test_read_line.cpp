@@ -41,7 +41,10 @@ TEST(ReadLine, EndOfStreamIsEmptyEveryTime) {
             std::string into = "stale";
             EXPECT_FALSE(rill::read_line(s, into));
         },
-        [](rill_test::raw_client& c) { c.shutdown_write(); c.receive_all(); });
+        [](rill_test::raw_client& c) {
+            c.shutdown_write();
+            c.receive_all();
+        });
 }
 
 TEST(ReadLine, EachLineEndEndsOneLine) {
@@ -81,7 +84,8 @@ TEST(ReadLine, CustomSeparator) {
     const rill::read_line_options e_acute{.separator = U'\u00E9', .include_separator = false};
     EXPECT_EQ(lines_from({"x\xC3\xA9y\xC3\xA9"}, e_acute), (lines{"x", "y"}));
     const rill::read_line_options smiley{.separator = U'\U0001F600', .include_separator = true};
-    EXPECT_EQ(lines_from({"hi\xF0\x9F\x98\x80", "there"}, smiley), (lines{"hi\xF0\x9F\x98\x80", "there"}));
+    EXPECT_EQ(lines_from({"hi\xF0\x9F\x98\x80", "there"}, smiley),
+              (lines{"hi\xF0\x9F\x98\x80", "there"}));
 }
 
 TEST(ReadLine, MaxLengthLeavesTheRestInTheStream) {
@@ -133,8 +137,8 @@ TEST(ReadLine, NulBytesAreOrdinaryCharacters) {
 }
 
 TEST(ReadLine, InvalidUtf8PassesThroughReadLineAndShowln) {
-    const std::string odd[] = {"\xFF\xFE\xC3", "ok\xC3\xA9\x80", "\xED\xA0\x80 surrogate", "\xF4\x90\x80\x80",
-                               "\xC0\xAF overlong", "\xF0\x9F\x98"};
+    const std::string odd[] = {"\xFF\xFE\xC3",     "ok\xC3\xA9\x80",    "\xED\xA0\x80 surrogate",
+                               "\xF4\x90\x80\x80", "\xC0\xAF overlong", "\xF0\x9F\x98"};
     std::string sent;
     std::string expected_echo;
     for (const auto& line : odd) {
@@ -159,18 +163,19 @@ TEST(ReadLine, InvalidUtf8PassesThroughReadLineAndShowln) {
 
 TEST(ReadLine, SeedEchoServerWithRillClient) {
     std::optional<std::string> reply;
-    serve_rill_peer([](rill::tcp_client_stream& s) {
-        rill::call_with_stream(s, [](rill::tcp_client_stream& c) {
-            if (auto line = rill::read_line(c)) rill::showln(c, *line);
+    serve_rill_peer(
+        [](rill::tcp_client_stream& s) {
+            rill::call_with_stream(s, [](rill::tcp_client_stream& c) {
+                if (auto line = rill::read_line(c)) rill::showln(c, *line);
+                rill::flush_writer(c);
+            });
+        },
+        [&](rill::tcp_client_stream& c) {
+            rill::showln(c, "hello");
             rill::flush_writer(c);
+            reply = rill::read_line(c);
+            EXPECT_EQ(rill::read_line(c), std::nullopt);
         });
-    },
-                    [&](rill::tcp_client_stream& c) {
-                        rill::showln(c, "hello");
-                        rill::flush_writer(c);
-                        reply = rill::read_line(c);
-                        EXPECT_EQ(rill::read_line(c), std::nullopt);
-                    });
     EXPECT_EQ(reply, "hello");
 }
 
@@ -186,11 +191,12 @@ TEST(ReadLine, LongLinesAcrossManySegments) {
     lines got;
     serve_raw_peer([&](rill::tcp_client_stream& s) { got = read_all_lines(s); },
                    [&](rill_test::raw_client& c) {
-                       for (std::size_t at = 0; at < all.size(); at += 3001) c.send(all.substr(at, 3001));
+                       for (std::size_t at = 0; at < all.size(); at += 3001)
+                           c.send(all.substr(at, 3001));
                        c.shutdown_write();
                        c.receive_all();
                    });
     EXPECT_EQ(got, expected);
 }
 
-} // namespace
+}  // namespace

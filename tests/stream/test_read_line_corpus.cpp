@@ -25,12 +25,12 @@ TEST(ReadLineCorpus, SeedsPassTheFuzzChecks) {
     rill::run([&] {
         for (const std::filesystem::path& file : files) {
             const std::string data = read_file(file);
-            EXPECT_EQ(rill::read_line_check::check_read_line_input(reinterpret_cast<const std::uint8_t*>(data.data()),
-                                                                   data.size()),
+            EXPECT_EQ(rill::read_line_check::check_read_line_input(
+                          reinterpret_cast<const std::uint8_t*>(data.data()), data.size()),
                       "")
                 << file.filename();
         }
     });
 }
 
-} // namespace
+}  // namespace

@@ -81,7 +81,9 @@ TEST(ReaderTimeout, PartialLineIsKeptWithCustomSeparatorAndMaxLength) {
         [](rill::tcp_client_stream& s, std::atomic<bool>& timed_out) {
             rill::reader_timeout(s, short_timeout);
             expect_times_out([&] { return rill::read_line(s, {.separator = U';'}).has_value(); });
-            expect_times_out([&] { return rill::read_line(s, {.separator = U';', .max_length = 10}).has_value(); });
+            expect_times_out([&] {
+                return rill::read_line(s, {.separator = U';', .max_length = 10}).has_value();
+            });
             timed_out = true;
             EXPECT_EQ(rill::read_line(s, {.separator = U';'}), "he\nllo");
             EXPECT_EQ(rill::read_line(s), "");
@@ -98,7 +100,8 @@ TEST(ReaderTimeout, LineEndSplitByATimeout) {
                 rill::reader_timeout(s, short_timeout);
                 EXPECT_EQ(rill::read_line(s), "a");
                 if (general) {
-                    expect_times_out([&] { return rill::read_line(s, {.separator = U';'}).has_value(); });
+                    expect_times_out(
+                        [&] { return rill::read_line(s, {.separator = U';'}).has_value(); });
                 } else {
                     expect_times_out([&] { return rill::read_line(s).has_value(); });
                 }
@@ -193,14 +196,22 @@ TEST(WriterTimeout, BlockedWriteThrowsTimeoutError) {
             [&](rill::tcp_client_stream& s) {
                 rill::writer_timeout(s, short_timeout);
                 const auto start = steady::now();
-                long long written =
-                    big ? write_until_timeout(s, [&](rill::stream& st) { rill::write_bytes(st, block); return block.size(); })
-                        : write_until_timeout(s, [&](rill::stream& st) { rill::write_chars(st, chunk); return chunk.size(); });
+                long long written = big ? write_until_timeout(s,
+                                                              [&](rill::stream& st) {
+                                                                  rill::write_bytes(st, block);
+                                                                  return block.size();
+                                                              })
+                                        : write_until_timeout(s, [&](rill::stream& st) {
+                                              rill::write_chars(st, chunk);
+                                              return chunk.size();
+                                          });
                 EXPECT_GE(written, 0) << "no timeout_error";
                 EXPECT_LT(steady::now() - start, 5s);
                 done = true;
             },
-            [&](rill_test::raw_client&) { ASSERT_TRUE(thread_wait_until([&] { return done.load(); })); });
+            [&](rill_test::raw_client&) {
+                ASSERT_TRUE(thread_wait_until([&] { return done.load(); }));
+            });
     }
 }
 
@@ -227,7 +238,10 @@ TEST(WriterTimeout, FromServerOptionsAndFlushWriter) {
             EXPECT_TRUE(thrown);
             done = true;
         },
-        [&](rill_test::raw_client&) { ASSERT_TRUE(thread_wait_until([&] { return done.load(); })); }, o);
+        [&](rill_test::raw_client&) {
+            ASSERT_TRUE(thread_wait_until([&] { return done.load(); }));
+        },
+        o);
 }
 
 // An echo to a peer that keeps sending but never reads: the answer's send blocks while the
@@ -255,7 +269,8 @@ TEST(WriterTimeout, EchoToAPeerThatSendsButNeverReads) {
                 }
             } catch (const rill::timeout_error& e) {
                 thrown = true;
-                EXPECT_NE(std::string(e.what()).find("writer timeout"), std::string::npos) << e.what();
+                EXPECT_NE(std::string(e.what()).find("writer timeout"), std::string::npos)
+                    << e.what();
             }
             EXPECT_TRUE(thrown) << "no timeout_error";
             EXPECT_LT(steady::now() - start, 10s);
@@ -271,13 +286,14 @@ TEST(WriterTimeout, EchoToAPeerThatSendsButNeverReads) {
             std::size_t sent_in_line = 0;
             const auto limit = steady::now() + 20s;
             while (!done.load() && steady::now() < limit) {
-                const ssize_t n = ::send(c.fd(), line.data() + sent_in_line, line.size() - sent_in_line,
-                                         MSG_DONTWAIT | MSG_NOSIGNAL);
+                const ssize_t n = ::send(c.fd(), line.data() + sent_in_line,
+                                         line.size() - sent_in_line, MSG_DONTWAIT | MSG_NOSIGNAL);
                 if (n < 0 && errno != EAGAIN && errno != EINTR) break;
-                if (n > 0) sent_in_line = (sent_in_line + static_cast<std::size_t>(n)) % line.size();
+                if (n > 0)
+                    sent_in_line = (sent_in_line + static_cast<std::size_t>(n)) % line.size();
                 if (n <= 0 || sent_in_line == 0) std::this_thread::sleep_for(1ms);
             }
         });
 }
 
-} // namespace
+}  // namespace

@@ -35,10 +35,10 @@
 
 #include <rill/rill.hpp>
 
+#include "stream/stream_state.hpp"
+#include "stream/stream_test_support.hpp"
 #include "support/codecs.hpp"
 #include "support/text_model.hpp"
-#include "stream/stream_test_support.hpp"
-#include "stream/stream_state.hpp"
 #include "text/codec.hpp"
 #include "text/utf8.hpp"
 
@@ -84,8 +84,8 @@ std::vector<std::string> segments_of(std::string_view bytes, split s) {
 
 // The rill side of one connection, as the peer's handshake sees it.
 struct reader_link {
-    std::atomic<int> fd{-1};          // a dup of the rill side's socket; the peer takes and closes it
-    std::atomic<bool> done{false};    // the rill side stopped reading
+    std::atomic<int> fd{-1};  // a dup of the rill side's socket; the peer takes and closes it
+    std::atomic<bool> done{false};  // the rill side stopped reading
 };
 
 // glibc's tcp_info stops at tcpi_total_retrans; Linux 4.1+ appends these after it.
@@ -93,7 +93,8 @@ struct tcp_info_with_byte_counts {
     tcp_info base;
     std::uint64_t pacing_rate, max_pacing_rate, bytes_acked, bytes_received;
 };
-static_assert(offsetof(tcp_info_with_byte_counts, bytes_received) == 128, "where Linux puts tcpi_bytes_received");
+static_assert(offsetof(tcp_info_with_byte_counts, bytes_received) == 128,
+              "where Linux puts tcpi_bytes_received");
 
 // Payload bytes that arrived at the socket, read or not.
 std::uint64_t bytes_received(int fd) {
@@ -111,7 +112,8 @@ std::size_t unread_bytes(int fd) {
 }
 
 // Sends each segment in its own TCP segment, and the next one only after rill has read it.
-void send_segments(rill_test::raw_client& c, const std::vector<std::string>& segments, reader_link& link) {
+void send_segments(rill_test::raw_client& c, const std::vector<std::string>& segments,
+                   reader_link& link) {
     int one = 1;
     setsockopt(c.fd(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     if (!thread_wait_until([&] { return link.fd.load() >= 0 || link.done.load(); }))
@@ -128,7 +130,8 @@ void send_segments(rill_test::raw_client& c, const std::vector<std::string>& seg
         sent += segments[i].size();
         if (i + 1 == segments.size() || reader.fd < 0) continue;
         const auto limit = std::chrono::steady_clock::now() + wait_limit;
-        while (!link.done.load() && !(bytes_received(reader.fd) >= sent && unread_bytes(reader.fd) == 0)) {
+        while (!link.done.load() &&
+               !(bytes_received(reader.fd) >= sent && unread_bytes(reader.fd) == 0)) {
             if (std::chrono::steady_clock::now() > limit)
                 throw std::runtime_error("the rill side did not read segment " + std::to_string(i));
             std::this_thread::sleep_for(handshake_poll);
@@ -142,7 +145,8 @@ void send_segments(rill_test::raw_client& c, const std::vector<std::string>& seg
 // exception on the peer's side is rethrown here; the connections it did not make are made
 // empty, so the rill side never waits for them.
 template <class Serve, class Peer>
-void serve_connections(const rill::server_options& options, std::size_t count, Serve serve, Peer peer) {
+void serve_connections(const rill::server_options& options, std::size_t count, Serve serve,
+                       Peer peer) {
     std::vector<reader_link> links(count);
     std::atomic<int> port{0};  // 0: not yet known; -1: the rill side gave up
     std::exception_ptr peer_error;
@@ -160,8 +164,7 @@ void serve_connections(const rill::server_options& options, std::size_t count, S
             for (++made; made < count && port.load() > 0; ++made) {
                 try {
                     rill_test::raw_client unblock(port.load());
-                } catch (...) {
-                }
+                } catch (...) {}
             }
         }
     });
@@ -216,7 +219,8 @@ std::string encoded(codec c, std::string_view utf8) {
     rill::detail::encoder e(transcoder(c, eol_style::none, error_handling_mode::raise));
     std::string bytes;
     const rill::detail::encode_result r = e.encode(utf8, bytes);
-    EXPECT_TRUE(!r.error && r.consumed == utf8.size()) << "cannot encode the test text in " << rill::to_string(c);
+    EXPECT_TRUE(!r.error && r.consumed == utf8.size())
+        << "cannot encode the test text in " << rill::to_string(c);
     return bytes;
 }
 
@@ -232,7 +236,9 @@ char32_t largest_character(codec c) {
 }
 
 // The characters of `utf8` that `c` can hold.
-std::string within(codec c, std::string_view utf8) { return rill_test::characters_up_to(utf8, largest_character(c)); }
+std::string within(codec c, std::string_view utf8) {
+    return rill_test::characters_up_to(utf8, largest_character(c));
+}
 
 // One way a codec's input can start: a BOM it honours (and the codec of what follows), or none.
 struct reading {
@@ -250,13 +256,16 @@ std::vector<reading> readings_of(codec c) {
     };
     switch (c) {
     case codec::utf_16:
-        return {{"no BOM"sv, ""sv, codec::utf_16le}, {"LE BOM"sv, "\xFF\xFE"sv, codec::utf_16le},
+        return {{"no BOM"sv, ""sv, codec::utf_16le},
+                {"LE BOM"sv, "\xFF\xFE"sv, codec::utf_16le},
                 {"BE BOM"sv, "\xFE\xFF"sv, codec::utf_16be}};
     case codec::ucs_2:
-        return {{"no BOM"sv, ""sv, codec::ucs_2le}, {"LE BOM"sv, "\xFF\xFE"sv, codec::ucs_2le},
+        return {{"no BOM"sv, ""sv, codec::ucs_2le},
+                {"LE BOM"sv, "\xFF\xFE"sv, codec::ucs_2le},
                 {"BE BOM"sv, "\xFE\xFF"sv, codec::ucs_2be}};
     case codec::ucs_4:
-        return {{"no BOM"sv, ""sv, codec::ucs_4le}, {"LE BOM"sv, "\xFF\xFE\x00\x00"sv, codec::ucs_4le},
+        return {{"no BOM"sv, ""sv, codec::ucs_4le},
+                {"LE BOM"sv, "\xFF\xFE\x00\x00"sv, codec::ucs_4le},
                 {"BE BOM"sv, "\x00\x00\xFE\xFF"sv, codec::ucs_4be}};
     case codec::utf: return utf_family(codec::utf_8);
     case codec::utf_fallback_ascii: return utf_family(codec::ascii);
@@ -282,7 +291,8 @@ std::string chars_of(std::string_view text, eol_style eol) {
     std::string out;
     for (const std::string& line : lines_of(text, eol)) out.append(line).push_back('\n');
     const char last = text.empty() ? '\0' : text.back();
-    if (last != '\n' && last != '\r' && !out.empty()) out.pop_back();  // the last line has no line end
+    if (last != '\n' && last != '\r' && !out.empty())
+        out.pop_back();  // the last line has no line end
     return out;
 }
 
@@ -309,7 +319,8 @@ TEST(TranscodedStreams, TheServerTranscoderIsOnEveryClientStreamItHandsOut) {
             c.receive_all();
         });
     for (std::size_t i = 0; i < lines.size(); ++i)
-        EXPECT_EQ(lines[i], (std::vector<std::string>{"caf\u00E9 " + std::to_string(i), "\U0001F600"}));
+        EXPECT_EQ(lines[i],
+                  (std::vector<std::string>{"caf\u00E9 " + std::to_string(i), "\U0001F600"}));
 }
 
 TEST(TranscodedStreams, AStreamWithoutTranscoderHasNone) {
@@ -342,11 +353,13 @@ TEST(TranscodedStreams, TheClientTranscoderIsOnTheClient) {
         ASSERT_TRUE(bytes);
         received = as_string(*bytes);
         const std::string answer = "\xFE\xFF" + encoded(codec::utf_16be, "\u00E0 bient\u00F4t\r\n");
-        rill::write_bytes(*accepted, std::span(reinterpret_cast<const std::uint8_t*>(answer.data()), answer.size()));
+        rill::write_bytes(*accepted, std::span(reinterpret_cast<const std::uint8_t*>(answer.data()),
+                                               answer.size()));
         rill::flush_writer(*accepted);
         client_task.join();
     });
-    EXPECT_EQ(hex(received), hex("\xFF\xFE" + encoded(codec::utf_16le, "h\u00E9llo \U0001F600\r\n")));
+    EXPECT_EQ(hex(received),
+              hex("\xFF\xFE" + encoded(codec::utf_16le, "h\u00E9llo \U0001F600\r\n")));
     EXPECT_EQ(reply, "\u00E0 bient\u00F4t");
 }
 
@@ -399,7 +412,8 @@ TEST_P(TranscodedStreamsPerCodec, ReadsLinesAndCharactersHoweverTheInputIsSplit)
     std::vector<plan> plans;
     for (const reading& r : readings_of(c))
         for (split s : all_splits)
-            for (bool by_char : {false, true}) plans.push_back({r, s, by_char, within(r.rest, sample_text)});
+            for (bool by_char : {false, true})
+                plans.push_back({r, s, by_char, within(r.rest, sample_text)});
     for (eol_style eol : every_eol_style) {
         std::vector<std::vector<std::string>> got(plans.size());
         serve_connections(
@@ -420,16 +434,18 @@ TEST_P(TranscodedStreamsPerCodec, ReadsLinesAndCharactersHoweverTheInputIsSplit)
                 got[i] = {chars};
             },
             [&](rill_test::raw_client& client, reader_link& link, std::size_t i) {
-                const std::string bytes = std::string(plans[i].r.bom) + encoded(plans[i].r.rest, plans[i].text);
+                const std::string bytes =
+                    std::string(plans[i].r.bom) + encoded(plans[i].r.rest, plans[i].text);
                 send_segments(client, segments_of(bytes, plans[i].s), link);
                 client.shutdown_write();
                 client.receive_all();
             });
         for (std::size_t i = 0; i < plans.size(); ++i) {
-            SCOPED_TRACE(std::string(rill::to_string(eol)) + ", " + std::string(plans[i].r.name) + ", " +
-                         std::string(split_name(plans[i].s)));
+            SCOPED_TRACE(std::string(rill::to_string(eol)) + ", " + std::string(plans[i].r.name) +
+                         ", " + std::string(split_name(plans[i].s)));
             if (plans[i].by_char)
-                EXPECT_EQ(got[i], std::vector<std::string>{chars_of(plans[i].text, eol)}) << "read_char";
+                EXPECT_EQ(got[i], std::vector<std::string>{chars_of(plans[i].text, eol)})
+                    << "read_char";
             else
                 EXPECT_EQ(got[i], lines_of(plans[i].text, eol)) << "read_line";
         }
@@ -460,18 +476,23 @@ TEST_P(TranscodedStreamsPerCodec, WritesLineEndsThenEncodes) {
                 client.shutdown_write();
                 received = client.receive_all();
             });
-        const std::string_view line_end = eol == eol_style::crlf ? "\r\n"sv : eol == eol_style::cr ? "\r"sv : "\n"sv;
+        const std::string_view line_end = eol == eol_style::crlf ? "\r\n"sv
+                                          : eol == eol_style::cr ? "\r"sv
+                                                                 : "\n"sv;
         std::string text = first + "\n" + utf8_of(last_char) + "\nn=42 true\nx\ny";
         std::string translated;
         for (char ch : text) {
-            if (ch == '\n') translated += line_end;
-            else translated.push_back(ch);
+            if (ch == '\n')
+                translated += line_end;
+            else
+                translated.push_back(ch);
         }
         EXPECT_EQ(hex(received), hex(encoded(c, translated)));
     }
 }
 
-INSTANTIATE_TEST_SUITE_P(EveryCodec, TranscodedStreamsPerCodec, testing::ValuesIn(every_codec()), codec_test_name);
+INSTANTIATE_TEST_SUITE_P(EveryCodec, TranscodedStreamsPerCodec, testing::ValuesIn(every_codec()),
+                         codec_test_name);
 
 // A few outputs spelled out byte for byte (the rows above compare with rill's own encoder).
 TEST(TranscodedStreams, OutputBytesSpelledOut) {
@@ -480,17 +501,22 @@ TEST(TranscodedStreams, OutputBytesSpelledOut) {
         std::string_view bytes;
     };
     const row rows[] = {
-        {transcoder(codec::utf_16, eol_style::crlf), "\xFF\xFE" "A\x00\xE9\x00\r\x00\n\x00"sv},
-        {transcoder(codec::utf_16be, eol_style::cr), "\x00" "A\x00\xE9\x00\r"sv},
-        {transcoder(codec::ucs_4be, eol_style::lf), "\x00\x00\x00" "A\x00\x00\x00\xE9\x00\x00\x00\n"sv},
-        {transcoder(codec::utf_fallback_utf_16be, eol_style::crlf), "\xEF\xBB\xBF" "A\xC3\xA9\r\n"sv},
+        {transcoder(codec::utf_16, eol_style::crlf), "\xFF\xFE"
+                                                     "A\x00\xE9\x00\r\x00\n\x00"sv},
+        {transcoder(codec::utf_16be, eol_style::cr), "\x00"
+                                                     "A\x00\xE9\x00\r"sv},
+        {transcoder(codec::ucs_4be, eol_style::lf), "\x00\x00\x00"
+                                                    "A\x00\x00\x00\xE9\x00\x00\x00\n"sv},
+        {transcoder(codec::utf_fallback_utf_16be, eol_style::crlf), "\xEF\xBB\xBF"
+                                                                    "A\xC3\xA9\r\n"sv},
         {transcoder(codec::iso_8859_1, eol_style::none), "A\xE9\n"sv},
     };
     for (const row& r : rows) {
         SCOPED_TRACE(std::string(rill::to_string(r.t.codec())));
         std::string received;
         serve_connections(
-            with(r.t), 1, [](rill::tcp_client_stream& s, std::size_t) { rill::showln(s, "A\u00E9"); },
+            with(r.t), 1,
+            [](rill::tcp_client_stream& s, std::size_t) { rill::showln(s, "A\u00E9"); },
             [&](rill_test::raw_client& client, reader_link&, std::size_t) {
                 client.shutdown_write();
                 received = client.receive_all();
@@ -524,7 +550,8 @@ TEST(TranscodedStreams, EveryTwoSegmentCutReadsAsWhole) {
                 client.receive_all();
             });
         for (std::size_t cut = 0; cut < got.size(); ++cut)
-            EXPECT_EQ(got[cut], (std::vector<std::string>{"\u00E9", "\U0001F600", "z"})) << "cut at byte " << cut;
+            EXPECT_EQ(got[cut], (std::vector<std::string>{"\u00E9", "\U0001F600", "z"}))
+                << "cut at byte " << cut;
     }
 }
 
@@ -545,26 +572,96 @@ std::ostream& operator<<(std::ostream& os, const bad_input& row) {
 }
 
 const bad_input bad_inputs[] = {
-    {codec::utf_8, "A\nxy\xC3z\nB\n"sv, {"A", "xyz", "B"}, {"A", "xy\uFFFDz", "B"}, {"A", "!C3@4", "z", "B"}},
-    {codec::utf_8, "\xC0\x80" "B\n"sv, {"B"}, {"\uFFFD\uFFFD" "B"}, {"!C0@0", "!80@1", "B"}},
+    {codec::utf_8,
+     "A\nxy\xC3z\nB\n"sv,
+     {"A", "xyz", "B"},
+     {"A", "xy\uFFFDz", "B"},
+     {"A", "!C3@4", "z", "B"}},
+    {codec::utf_8,
+     "\xC0\x80"
+     "B\n"sv,
+     {"B"},
+     {"\uFFFD\uFFFD"
+      "B"},
+     {"!C0@0", "!80@1", "B"}},
     {codec::utf_8, "A\n\xE2\x82"sv, {"A"}, {"A", "\uFFFD"}, {"A", "!E2 82@2"}},
     {codec::utf_8, "\xF0\x9F\xC3\xA9\n"sv, {"\u00E9"}, {"\uFFFD\u00E9"}, {"!F0 9F@0", "\u00E9"}},
-    {codec::ascii, "A\n\xE9" "B\n"sv, {"A", "B"}, {"A", "\uFFFD" "B"}, {"A", "!E9@2", "B"}},
+    {codec::ascii,
+     "A\n\xE9"
+     "B\n"sv,
+     {"A", "B"},
+     {"A", "\uFFFD"
+           "B"},
+     {"A", "!E9@2", "B"}},
     {codec::utf_fallback_ascii, "A\n\x80\n"sv, {"A", ""}, {"A", "\uFFFD"}, {"A", "!80@2", ""}},
-    {codec::utf_16le, "A\x00\x00\xD8" "B\x00\n\x00"sv, {"AB"}, {"A\uFFFD" "B"}, {"!00 D8@2", "B"}},
-    {codec::utf_16be, "\x00" "A\x00\n\xDC\x00\x00" "B"sv, {"A", "B"}, {"A", "\uFFFD" "B"}, {"A", "!DC 00@4", "B"}},
-    {codec::utf_16, "\xFE\xFF\x00" "A\xDC\x00\x00\n\x00" "B"sv, {"A", "B"}, {"A\uFFFD", "B"},
+    {codec::utf_16le,
+     "A\x00\x00\xD8"
+     "B\x00\n\x00"sv,
+     {"AB"},
+     {"A\uFFFD"
+      "B"},
+     {"!00 D8@2", "B"}},
+    {codec::utf_16be,
+     "\x00"
+     "A\x00\n\xDC\x00\x00"
+     "B"sv,
+     {"A", "B"},
+     {"A", "\uFFFD"
+           "B"},
+     {"A", "!DC 00@4", "B"}},
+    {codec::utf_16,
+     "\xFE\xFF\x00"
+     "A\xDC\x00\x00\n\x00"
+     "B"sv,
+     {"A", "B"},
+     {"A\uFFFD", "B"},
      {"!DC 00@4", "", "B"}},
-    {codec::utf_16, "\xFF\xFE" "A\x00\n\x00" "B"sv, {"A"}, {"A", "\uFFFD"}, {"A", "!42@6"}},
-    {codec::ucs_2le, "\x3D\xD8\x00\xDE\n\x00" "A\x00"sv, {"", "A"}, {"\uFFFD\uFFFD", "A"},
+    {codec::utf_16,
+     "\xFF\xFE"
+     "A\x00\n\x00"
+     "B"sv,
+     {"A"},
+     {"A", "\uFFFD"},
+     {"A", "!42@6"}},
+    {codec::ucs_2le,
+     "\x3D\xD8\x00\xDE\n\x00"
+     "A\x00"sv,
+     {"", "A"},
+     {"\uFFFD\uFFFD", "A"},
      {"!3D D8@0", "!00 DE@2", "", "A"}},
     {codec::ucs_2be, "\xD8\x00\x00\n"sv, {""}, {"\uFFFD"}, {"!D8 00@0", ""}},
-    {codec::ucs_4be, "\x00\x11\x00\x00\x00\x00\x00" "A"sv, {"A"}, {"\uFFFD" "A"}, {"!00 11 00 00@0", "A"}},
-    {codec::ucs_4, "\xFF\xFE\x00\x00\x00\xD8\x00\x00\n\x00\x00\x00" "A\x00\x00\x00"sv, {"", "A"}, {"\uFFFD", "A"},
+    {codec::ucs_4be,
+     "\x00\x11\x00\x00\x00\x00\x00"
+     "A"sv,
+     {"A"},
+     {"\uFFFD"
+      "A"},
+     {"!00 11 00 00@0", "A"}},
+    {codec::ucs_4,
+     "\xFF\xFE\x00\x00\x00\xD8\x00\x00\n\x00\x00\x00"
+     "A\x00\x00\x00"sv,
+     {"", "A"},
+     {"\uFFFD", "A"},
      {"!00 D8 00 00@4", "", "A"}},
-    {codec::utf, "\xEF\xBB" "A\n"sv, {"A"}, {"\uFFFD" "A"}, {"!EF BB@0", "A"}},
-    {codec::utf_fallback_iso_8859_1, "\xEF\xBB\xBF\xFFok\n"sv, {"ok"}, {"\uFFFDok"}, {"!FF@3", "ok"}},
-    {codec::utf_fallback_utf_16be, "\xFF\xFE\x00\xDC" "A\x00"sv, {"A"}, {"\uFFFD" "A"}, {"!00 DC@2", "A"}},
+    {codec::utf,
+     "\xEF\xBB"
+     "A\n"sv,
+     {"A"},
+     {"\uFFFD"
+      "A"},
+     {"!EF BB@0", "A"}},
+    {codec::utf_fallback_iso_8859_1,
+     "\xEF\xBB\xBF\xFFok\n"sv,
+     {"ok"},
+     {"\uFFFDok"},
+     {"!FF@3", "ok"}},
+    {codec::utf_fallback_utf_16be,
+     "\xFF\xFE\x00\xDC"
+     "A\x00"sv,
+     {"A"},
+     {"\uFFFD"
+      "A"},
+     {"!00 DC@2", "A"}},
 };
 
 class TranscodedStreamsDecodingErrors : public testing::TestWithParam<bad_input> {};
@@ -572,9 +669,10 @@ class TranscodedStreamsDecodingErrors : public testing::TestWithParam<bad_input>
 TEST_P(TranscodedStreamsDecodingErrors, EachModeHandlesThemHoweverTheInputIsSplit) {
     const bad_input& row = GetParam();
     for (error_handling_mode mode : every_error_mode) {
-        const std::vector<std::string>& expected = mode == error_handling_mode::ignore    ? row.ignored
-                                                   : mode == error_handling_mode::replace ? row.replaced
-                                                                                          : row.raised;
+        const std::vector<std::string>& expected = mode == error_handling_mode::ignore ? row.ignored
+                                                   : mode == error_handling_mode::replace
+                                                       ? row.replaced
+                                                       : row.raised;
         std::vector<std::vector<std::string>> got(all_splits.size());
         std::vector<std::string> messages;
         serve_connections(
@@ -600,7 +698,8 @@ TEST_P(TranscodedStreamsDecodingErrors, EachModeHandlesThemHoweverTheInputIsSpli
         std::vector<std::pair<std::string, std::string>> errors;  // bytes, position
         for (std::string& line : lines) {
             if (!line.starts_with("!")) continue;
-            errors.emplace_back(line.substr(1, line.find('@') - 1), line.substr(line.find('@') + 1));
+            errors.emplace_back(line.substr(1, line.find('@') - 1),
+                                line.substr(line.find('@') + 1));
             line = "!error";
         }
         for (std::size_t i = 0; i < all_splits.size(); ++i)
@@ -608,13 +707,15 @@ TEST_P(TranscodedStreamsDecodingErrors, EachModeHandlesThemHoweverTheInputIsSpli
         ASSERT_EQ(messages.size(), errors.size() * all_splits.size());
         for (std::size_t k = 0; k < messages.size(); ++k) {
             const auto& [bytes, position] = errors[k % errors.size()];
-            EXPECT_THAT(messages[k], HasSubstr(std::string(rill::to_string(row.c)) + " cannot decode bytes " + bytes +
-                                               " at byte " + position + " of 127.0.0.1:"));
+            EXPECT_THAT(messages[k],
+                        HasSubstr(std::string(rill::to_string(row.c)) + " cannot decode bytes " +
+                                  bytes + " at byte " + position + " of 127.0.0.1:"));
         }
     }
 }
 
-INSTANTIATE_TEST_SUITE_P(EveryFamily, TranscodedStreamsDecodingErrors, testing::ValuesIn(bad_inputs));
+INSTANTIATE_TEST_SUITE_P(EveryFamily, TranscodedStreamsDecodingErrors,
+                         testing::ValuesIn(bad_inputs));
 
 // read_char and peek_char report a decoding error once, and the next read carries on after the
 // bad bytes.
@@ -632,14 +733,20 @@ TEST(TranscodedStreams, CharacterReadsContinueAfterADecodingError) {
                         got.push_back("peek " + utf8_of(*peeked));
                         got.push_back("read " + utf8_of(rill::read_char(stream).value()));
                     } catch (const rill::decoding_error& e) {
-                        const bool named = std::string_view(e.what()).find("utf_8 cannot decode bytes E2 82 at byte 3") !=
+                        const bool named = std::string_view(e.what()).find(
+                                               "utf_8 cannot decode bytes E2 82 at byte 3") !=
                                            std::string_view::npos;
-                        got.push_back("error " + (named ? std::string("E2 82 at byte 3") : std::string(e.what())));
+                        got.push_back("error " + (named ? std::string("E2 82 at byte 3")
+                                                        : std::string(e.what())));
                     }
                 }
             },
             [&](rill_test::raw_client& client, reader_link& link, std::size_t) {
-                send_segments(client, segments_of("\u00E9\r\xE2\x82\n" "B"sv, s), link);
+                send_segments(client,
+                              segments_of("\u00E9\r\xE2\x82\n"
+                                          "B"sv,
+                                          s),
+                              link);
                 client.shutdown_write();
                 client.receive_all();
             });
@@ -695,7 +802,8 @@ TEST(TranscodedStreams, UnencodableCharactersFollowTheMode) {
         const bool bmp = largest_character(r.c) == 0xFFFF;
         const std::string replacement = bmp ? "\uFFFD" : "?";
         for (error_handling_mode mode : every_error_mode) {
-            SCOPED_TRACE(std::string(rill::to_string(r.c)) + ", " + std::string(rill::to_string(mode)));
+            SCOPED_TRACE(std::string(rill::to_string(r.c)) + ", " +
+                         std::string(rill::to_string(mode)));
             std::string received;
             std::vector<std::string> errors;
             serve_connections(
@@ -718,20 +826,25 @@ TEST(TranscodedStreams, UnencodableCharactersFollowTheMode) {
                     client.shutdown_write();
                     received = client.receive_all();
                 });
-            const std::string han = bmp ? "\u4E2D" : mode == error_handling_mode::replace ? replacement : "";
-            const std::string text = mode == error_handling_mode::replace ? "A" + replacement + "B" + han + "\n"
-                                                                          : "AB" + han + "\n";
+            const std::string han = bmp                                    ? "\u4E2D"
+                                    : mode == error_handling_mode::replace ? replacement
+                                                                           : "";
+            const std::string text = mode == error_handling_mode::replace
+                                         ? "A" + replacement + "B" + han + "\n"
+                                         : "AB" + han + "\n";
             EXPECT_EQ(hex(received), hex(encoded(r.c, text)));
             if (mode != error_handling_mode::raise) {
                 EXPECT_TRUE(errors.empty());
                 continue;
             }
             ASSERT_EQ(errors.size(), bmp ? 1u : 2u);
-            EXPECT_THAT(errors[0], HasSubstr("write_chars: " + std::string(rill::to_string(r.c)) + " cannot encode " +
-                                             std::string(r.code_point) + " for 127.0.0.1:"));
+            EXPECT_THAT(errors[0], HasSubstr("write_chars: " + std::string(rill::to_string(r.c)) +
+                                             " cannot encode " + std::string(r.code_point) +
+                                             " for 127.0.0.1:"));
             if (!bmp) {  // braced: EXPECT_THAT is an if/else inside (g++ -Wdangling-else)
-                EXPECT_THAT(errors[1], HasSubstr("write_char: " + std::string(rill::to_string(r.c)) +
-                                                 " cannot encode U+4E2D"));
+                EXPECT_THAT(errors[1],
+                            HasSubstr("write_char: " + std::string(rill::to_string(r.c)) +
+                                      " cannot encode U+4E2D"));
             }
         }
     }
@@ -747,7 +860,9 @@ TEST(TranscodedStreams, InvalidUtf8FromTheProgramFollowsTheMode) {
         serve_connections(
             with(transcoder(codec::utf_16le, eol_style::lf, mode)), 1,
             [&](rill::tcp_client_stream& s, std::size_t) {
-                for (std::string_view text : {"A\x80" "B"sv, "C\xE2\x82"sv, "D\n"sv}) {
+                for (std::string_view text : {"A\x80"
+                                              "B"sv,
+                                              "C\xE2\x82"sv, "D\n"sv}) {
                     try {
                         rill::write_chars(s, text);
                     } catch (const rill::encoding_error& e) {
@@ -759,7 +874,9 @@ TEST(TranscodedStreams, InvalidUtf8FromTheProgramFollowsTheMode) {
                 client.shutdown_write();
                 received = client.receive_all();
             });
-        const std::string_view expected = mode == error_handling_mode::replace ? "A\uFFFD" "BC\uFFFD" "D\n"sv
+        const std::string_view expected = mode == error_handling_mode::replace  ? "A\uFFFD"
+                                                                                  "BC\uFFFD"
+                                                                                  "D\n"sv
                                           : mode == error_handling_mode::ignore ? "ABCD\n"sv
                                                                                 : "ACD\n"sv;
         EXPECT_EQ(hex(received), hex(encoded(codec::utf_16le, expected)));
@@ -773,4 +890,4 @@ TEST(TranscodedStreams, InvalidUtf8FromTheProgramFollowsTheMode) {
     }
 }
 
-} // namespace
+}  // namespace

@@ -29,7 +29,9 @@ std::string wire_bytes(const std::function<void(rill::tcp_client_stream&)>& writ
 struct point {
     int x, y;
 };
-std::ostream& operator<<(std::ostream& o, const point& p) { return o << '(' << p.x << ", " << p.y << ')'; }
+std::ostream& operator<<(std::ostream& o, const point& p) {
+    return o << '(' << p.x << ", " << p.y << ')';
+}
 
 struct named {
     std::string to_string() const { return "<named>"; }
@@ -115,7 +117,8 @@ TEST(Write, NothingIsSentBeforeFlushWriter) {
         },
         [&](rill_test::raw_client& c) {
             ASSERT_TRUE(thread_wait_until([&] { return step.load() == 1; }));
-            EXPECT_TRUE(c.quiet_for(std::chrono::milliseconds(200))) << "output sent before flush_writer";
+            EXPECT_TRUE(c.quiet_for(std::chrono::milliseconds(200)))
+                << "output sent before flush_writer";
             step = 2;
             EXPECT_EQ(c.receive_exactly(10 + 1000), "buffered\r\n" + std::string(1000, 'b'));
             step = 3;
@@ -130,7 +133,8 @@ TEST(Write, BigOutputArrivesInOrder) {
             expected += std::to_string(i) + "\r\n";
         }
         std::vector<std::uint8_t> block(200000);
-        for (std::size_t i = 0; i < block.size(); ++i) block[i] = static_cast<std::uint8_t>(i % 251);
+        for (std::size_t i = 0; i < block.size(); ++i)
+            block[i] = static_cast<std::uint8_t>(i % 251);
         rill::write_bytes(s, block);
         expected.append(block.begin(), block.end());
         rill::write_chars(s, "end");
@@ -177,7 +181,8 @@ void blocked_writer_keeps_memory_bounded(bool one_big_write) {
             EXPECT_LT(written.load(), total);
             const std::size_t rss_after = resident_bytes();
             EXPECT_LT(rss_after, rss_before + (4u << 20))
-                << "RSS grew from " << rss_before << " to " << rss_after << " while the writer was blocked";
+                << "RSS grew from " << rss_before << " to " << rss_after
+                << " while the writer was blocked";
             let_peer_read = true;
             writer.join();
             EXPECT_TRUE(writer_done.load());
@@ -189,11 +194,13 @@ void blocked_writer_keeps_memory_bounded(bool one_big_write) {
             std::size_t at = 0;
             std::size_t first_wrong = total;
             for (;;) {
-                ssize_t n = rill_test::retry_interrupted([&] { return ::recv(c.fd(), buffer.data(), buffer.size(), 0); });
+                ssize_t n = rill_test::retry_interrupted(
+                    [&] { return ::recv(c.fd(), buffer.data(), buffer.size(), 0); });
                 ASSERT_GE(n, 0) << std::strerror(errno);
                 if (n == 0) break;
                 for (ssize_t i = 0; i < n; ++i, ++at)
-                    if (first_wrong == total && static_cast<std::uint8_t>(buffer[i]) != at % 251) first_wrong = at;
+                    if (first_wrong == total && static_cast<std::uint8_t>(buffer[i]) != at % 251)
+                        first_wrong = at;
             }
             received = at;
             EXPECT_EQ(first_wrong, total) << "wrong byte at " << first_wrong;
@@ -201,8 +208,12 @@ void blocked_writer_keeps_memory_bounded(bool one_big_write) {
     EXPECT_EQ(received.load(), total);
 }
 
-TEST(Write, BlockedWriterOfSmallWritesKeepsMemoryBounded) { blocked_writer_keeps_memory_bounded(false); }
+TEST(Write, BlockedWriterOfSmallWritesKeepsMemoryBounded) {
+    blocked_writer_keeps_memory_bounded(false);
+}
 
-TEST(Write, BlockedWriterOfOneBigWriteKeepsMemoryBounded) { blocked_writer_keeps_memory_bounded(true); }
+TEST(Write, BlockedWriterOfOneBigWriteKeepsMemoryBounded) {
+    blocked_writer_keeps_memory_bounded(true);
+}
 
-} // namespace
+}  // namespace

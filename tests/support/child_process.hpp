@@ -74,7 +74,8 @@ public:
         std::size_t done = 0;
         while (done < bytes.size()) {
             ssize_t n = ::write(stdin_, bytes.data() + done, bytes.size() - done);
-            if (n <= 0) throw std::runtime_error("write to child: " + std::string(std::strerror(errno)));
+            if (n <= 0)
+                throw std::runtime_error("write to child: " + std::string(std::strerror(errno)));
             done += static_cast<std::size_t>(n);
         }
     }
@@ -99,15 +100,14 @@ public:
 
     struct outcome {
         int exit_status = -1;  // -1: killed by a signal or did not end in time
-        std::string out;       // stdout not yet read by read_stdout_line
+        std::string out;  // stdout not yet read by read_stdout_line
         std::string err;
     };
     // Waits (up to `limit`) for the child to close its output and exit; kills it past the limit.
     outcome wait(std::chrono::milliseconds limit) {
         close_stdin();
         const auto deadline = std::chrono::steady_clock::now() + limit;
-        while (read_both(deadline)) {
-        }
+        while (read_both(deadline)) {}
         outcome o;
         o.exit_status = reap(deadline);
         if (o.exit_status == -2) {
@@ -146,7 +146,8 @@ private:
     // Appends what `fd` has, waiting until the deadline; false at end of file or past it.
     bool read_more(int& fd, std::string& into, std::chrono::steady_clock::time_point deadline) {
         if (fd < 0) return false;
-        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+            deadline - std::chrono::steady_clock::now());
         if (left.count() <= 0) return false;
         pollfd p{fd, POLLIN, 0};
         if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) return false;
@@ -163,7 +164,8 @@ private:
     // Reads stdout and stderr until both end or the deadline; false when done.
     bool read_both(std::chrono::steady_clock::time_point deadline) {
         if (stdout_ < 0 && stderr_ < 0) return false;
-        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+            deadline - std::chrono::steady_clock::now());
         if (left.count() <= 0) return false;
         pollfd p[2] = {{stdout_, POLLIN, 0}, {stderr_, POLLIN, 0}};
         if (::poll(p, 2, static_cast<int>(left.count())) <= 0) return false;
@@ -214,4 +216,4 @@ inline bool program_available(const std::string& name) {
     return std::system(("command -v " + name + " >/dev/null 2>&1").c_str()) == 0;
 }
 
-} // namespace rill_test
+}  // namespace rill_test

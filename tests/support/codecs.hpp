@@ -16,9 +16,10 @@
 namespace rill_test {
 
 inline constexpr std::size_t codec_count = 18;  // the enumerators of rill::codec
-inline constexpr std::array every_eol_style{rill::eol_style::lf, rill::eol_style::cr, rill::eol_style::crlf,
-                                            rill::eol_style::none};
-inline constexpr std::array every_error_mode{rill::error_handling_mode::ignore, rill::error_handling_mode::raise,
+inline constexpr std::array every_eol_style{rill::eol_style::lf, rill::eol_style::cr,
+                                            rill::eol_style::crlf, rill::eol_style::none};
+inline constexpr std::array every_error_mode{rill::error_handling_mode::ignore,
+                                             rill::error_handling_mode::raise,
                                              rill::error_handling_mode::replace};
 
 inline std::vector<rill::codec> every_codec() {
@@ -43,4 +44,4 @@ inline std::string hex(std::string_view bytes) {
     return s;
 }
 
-} // namespace rill_test
+}  // namespace rill_test

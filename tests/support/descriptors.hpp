@@ -48,4 +48,4 @@ private:
     bool changed_ = false;
 };
 
-} // namespace rill_test
+}  // namespace rill_test

@@ -42,4 +42,4 @@ inline bool contains(const std::string& haystack, const std::string& needle) {
     return haystack.find(needle) != std::string::npos;
 }
 
-} // namespace rill_test
+}  // namespace rill_test

@@ -11,9 +11,13 @@
 namespace rill_test {
 
 // A built tool or example ("tools/rill").
-inline std::string built(const std::string& relative) { return std::string(RILL_BINARY_DIR) + "/" + relative; }
+inline std::string built(const std::string& relative) {
+    return std::string(RILL_BINARY_DIR) + "/" + relative;
+}
 // A file of the source tree ("tests/tools/gambit_transcoding_echo.scm").
-inline std::string source(const std::string& relative) { return std::string(RILL_SOURCE_DIR) + "/" + relative; }
+inline std::string source(const std::string& relative) {
+    return std::string(RILL_SOURCE_DIR) + "/" + relative;
+}
 
 // The whole file, as bytes (empty if it cannot be opened).
 inline std::string read_file(const std::filesystem::path& path) {
@@ -34,4 +38,4 @@ inline std::vector<std::filesystem::path> fuzz_corpus_files(const std::string& t
     return files;
 }
 
-} // namespace rill_test
+}  // namespace rill_test

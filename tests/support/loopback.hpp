@@ -35,8 +35,9 @@ auto retry_interrupted(Call call) {
 // connect() interrupted by such a notification goes on in the background: wait for it.
 inline int finish_interrupted_connect(int fd) {
     pollfd p{fd, POLLOUT, 0};
-    const int waited = retry_interrupted(
-        [&] { return ::poll(&p, 1, static_cast<int>(std::chrono::milliseconds(default_io_limit).count())); });
+    const int waited = retry_interrupted([&] {
+        return ::poll(&p, 1, static_cast<int>(std::chrono::milliseconds(default_io_limit).count()));
+    });
     if (waited <= 0) {
         errno = waited == 0 ? ETIMEDOUT : errno;
         return -1;
@@ -102,8 +103,9 @@ public:
     void send(const std::string& bytes) {
         std::size_t done = 0;
         while (done < bytes.size()) {
-            ssize_t n = retry_interrupted(
-                [&] { return ::send(fd_, bytes.data() + done, bytes.size() - done, MSG_NOSIGNAL); });
+            ssize_t n = retry_interrupted([&] {
+                return ::send(fd_, bytes.data() + done, bytes.size() - done, MSG_NOSIGNAL);
+            });
             if (n <= 0) throw std::runtime_error("send: " + std::string(std::strerror(errno)));
             done += static_cast<std::size_t>(n);
         }
@@ -128,7 +130,8 @@ public:
             if (n < 0) {
                 if (errno == ECONNRESET) return out;
                 throw std::runtime_error("recv: " + std::string(std::strerror(errno)) + " after " +
-                                         std::to_string(out.size()) + " bytes: " + out.substr(0, 200));
+                                         std::to_string(out.size()) +
+                                         " bytes: " + out.substr(0, 200));
             }
             out.append(buf, static_cast<std::size_t>(n));
         }
@@ -138,11 +141,13 @@ public:
         std::string out;
         std::vector<char> storage(65536);
         while (out.size() < n) {
-            ssize_t got = retry_interrupted(
-                [&] { return ::recv(fd_, storage.data(), std::min(storage.size(), n - out.size()), 0); });
+            ssize_t got = retry_interrupted([&] {
+                return ::recv(fd_, storage.data(), std::min(storage.size(), n - out.size()), 0);
+            });
             if (got <= 0)
-                throw std::runtime_error("recv: " + std::string(got == 0 ? "end of stream" : std::strerror(errno)) +
-                                         " after " + std::to_string(out.size()) + " of " + std::to_string(n) + " bytes");
+                throw std::runtime_error(
+                    "recv: " + std::string(got == 0 ? "end of stream" : std::strerror(errno)) +
+                    " after " + std::to_string(out.size()) + " of " + std::to_string(n) + " bytes");
             out.append(storage.data(), static_cast<std::size_t>(got));
         }
         return out;
@@ -153,7 +158,10 @@ public:
         char c;
         for (;;) {
             ssize_t n = retry_interrupted([&] { return ::recv(fd_, &c, 1, 0); });
-            if (n <= 0) throw std::runtime_error("recv line: " + std::string(n == 0 ? "end of stream" : std::strerror(errno)) + " after \"" + out + "\"");
+            if (n <= 0)
+                throw std::runtime_error(
+                    "recv line: " + std::string(n == 0 ? "end of stream" : std::strerror(errno)) +
+                    " after \"" + out + "\"");
             out.push_back(c);
             if (c == '\n') return out;
         }
@@ -161,11 +169,12 @@ public:
     // True if nothing arrives within `wait`.
     bool quiet_for(std::chrono::milliseconds wait) {
         pollfd p{fd_, POLLIN, 0};
-        return retry_interrupted([&] { return ::poll(&p, 1, static_cast<int>(wait.count())); }) == 0;
+        return retry_interrupted([&] { return ::poll(&p, 1, static_cast<int>(wait.count())); }) ==
+               0;
     }
 
 private:
     int fd_ = -1;
 };
 
-} // namespace rill_test
+}  // namespace rill_test

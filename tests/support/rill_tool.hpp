@@ -29,4 +29,4 @@ inline int start_rill_echo(child_process& echo) {
     return std::stoi(first->substr(first->rfind(':') + 1));
 }
 
-} // namespace rill_test
+}  // namespace rill_test

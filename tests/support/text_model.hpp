@@ -21,7 +21,9 @@ inline std::vector<std::string> lines_of(std::string_view text, rill::eol_style 
         const char c = text[i];
         if (c == '\n' || (c == '\r' && (eol == eol_style::cr || eol == eol_style::crlf))) {
             lines.push_back(std::exchange(line, {}));
-            if (eol == eol_style::crlf && i + 1 < text.size() && text[i + 1] == (c == '\r' ? '\n' : '\r')) ++i;
+            if (eol == eol_style::crlf && i + 1 < text.size() &&
+                text[i + 1] == (c == '\r' ? '\n' : '\r'))
+                ++i;
         } else {
             line.push_back(c);
         }
@@ -44,4 +46,4 @@ inline std::string characters_up_to(std::string_view utf8, char32_t largest) {
     return out;
 }
 
-} // namespace rill_test
+}  // namespace rill_test

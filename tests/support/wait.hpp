@@ -36,4 +36,4 @@ bool task_wait_until(Predicate ready, std::chrono::milliseconds limit = wait_lim
     return true;
 }
 
-} // namespace rill_test
+}  // namespace rill_test

@@ -27,14 +27,12 @@ static_assert(rill_test::codec_count == codec_check::codec_count);
 // other modes follow from it: ignore drops the markers, replace puts `replacement` there.
 inline std::string expected_in_mode(std::string_view raised, error_handling_mode mode,
                                     std::string_view replacement) {
-    if (mode == error_handling_mode::raise)
-        return std::string(raised);
+    if (mode == error_handling_mode::raise) return std::string(raised);
     std::string out;
     for (std::size_t i = 0; i < raised.size();) {
         if (raised.substr(i, 2) == "[!") {
             i = raised.find(']', i) + 1;
-            if (mode == error_handling_mode::replace)
-                out += replacement;
+            if (mode == error_handling_mode::replace) out += replacement;
         } else {
             out += raised[i++];
         }
@@ -92,4 +90,4 @@ inline void expect_encode_all_modes(codec c, std::string_view text, std::string_
         expect_encode(transcoder(c, eol_style::none, m), text, bytes);
 }
 
-} // namespace rill::test
+}  // namespace rill::test

@@ -12,13 +12,11 @@ namespace {
 
 struct valid_row {
     codec c;
-    std::string_view text;   // UTF-8
+    std::string_view text;  // UTF-8
     std::string_view bytes;  // in the codec, as Gambit writes them
 };
 
-std::ostream& operator<<(std::ostream& os, const valid_row& row) {
-    return os << to_string(row.c);
-}
+std::ostream& operator<<(std::ostream& os, const valid_row& row) { return os << to_string(row.c); }
 
 // "A\r\né€😀" (U+0041 U+000D U+000A U+00E9 U+20AC U+1F600): ASCII, CR LF passed through
 // untranslated, Latin-1, BMP and non-BMP; cut to what the codec can hold.
@@ -40,7 +38,8 @@ const valid_row valid_rows[] = {
     {codec::iso_8859_1, mixed_latin1, "\x41\x0D\x0A\xE9"sv},
     {codec::ascii, mixed_ascii, "\x41\x0D\x0A"sv},
     {codec::utf_8, mixed_text, "\x41\x0D\x0A\xC3\xA9\xE2\x82\xAC\xF0\x9F\x98\x80"sv},
-    {codec::utf_16, mixed_text, "\xFF\xFE\x41\x00\x0D\x00\x0A\x00\xE9\x00\xAC\x20\x3D\xD8\x00\xDE"sv},
+    {codec::utf_16, mixed_text,
+     "\xFF\xFE\x41\x00\x0D\x00\x0A\x00\xE9\x00\xAC\x20\x3D\xD8\x00\xDE"sv},
     {codec::utf_16le, mixed_text, "\x41\x00\x0D\x00\x0A\x00\xE9\x00\xAC\x20\x3D\xD8\x00\xDE"sv},
     {codec::utf_16be, mixed_text, "\x00\x41\x00\x0D\x00\x0A\x00\xE9\x20\xAC\xD8\x3D\xDE\x00"sv},
     {codec::ucs_2, mixed_bmp, "\xFF\xFE\x41\x00\x0D\x00\x0A\x00\xE9\x00\xAC\x20"sv},
@@ -62,17 +61,21 @@ const valid_row valid_rows[] = {
     {codec::iso_8859_1, "\x00\x7F\xC2\x80\xC3\xBF"sv, "\x00\x7F\x80\xFF"sv},
     {codec::ascii, "\x00\x7F"sv, "\x00\x7F"sv},
     {codec::utf_8, edges_text, edges_text},
-    {codec::utf_16,  edges_text,
+    {codec::utf_16, edges_text,
      "\xFF\xFE\x00\x00\x7F\x00\x80\x00\xFF\x07\x00\x08\xFF\xFE\xFD\xFF\xFF\xFF\x00\xD8\x00\xDC\xFF\xDB\xFF\xDF"sv},
     {codec::utf_16le, edges_text,
      "\x00\x00\x7F\x00\x80\x00\xFF\x07\x00\x08\xFF\xFE\xFD\xFF\xFF\xFF\x00\xD8\x00\xDC\xFF\xDB\xFF\xDF"sv},
     {codec::utf_16be, edges_text,
      "\x00\x00\x00\x7F\x00\x80\x07\xFF\x08\x00\xFE\xFF\xFF\xFD\xFF\xFF\xD8\x00\xDC\x00\xDB\xFF\xDF\xFF"sv},
-    {codec::ucs_2, edges_bmp, "\xFF\xFE\x00\x00\x7F\x00\x80\x00\xFF\x07\x00\x08\xFF\xFE\xFD\xFF\xFF\xFF"sv},
-    {codec::ucs_2le, edges_bmp, "\x00\x00\x7F\x00\x80\x00\xFF\x07\x00\x08\xFF\xFE\xFD\xFF\xFF\xFF"sv},
-    {codec::ucs_2be, edges_bmp, "\x00\x00\x00\x7F\x00\x80\x07\xFF\x08\x00\xFE\xFF\xFF\xFD\xFF\xFF"sv},
+    {codec::ucs_2, edges_bmp,
+     "\xFF\xFE\x00\x00\x7F\x00\x80\x00\xFF\x07\x00\x08\xFF\xFE\xFD\xFF\xFF\xFF"sv},
+    {codec::ucs_2le, edges_bmp,
+     "\x00\x00\x7F\x00\x80\x00\xFF\x07\x00\x08\xFF\xFE\xFD\xFF\xFF\xFF"sv},
+    {codec::ucs_2be, edges_bmp,
+     "\x00\x00\x00\x7F\x00\x80\x07\xFF\x08\x00\xFE\xFF\xFF\xFD\xFF\xFF"sv},
     {codec::ucs_4, edges_text,
-     "\xFF\xFE\x00\x00\x00\x00\x00\x00\x7F\x00\x00\x00\x80\x00\x00\x00\xFF\x07\x00\x00\x00\x08\x00\x00"
+     "\xFF\xFE\x00\x00\x00\x00\x00\x00\x7F\x00\x00\x00\x80\x00\x00\x00\xFF\x07\x00\x00\x00\x08\x00"
+     "\x00"
      "\xFF\xFE\x00\x00\xFD\xFF\x00\x00\xFF\xFF\x00\x00\x00\x00\x01\x00\xFF\xFF\x10\x00"sv},
     {codec::ucs_4le, edges_text,
      "\x00\x00\x00\x00\x7F\x00\x00\x00\x80\x00\x00\x00\xFF\x07\x00\x00\x00\x08\x00\x00"
@@ -109,9 +112,7 @@ struct decode_row {
     std::string_view text;
 };
 
-std::ostream& operator<<(std::ostream& os, const decode_row& row) {
-    return os << to_string(row.c);
-}
+std::ostream& operator<<(std::ostream& os, const decode_row& row) { return os << to_string(row.c); }
 
 const decode_row bom_rows[] = {
     // utf_16, ucs_2, ucs_4 take the byte order from the BOM, little endian without one.
@@ -140,7 +141,9 @@ const decode_row bom_rows[] = {
     {codec::utf, "\x41\xC3\xA9"sv, "A\u00E9"sv},
     {codec::utf, "\xEF\xBB\xBF\xEF\xBB\xBF"sv, "\uFEFF"sv},
     {codec::utf_fallback_ascii, "\xFF\xFE\x41\x00\xE9\x00"sv, "A\u00E9"sv},
-    {codec::utf_fallback_ascii, "\x41\x00\x42"sv, "A\x00" "B"sv},
+    {codec::utf_fallback_ascii, "\x41\x00\x42"sv,
+     "A\x00"
+     "B"sv},
     {codec::utf_fallback_iso_8859_1, "\x41\xC3\xA9"sv, "A\u00C3\u00A9"sv},
     {codec::utf_fallback_iso_8859_1, "\xEF\xBB\xBF\x41\xC3\xA9"sv, "A\u00E9"sv},
     {codec::utf_fallback_iso_8859_1, "\xEF\xBB\x41"sv, "\u00EF\u00BBA"sv},  // not a whole BOM
@@ -179,15 +182,16 @@ TEST(CodecFastPaths, NonAsciiAtEveryBlockOffset) {
                 text.insert(at, special);
                 const transcoder t(c, eol_style::none, error_handling_mode::raise);
                 const codec_check::trace encoded = codec_check::encode_with_cuts(t, text, {});
-                const codec_check::trace encoded_bytewise =
-                    codec_check::encode_with_cuts(t, text, codec_check::cuts_every_byte(text.size()));
+                const codec_check::trace encoded_bytewise = codec_check::encode_with_cuts(
+                    t, text, codec_check::cuts_every_byte(text.size()));
                 ASSERT_EQ(encoded, encoded_bytewise) << to_string(c) << " at " << at;
-                if (!encoded.errors.empty())
-                    continue;  // the codec cannot hold `special`
-                const codec_check::trace decoded = codec_check::decode_with_cuts(t, encoded.output, {});
+                if (!encoded.errors.empty()) continue;  // the codec cannot hold `special`
+                const codec_check::trace decoded =
+                    codec_check::decode_with_cuts(t, encoded.output, {});
                 ASSERT_EQ(decoded.output, text) << to_string(c) << " at " << at;
                 ASSERT_EQ(decoded, codec_check::decode_with_cuts(
-                                       t, encoded.output, codec_check::cuts_every_byte(encoded.output.size())))
+                                       t, encoded.output,
+                                       codec_check::cuts_every_byte(encoded.output.size())))
                     << to_string(c) << " at " << at;
             }
         }
@@ -236,5 +240,5 @@ TEST(CodecOutput, CutBomIsLeftUnconsumed) {
     EXPECT_EQ(out, "A");
 }
 
-} // namespace
-} // namespace rill::test
+}  // namespace
+}  // namespace rill::test

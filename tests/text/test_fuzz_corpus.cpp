@@ -35,5 +35,5 @@ TEST(FuzzCorpus, EncoderSeedsPassTheFuzzChecks) {
     replay("fuzz_encode", codec_check::check_encoder_input);
 }
 
-} // namespace
-} // namespace rill::test
+}  // namespace
+}  // namespace rill::test

@@ -61,8 +61,7 @@ TEST(TranscoderNames, CodecAliasesCaseAndSeparators) {
         {"UTF-fallback-UTF-16BE", codec::utf_fallback_utf_16be},
         {"  utf-8 ", codec::utf_8},
     };
-    for (const auto& [name, expected] : cases)
-        EXPECT_EQ(parse_codec(name), expected) << name;
+    for (const auto& [name, expected] : cases) EXPECT_EQ(parse_codec(name), expected) << name;
 }
 
 TEST(TranscoderNames, OtherAliases) {
@@ -139,5 +138,5 @@ TEST(TranscoderNames, AccessorsAndSloganDefaults) {
     static_assert(transcoder_error_handling_mode(t) == error_handling_mode::ignore);
 }
 
-} // namespace
-} // namespace rill
+}  // namespace
+}  // namespace rill

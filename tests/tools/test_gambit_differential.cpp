@@ -65,14 +65,27 @@ constexpr auto segment_pause = 2ms;
 
 const std::string gambit_script = rill_test::source("tests/tools/gambit_transcoding_echo.scm");
 
-
 // ---- Gambit's names for the settings ---------------------------------------------------------
 
 std::string_view gambit_codec(codec c) {
-    constexpr std::string_view names[codec_count] = {
-        "ISO-8859-1", "ASCII", "UTF-8", "UTF-16", "UTF-16LE", "UTF-16BE", "UCS-2", "UCS-2LE", "UCS-2BE",
-        "UCS-4", "UCS-4LE", "UCS-4BE", "UTF", "UTF-fallback-ASCII", "UTF-fallback-ISO-8859-1",
-        "UTF-fallback-UTF-16", "UTF-fallback-UTF-16LE", "UTF-fallback-UTF-16BE"};
+    constexpr std::string_view names[codec_count] = {"ISO-8859-1",
+                                                     "ASCII",
+                                                     "UTF-8",
+                                                     "UTF-16",
+                                                     "UTF-16LE",
+                                                     "UTF-16BE",
+                                                     "UCS-2",
+                                                     "UCS-2LE",
+                                                     "UCS-2BE",
+                                                     "UCS-4",
+                                                     "UCS-4LE",
+                                                     "UCS-4BE",
+                                                     "UTF",
+                                                     "UTF-fallback-ASCII",
+                                                     "UTF-fallback-ISO-8859-1",
+                                                     "UTF-fallback-UTF-16",
+                                                     "UTF-fallback-UTF-16LE",
+                                                     "UTF-fallback-UTF-16BE"};
     return names[static_cast<std::size_t>(c)];
 }
 
@@ -97,17 +110,29 @@ std::string_view gambit_errors(error_handling_mode m) {
 // ---- Inputs ------------------------------------------------------------------------------------
 
 // A concrete byte format: how a codec reads its input once any BOM is dealt with.
-enum class form { iso_8859_1, ascii, utf_8, utf_16le, utf_16be, ucs_2le, ucs_2be, ucs_4le, ucs_4be };
+enum class form {
+    iso_8859_1,
+    ascii,
+    utf_8,
+    utf_16le,
+    utf_16be,
+    ucs_2le,
+    ucs_2be,
+    ucs_4le,
+    ucs_4be
+};
 
 std::string_view form_name(form f) {
-    constexpr std::string_view names[] = {"iso_8859_1", "ascii",   "utf_8",   "utf_16le", "utf_16be",
-                                          "ucs_2le",    "ucs_2be", "ucs_4le", "ucs_4be"};
+    constexpr std::string_view names[] = {"iso_8859_1", "ascii",    "utf_8",
+                                          "utf_16le",   "utf_16be", "ucs_2le",
+                                          "ucs_2be",    "ucs_4le",  "ucs_4be"};
     return names[static_cast<std::size_t>(f)];
 }
 
 codec codec_of(form f) {
-    constexpr codec codecs[] = {codec::iso_8859_1, codec::ascii,   codec::utf_8,   codec::utf_16le, codec::utf_16be,
-                                codec::ucs_2le,    codec::ucs_2be, codec::ucs_4le, codec::ucs_4be};
+    constexpr codec codecs[] = {codec::iso_8859_1, codec::ascii,    codec::utf_8,
+                                codec::utf_16le,   codec::utf_16be, codec::ucs_2le,
+                                codec::ucs_2be,    codec::ucs_4le,  codec::ucs_4be};
     return codecs[static_cast<std::size_t>(f)];
 }
 
@@ -124,17 +149,19 @@ char32_t largest_character(form f) {
 // `utf8` in the format (rill's encoders, whose bytes tests/text checked against Gambit and
 // which the valid cases below check again).
 std::string encoded(form f, std::string_view utf8) {
-    rill::detail::encoder e(rill::transcoder(codec_of(f), eol_style::none, error_handling_mode::raise));
+    rill::detail::encoder e(
+        rill::transcoder(codec_of(f), eol_style::none, error_handling_mode::raise));
     std::string bytes;
     const rill::detail::encode_result r = e.encode(utf8, bytes);
-    EXPECT_TRUE(!r.error && r.consumed == utf8.size()) << "cannot encode the test text in " << form_name(f);
+    EXPECT_TRUE(!r.error && r.consumed == utf8.size())
+        << "cannot encode the test text in " << form_name(f);
     return bytes;
 }
 
 // How a codec reads: with no BOM, and with each BOM it recognises.
 struct reading {
     std::string_view bom;  // the bytes the input starts with
-    form f;                // the format of what follows
+    form f;  // the format of what follows
     std::string_view name;
 };
 
@@ -150,17 +177,20 @@ std::vector<reading> readings_of(codec c) {
     case codec::ascii: return {{""sv, form::ascii, ""sv}};
     case codec::utf_8: return {{""sv, form::utf_8, ""sv}};
     case codec::utf_16:
-        return {{""sv, form::utf_16le, "no BOM"sv}, {"\xFF\xFE"sv, form::utf_16le, "LE BOM"sv},
+        return {{""sv, form::utf_16le, "no BOM"sv},
+                {"\xFF\xFE"sv, form::utf_16le, "LE BOM"sv},
                 {"\xFE\xFF"sv, form::utf_16be, "BE BOM"sv}};
     case codec::utf_16le: return {{""sv, form::utf_16le, ""sv}};
     case codec::utf_16be: return {{""sv, form::utf_16be, ""sv}};
     case codec::ucs_2:
-        return {{""sv, form::ucs_2le, "no BOM"sv}, {"\xFF\xFE"sv, form::ucs_2le, "LE BOM"sv},
+        return {{""sv, form::ucs_2le, "no BOM"sv},
+                {"\xFF\xFE"sv, form::ucs_2le, "LE BOM"sv},
                 {"\xFE\xFF"sv, form::ucs_2be, "BE BOM"sv}};
     case codec::ucs_2le: return {{""sv, form::ucs_2le, ""sv}};
     case codec::ucs_2be: return {{""sv, form::ucs_2be, ""sv}};
     case codec::ucs_4:
-        return {{""sv, form::ucs_4le, "no BOM"sv}, {"\xFF\xFE\x00\x00"sv, form::ucs_4le, "LE BOM"sv},
+        return {{""sv, form::ucs_4le, "no BOM"sv},
+                {"\xFF\xFE\x00\x00"sv, form::ucs_4le, "LE BOM"sv},
                 {"\x00\x00\xFE\xFF"sv, form::ucs_4be, "BE BOM"sv}};
     case codec::ucs_4le: return {{""sv, form::ucs_4le, ""sv}};
     case codec::ucs_4be: return {{""sv, form::ucs_4be, ""sv}};
@@ -176,18 +206,21 @@ std::vector<reading> readings_of(codec c) {
 
 // Every kind of line end (LF, CR LF, CR, LF CR, CR CR, LF LF, none at the end) around ASCII,
 // Latin-1, BMP (with U+FEFF inside the text, where it is a character) and non-BMP characters.
-constexpr std::string_view valid_text =
-    "ASCII line\nLatin-1 \u00E9 \u00FF\r\nBMP \u20AC \u4E2D \uFEFF\rnon-BMP \U0001F600 \U00010000\n\r"
-    "CR CR\r\rLF LF\n\nlast"sv;
+constexpr std::string_view valid_text = "ASCII line\nLatin-1 \u00E9 \u00FF\r\nBMP \u20AC \u4E2D "
+                                        "\uFEFF\rnon-BMP \U0001F600 \U00010000\n\r"
+                                        "CR CR\r\rLF LF\n\nlast"sv;
 
 // The valid text without the characters the format cannot hold.
-std::string valid_text_for(form f) { return rill_test::characters_up_to(valid_text, largest_character(f)); }
+std::string valid_text_for(form f) {
+    return rill_test::characters_up_to(valid_text, largest_character(f));
+}
 
 // Where an ill-formed sequence goes in its connection's input.
 enum class placement { between_lines, between_cr_and_lf, between_lf_and_cr, at_the_end };
 
 constexpr std::string_view placement_name(placement p) {
-    constexpr std::string_view names[] = {"between lines", "between CR and LF", "between LF and CR", "at the end"};
+    constexpr std::string_view names[] = {"between lines", "between CR and LF", "between LF and CR",
+                                          "at the end"};
     return names[static_cast<std::size_t>(p)];
 }
 
@@ -212,8 +245,8 @@ struct ill_formed {
 };
 
 const std::vector<placement> around_lines{placement::between_lines};
-const std::vector<placement> around_line_ends{placement::between_lines, placement::between_cr_and_lf,
-                                              placement::between_lf_and_cr};
+const std::vector<placement> around_line_ends{
+    placement::between_lines, placement::between_cr_and_lf, placement::between_lf_and_cr};
 const std::vector<placement> at_end{placement::at_the_end};
 
 const ill_formed ill_formed_sequences[] = {
@@ -270,11 +303,15 @@ const whole_input whole_inputs[] = {
     {codec::utf_16, "\xFE"sv, "\uFFFD"sv},
     {codec::utf_16, "\xFF\xFE\x41"sv, "\uFFFD"sv},
     {codec::utf_16, "\xFE\xFF\x00"sv, "\uFFFD"sv},
-    {codec::ucs_2, "\xFE\xFF\xD8\x00\x00\x41"sv, "\uFFFD" "A"sv},
+    {codec::ucs_2, "\xFE\xFF\xD8\x00\x00\x41"sv,
+     "\uFFFD"
+     "A"sv},
     {codec::ucs_4, "\xFF\xFE"sv, "\uFFFD"sv},
     {codec::ucs_4, "\xFF\xFE\x00\x00\x41"sv, "\uFFFD"sv},
     {codec::utf, "\xEF\xBB"sv, "\uFFFD"sv},
-    {codec::utf, "\xEF\xBB\x41\x00"sv, "\uFFFD" "A\0"sv},
+    {codec::utf, "\xEF\xBB\x41\x00"sv,
+     "\uFFFD"
+     "A\0"sv},
     {codec::utf, "\x41\x00\xE9\x00"sv, "A\0\uFFFD\0"sv},
     {codec::utf_fallback_ascii, "\xEF\xBB"sv, "\uFFFD\uFFFD"sv},
     {codec::utf_fallback_ascii, "\xEF\xBB\xBF\xC3"sv, "\uFFFD"sv},
@@ -287,10 +324,10 @@ const whole_input whole_inputs[] = {
 
 // One connection's worth of input.
 struct echo_case {
-    std::string id;       // "utf_8: C3 between lines" (how known_differences names it)
-    std::string bytes;    // what both echoes are sent
+    std::string id;  // "utf_8: C3 between lines" (how known_differences names it)
+    std::string bytes;  // what both echoes are sent
     std::string decoded;  // the text rill decodes it to, U+FFFD per ill-formed subsequence
-    bool split = false;   // sent in segments
+    bool split = false;  // sent in segments
 };
 
 std::vector<echo_case> cases_for(codec c) {
@@ -307,9 +344,11 @@ std::vector<echo_case> cases_for(codec c) {
             for (placement p : bad.placements) {
                 const auto [before, after] = surroundings(p);
                 echo_case k;
-                k.id = std::string(form_name(r.f)) + ": " + hex(bad.bytes) + " " + std::string(placement_name(p)) +
+                k.id = std::string(form_name(r.f)) + ": " + hex(bad.bytes) + " " +
+                       std::string(placement_name(p)) +
                        (r.name.empty() ? "" : ", " + std::string(r.name));
-                k.bytes = std::string(r.bom) + encoded(r.f, before) + std::string(bad.bytes) + encoded(r.f, after);
+                k.bytes = std::string(r.bom) + encoded(r.f, before) + std::string(bad.bytes) +
+                          encoded(r.f, after);
                 k.decoded = std::string(before) + std::string(bad.decoded) + std::string(after);
                 cases.push_back(std::move(k));
             }
@@ -317,8 +356,8 @@ std::vector<echo_case> cases_for(codec c) {
     }
     for (const whole_input& w : whole_inputs)
         if (w.c == c)
-            cases.push_back({std::string(rill::to_string(c)) + ": " + hex(w.bytes) + " alone", std::string(w.bytes),
-                             std::string(w.decoded), false});
+            cases.push_back({std::string(rill::to_string(c)) + ": " + hex(w.bytes) + " alone",
+                             std::string(w.bytes), std::string(w.decoded), false});
     return cases;
 }
 
@@ -335,17 +374,21 @@ constexpr std::string_view replacement_utf8 = "\uFFFD"sv;
 std::string echo_model(codec c, eol_style eol, error_handling_mode mode, std::string_view decoded) {
     std::string text;
     for (std::size_t i = 0; i < decoded.size();) {
-        if (mode == error_handling_mode::ignore && decoded.substr(i).starts_with(replacement_utf8)) {
+        if (mode == error_handling_mode::ignore &&
+            decoded.substr(i).starts_with(replacement_utf8)) {
             i += replacement_utf8.size();
         } else {
             text.push_back(decoded[i++]);
         }
     }
     const std::vector<std::string> lines = rill_test::lines_of(text, eol);
-    const std::string_view line_end = eol == eol_style::crlf ? "\r\n"sv : eol == eol_style::cr ? "\r"sv : "\n"sv;
+    const std::string_view line_end = eol == eol_style::crlf ? "\r\n"sv
+                                      : eol == eol_style::cr ? "\r"sv
+                                                             : "\n"sv;
     std::string out_text;
     for (const std::string& l : lines) {
-        if (mode == error_handling_mode::raise && l.find(replacement_utf8) != std::string::npos) break;
+        if (mode == error_handling_mode::raise && l.find(replacement_utf8) != std::string::npos)
+            break;
         out_text.append(l).append(line_end);
     }
     rill::detail::encoder e(rill::transcoder(c, eol_style::none, error_handling_mode::replace));
@@ -367,64 +410,78 @@ constexpr unsigned crlf_only = eol_bit(eol_style::crlf);
 struct known_difference {
     std::string_view where;  // the section of src/text/DIFFERENCES.md
     std::string_view reason;
-    unsigned modes;          // mode_bit()s
-    unsigned eols;           // eol_bit()s
+    unsigned modes;  // mode_bit()s
+    unsigned eols;  // eol_bit()s
     std::string_view cases;  // ECMAScript regex over echo_case::id
 };
 
 // Each case where Gambit and rill disagree, once, with the reason; rill's bytes are asserted
 // against echo_model there. Everything else must come back from both byte for byte.
 const known_difference known_differences[] = {
-    {"§1", "Gambit has no ignore (char-encoding-errors is #t or #f), so Slogan's ignore raises "
-           "there; rill drops the ill-formed bytes and echoes the rest",
+    {"§1",
+     "Gambit has no ignore (char-encoding-errors is #t or #f), so Slogan's ignore raises "
+     "there; rill drops the ill-formed bytes and echoes the rest",
      mode_bit(error_handling_mode::ignore), every_eol, ".*"},
-    {"§2", "Gambit takes a UTF-8 sequence's length from its lead byte (and a high surrogate "
-           "takes the next unit) before checking the bytes that follow, so the valid character "
-           "after the error (here B, é, U+10000, a line end or the second unit) is lost with it",
+    {"§2",
+     "Gambit takes a UTF-8 sequence's length from its lead byte (and a high surrogate "
+     "takes the next unit) before checking the bytes that follow, so the valid character "
+     "after the error (here B, é, U+10000, a line end or the second unit) is lost with it",
      replace_only, every_eol,
      "utf_8: (C3|E2 82|F0 9F 98|F0 9F C3 A9|F5) between .*|"
      "utf_16(le|be): (00 D8|D8 00)( 00 D8 00 DC| D8 00 DC 00)? between .*|"
      "utf: (EF BB 41 00|41 00 E9 00) alone"},
-    {"§3", "Gambit gives one error for as many bytes as an impossible lead byte announces; "
-           "Unicode's recommended practice gives one per maximal subpart",
+    {"§3",
+     "Gambit gives one error for as many bytes as an impossible lead byte announces; "
+     "Unicode's recommended practice gives one per maximal subpart",
      replace_only, every_eol, "utf_8: C0 80 .*"},
-    {"§4", "Gambit accepts UTF-8-encoded surrogates, UCS-2 and UCS-4 surrogate values, and "
-           "bytes 80..FF as ASCII (read as Latin-1) without an error",
+    {"§4",
+     "Gambit accepts UTF-8-encoded surrogates, UCS-2 and UCS-4 surrogate values, and "
+     "bytes 80..FF as ASCII (read as Latin-1) without an error",
      raise_and_replace, every_eol,
      "utf_8: ED A0 80 .*|ucs_2(le|be): .* between .*|ucs_4(le|be): (00 D8 00 00|00 00 D8 00) .*|"
      "ascii: (80|FF|C3 A9|C3) .*|ucs_2: FE FF D8 00 00 41 alone"},
-    {"§5", "a character cut by the end of input: rill reads one ill-formed subsequence at the "
-           "end of the last line; Gambit (over TCP) ends the last line before it and then gives "
-           "U+FFFD on a line of its own, or writes nothing for a cut BOM",
+    {"§5",
+     "a character cut by the end of input: rill reads one ill-formed subsequence at the "
+     "end of the last line; Gambit (over TCP) ends the last line before it and then gives "
+     "U+FFFD on a line of its own, or writes nothing for a cut BOM",
      replace_only, every_eol,
      "(utf_8: (E2 82|C3)|ucs_2(le|be): (42|00)|ucs_4(le|be): (42|42 00 00|00 00 00)) at the end.*|"
      "(utf_16: (FE|FF FE 41|FE FF 00)|ucs_4: (FF FE|FF FE 00 00 41)|utf: EF BB|"
      "utf_fallback_ascii: EF BB BF C3) alone"},
     {"§5", "a character cut by the end of input, UTF-16: Gambit drops it even under raise",
-     raise_and_replace, every_eol, "utf_16(le|be): (42|00) at the end.*|utf_fallback_utf_16: 41 C3 A9 alone"},
-    {"§6", "input shorter than a BOM it starts like: Gambit raises or writes nothing; rill, at "
-           "the end of input, knows there is no BOM and decodes the bytes with the fallback",
+     raise_and_replace, every_eol,
+     "utf_16(le|be): (42|00) at the end.*|utf_fallback_utf_16: 41 C3 A9 alone"},
+    {"§6",
+     "input shorter than a BOM it starts like: Gambit raises or writes nothing; rill, at "
+     "the end of input, knows there is no BOM and decodes the bytes with the fallback",
      every_mode, every_eol, "utf_fallback_(iso_8859_1|utf_16): (EF BB|EF|FF) alone"},
-    {"§6", "the same with the ASCII fallback: rill's replace gives a U+FFFD per byte, Gambit "
-           "nothing (both raise)",
+    {"§6",
+     "the same with the ASCII fallback: rill's replace gives a U+FFFD per byte, Gambit "
+     "nothing (both raise)",
      replace_only, every_eol, "utf_fallback_ascii: EF BB alone"},
-    {"§7", "an error between the two halves of a CR LF (or LF CR) under crlf: Gambit's U+FFFD "
-           "leaves the LF to be skipped as the second half of that line end; rill reads CR, "
-           "U+FFFD, LF: two line ends around a line holding the U+FFFD",
+    {"§7",
+     "an error between the two halves of a CR LF (or LF CR) under crlf: Gambit's U+FFFD "
+     "leaves the LF to be skipped as the second half of that line end; rill reads CR, "
+     "U+FFFD, LF: two line ends around a line holding the U+FFFD",
      replace_only, crlf_only, ".* between (CR and LF|LF and CR).*"},
 };
 
-const known_difference* difference_for(const echo_case& k, eol_style eol, error_handling_mode mode) {
+const known_difference* difference_for(const echo_case& k, eol_style eol,
+                                       error_handling_mode mode) {
     static const std::vector<std::regex> patterns = [] {
         std::vector<std::regex> compiled;
-        for (const known_difference& d : known_differences) compiled.emplace_back(std::string(d.cases));
+        for (const known_difference& d : known_differences)
+            compiled.emplace_back(std::string(d.cases));
         return compiled;
     }();
-    if (k.decoded.find(replacement_utf8) == std::string::npos && k.id.find(" alone") == std::string::npos)
+    if (k.decoded.find(replacement_utf8) == std::string::npos &&
+        k.id.find(" alone") == std::string::npos)
         return nullptr;  // valid text: no difference is allowed
     for (std::size_t i = 0; i < std::size(known_differences); ++i) {
         const known_difference& d = known_differences[i];
-        if ((d.modes & mode_bit(mode)) && (d.eols & eol_bit(eol)) && std::regex_match(k.id, patterns[i])) return &d;
+        if ((d.modes & mode_bit(mode)) && (d.eols & eol_bit(eol)) &&
+            std::regex_match(k.id, patterns[i]))
+            return &d;
     }
     return nullptr;
 }
@@ -460,7 +517,8 @@ public:
         gsi_.write_stdin(std::string(gambit_codec(c)) + " " + std::string(gambit_eol(eol)) + " " +
                          std::string(gambit_errors(mode)) + "\n");
         const auto line = gsi_.read_stdout_line(start_limit);
-        if (!line || line->empty() || line->find_first_not_of("0123456789") != std::string::npos) return 0;
+        if (!line || line->empty() || line->find_first_not_of("0123456789") != std::string::npos)
+            return 0;
         return std::stoi(*line);
     }
 
@@ -469,7 +527,9 @@ private:
 };
 
 // Appended: "[" + hex(bytes) draws g++ 12's false -Wrestrict at -O3.
-std::string printable(std::string_view bytes) { return std::string("[").append(hex(bytes)).append("]"); }
+std::string printable(std::string_view bytes) {
+    return std::string("[").append(hex(bytes)).append("]");
+}
 
 class GambitDifferential : public testing::TestWithParam<codec> {};
 
@@ -483,20 +543,24 @@ TEST_P(GambitDifferential, EchoMatchesGambitForEveryEolStyleAndErrorMode) {
     int identical = 0;
     for (eol_style eol : every_eol_style) {
         for (error_handling_mode mode : every_error_mode) {
-            const std::string spec = std::string(rill::to_string(c)) + "," + std::string(rill::to_string(eol)) +
-                                     "," + std::string(rill::to_string(mode));
+            const std::string spec = std::string(rill::to_string(c)) + "," +
+                                     std::string(rill::to_string(eol)) + "," +
+                                     std::string(rill::to_string(mode));
             SCOPED_TRACE("--transcoder " + spec);
-            child_process rill_echo({rill_tool, "echo", "127.0.0.1:0", "--mode", "persistent", "--transcoder", spec});
+            child_process rill_echo(
+                {rill_tool, "echo", "127.0.0.1:0", "--mode", "persistent", "--transcoder", spec});
             const int rill_port = start_rill_echo(rill_echo);
             ASSERT_GT(rill_port, 0) << "rill echo did not start: " << rill_echo.wait(1s).err;
             const int gambit_port = gambit.open(c, eol, mode);
-            ASSERT_GT(gambit_port, 0) << "Gambit refused " << gambit_codec(c) << " " << gambit_eol(eol);
+            ASSERT_GT(gambit_port, 0)
+                << "Gambit refused " << gambit_codec(c) << " " << gambit_eol(eol);
             for (const echo_case& k : cases) {
                 SCOPED_TRACE(k.id);
                 const std::string from_rill = exchange(rill_port, k.bytes, k.split);
                 const std::string from_gambit = exchange(gambit_port, k.bytes, k.split);
                 EXPECT_EQ(printable(from_rill), printable(echo_model(c, eol, mode, k.decoded)))
-                    << "rill's echo is not what rill documents; Gambit gave " << printable(from_gambit);
+                    << "rill's echo is not what rill documents; Gambit gave "
+                    << printable(from_gambit);
                 if (const known_difference* d = difference_for(k, eol, mode)) {
                     if (from_rill != from_gambit) ++differences_seen[d->where];
                     continue;
@@ -508,8 +572,9 @@ TEST_P(GambitDifferential, EchoMatchesGambitForEveryEolStyleAndErrorMode) {
         }
     }
     // A summary in the test's output: how much was compared, and which differences showed.
-    std::string summary = std::to_string(every_eol_style.size() * every_error_mode.size()) + " combinations, " +
-                          std::to_string(cases.size()) + " inputs each: " + std::to_string(identical) +
+    std::string summary = std::to_string(every_eol_style.size() * every_error_mode.size()) +
+                          " combinations, " + std::to_string(cases.size()) +
+                          " inputs each: " + std::to_string(identical) +
                           " echoes identical to Gambit's";
     for (const auto& [where, count] : differences_seen)
         summary += ", " + std::to_string(count) + " differ as DIFFERENCES.md " + std::string(where);
@@ -523,17 +588,23 @@ TEST(GambitDifferentialSend, RillSendWithATranscoderAgainstGambitAndRillEcho) {
     if (!rill_test::program_available("gsi"))
         GTEST_SKIP() << "gsi (Gambit Scheme, Debian package gambc) is not installed";
     gambit_echoes gambit;
-    for (codec c : {codec::utf_8, codec::utf_16, codec::ucs_4be, codec::iso_8859_1, codec::utf_fallback_utf_16be}) {
+    for (codec c : {codec::utf_8, codec::utf_16, codec::ucs_4be, codec::iso_8859_1,
+                    codec::utf_fallback_utf_16be}) {
         for (eol_style eol : {eol_style::crlf, eol_style::cr, eol_style::lf}) {
-            const std::string spec = std::string(rill::to_string(c)) + "," + std::string(rill::to_string(eol));
+            const std::string spec =
+                std::string(rill::to_string(c)) + "," + std::string(rill::to_string(eol));
             SCOPED_TRACE(spec);
             const bool latin1 = c == codec::iso_8859_1;
-            const std::vector<std::string> lines{"h\u00E9llo", latin1 ? "\u00FF" : "\u20AC \U0001F600", "plain"};
-            child_process rill_echo({rill_tool, "echo", "127.0.0.1:0", "--mode", "persistent", "--transcoder", spec});
-            const int ports[] = {gambit.open(c, eol, error_handling_mode::raise), start_rill_echo(rill_echo)};
+            const std::vector<std::string> lines{"h\u00E9llo",
+                                                 latin1 ? "\u00FF" : "\u20AC \U0001F600", "plain"};
+            child_process rill_echo(
+                {rill_tool, "echo", "127.0.0.1:0", "--mode", "persistent", "--transcoder", spec});
+            const int ports[] = {gambit.open(c, eol, error_handling_mode::raise),
+                                 start_rill_echo(rill_echo)};
             for (int port : ports) {
                 ASSERT_GT(port, 0);
-                std::vector<std::string> args{rill_tool, "send", "127.0.0.1:" + std::to_string(port)};
+                std::vector<std::string> args{rill_tool, "send",
+                                              "127.0.0.1:" + std::to_string(port)};
                 args.insert(args.end(), lines.begin(), lines.end());
                 args.insert(args.end(), {"--transcoder", spec});
                 child_process send(args);
@@ -546,7 +617,7 @@ TEST(GambitDifferentialSend, RillSendWithATranscoderAgainstGambitAndRillEcho) {
     }
 }
 
-INSTANTIATE_TEST_SUITE_P(EveryCodec, GambitDifferential, testing::ValuesIn(rill_test::every_codec()),
-                         rill_test::codec_test_name);
+INSTANTIATE_TEST_SUITE_P(EveryCodec, GambitDifferential,
+                         testing::ValuesIn(rill_test::every_codec()), rill_test::codec_test_name);
 
-} // namespace
+}  // namespace

@@ -73,14 +73,16 @@ TEST(Interop, SeedEchoClientAgainstSeedEcho) {
     child_process echo({rill_test::built("examples/echo")});
     // examples/echo prints nothing: wait until it accepts connections (a probe that sends
     // nothing gets nothing back and is closed, as the seed's echo does at end of stream).
-    const bool listening = rill_test::thread_wait_until([] {
-        try {
-            rill_test::raw_client probe(seed_echo_port);
-            return true;
-        } catch (const std::exception&) {
-            return false;
-        }
-    }, 5s);
+    const bool listening = rill_test::thread_wait_until(
+        [] {
+            try {
+                rill_test::raw_client probe(seed_echo_port);
+                return true;
+            } catch (const std::exception&) {
+                return false;
+            }
+        },
+        5s);
     if (!listening) {
         auto o = echo.wait(1s);
         if (o.err.find("Address already in use") != std::string::npos)
@@ -99,10 +101,12 @@ TEST(Interop, SeedEchoClientAgainstSeedEcho) {
 }
 
 TEST(Interop, RillEchoDefaultsToTheSeedPort) {
-    for (const std::vector<std::string>& args : {std::vector<std::string>{rill_tool, "echo"},
-                                                 std::vector<std::string>{rill_tool, "echo", "127.0.0.1"}}) {
+    for (const std::vector<std::string>& args :
+         {std::vector<std::string>{rill_tool, "echo"},
+          std::vector<std::string>{rill_tool, "echo", "127.0.0.1"}}) {
         SCOPED_TRACE(args.size() == 2 ? "no ADDRESS" : "INTF alone");
-        if (!port_free_soon(seed_echo_port, false)) GTEST_SKIP() << "port " << seed_echo_port << " is in use";
+        if (!port_free_soon(seed_echo_port, false))
+            GTEST_SKIP() << "port " << seed_echo_port << " is in use";
         child_process echo(args);
         auto first = echo.read_stdout_line(start_limit);
         if (!first) {
@@ -216,10 +220,14 @@ TEST(Interop, RillCommandErrorsAreOneLine) {
     expect_one_line_error({"echo", "--bogus"}, "unknown option --bogus");
     expect_one_line_error({"echo", "70000"}, "port_number must be 0..65535, got 70000");
     expect_one_line_error({"echo", "127.0.0.1:99999"}, "99999");
-    expect_one_line_error({"echo", "127.0.0.1", "--port-number", "70000"}, "port_number must be 0..65535, got 70000");
-    expect_one_line_error({"echo", "127.0.0.1:0", "--backlog", "0"}, "backlog must be positive, got 0");
-    expect_one_line_error({"echo", "--backlog", "many"}, "--backlog takes a whole number, got \"many\"");
-    expect_one_line_error({"echo", "127.0.0.1:0", "--defer-accept", "-1"}, "defer_accept must be 0..2147483647 seconds, got -1");
+    expect_one_line_error({"echo", "127.0.0.1", "--port-number", "70000"},
+                          "port_number must be 0..65535, got 70000");
+    expect_one_line_error({"echo", "127.0.0.1:0", "--backlog", "0"},
+                          "backlog must be positive, got 0");
+    expect_one_line_error({"echo", "--backlog", "many"},
+                          "--backlog takes a whole number, got \"many\"");
+    expect_one_line_error({"echo", "127.0.0.1:0", "--defer-accept", "-1"},
+                          "defer_accept must be 0..2147483647 seconds, got -1");
     expect_one_line_error({"echo", "--port-number"}, "--port-number needs a value");
     expect_one_line_error({"echo", "--mode", "sometimes"}, "--mode is once or persistent");
     expect_one_line_error({"echo", "127.0.0.1:0", "127.0.0.1:1"}, "more than one ADDRESS");
@@ -237,9 +245,11 @@ TEST(Interop, RillCommandErrorsAreOneLine) {
     ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
     ASSERT_EQ(::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len), 0);
     const std::string closed_port = "127.0.0.1:" + std::to_string(ntohs(a.sin_port));
-    expect_one_line_error({"send", closed_port, "x"}, "tcp_client_stream: connect " + closed_port + ": Connection refused");
+    expect_one_line_error({"send", closed_port, "x"},
+                          "tcp_client_stream: connect " + closed_port + ": Connection refused");
     // The same port, bound (not listening): a second server cannot bind it.
-    expect_one_line_error({"echo", closed_port}, "tcp_server_stream: bind " + closed_port + ": Address already in use");
+    expect_one_line_error({"echo", closed_port},
+                          "tcp_server_stream: bind " + closed_port + ": Address already in use");
     ::close(fd);
 }
 
@@ -264,14 +274,16 @@ TEST(Interop, RillSendToAOnceServerReportsTheClose) {
 }
 
 TEST(Interop, GambitClientAgainstRillEcho) {
-    if (!rill_test::program_available("gsi")) GTEST_SKIP() << "gsi (Gambit Scheme, package gambc) is not installed";
+    if (!rill_test::program_available("gsi"))
+        GTEST_SKIP() << "gsi (Gambit Scheme, package gambc) is not installed";
     child_process echo({rill_tool, "echo", "127.0.0.1:0"});
     const int port = start_rill_echo(echo);
     ASSERT_GT(port, 0);
     // rill writes a line end as CR LF (the reference's default for TCP streams); a Gambit port
     // reads that as one line end under eol-encoding cr-lf (its default, lf, would keep the CR).
     const std::string script =
-        "(let ((p (open-tcp-client (list server-address: \"127.0.0.1\" port-number: " + std::to_string(port) +
+        "(let ((p (open-tcp-client (list server-address: \"127.0.0.1\" port-number: " +
+        std::to_string(port) +
         " eol-encoding: 'cr-lf)))) (display \"hello from gambit\" p) (newline p) (force-output p)"
         " (write (read-line p)) (newline) (write (read-line p)) (newline))";
     child_process gsi({"gsi", "-e", script});
@@ -282,7 +294,8 @@ TEST(Interop, GambitClientAgainstRillEcho) {
 }
 
 TEST(Interop, RillSendAgainstGambitServer) {
-    if (!rill_test::program_available("gsi")) GTEST_SKIP() << "gsi (Gambit Scheme, package gambc) is not installed";
+    if (!rill_test::program_available("gsi"))
+        GTEST_SKIP() << "gsi (Gambit Scheme, package gambc) is not installed";
     // A Gambit echo server on a port the kernel picks; it prints the port, then serves.
     const std::string script =
         "(let ((s (open-tcp-server (list server-address: \"127.0.0.1\" port-number: 0))))"
@@ -302,4 +315,4 @@ TEST(Interop, RillSendAgainstGambitServer) {
     EXPECT_EQ(o.exit_status, 0) << o.err;
 }
 
-} // namespace
+}  // namespace
