@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
 # Checks that the C and C++ sources follow .clang-format (clang-format 14) without changing
-# them; exits non-zero and names each file that would change. Not yet run by scripts/test.sh:
-# the tree is formatted once, in a commit of its own, first.
+# them; exits non-zero and names each file that would change. Run by scripts/test.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 git ls-files -z -- 'src/*' 'include/*' 'tools/*' 'examples/*' 'tests/*' 'fuzz/*' 'bench/*' |
