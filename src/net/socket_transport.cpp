@@ -53,8 +53,10 @@ private:
 
 }  // namespace
 
-std::unique_ptr<transport> make_socket_transport(io_handle socket) {
-    return std::make_unique<socket_transport>(socket);
+void emplace_socket_transport(transport_slot& slot, io_handle socket) noexcept {
+    static_assert(sizeof(socket_transport) <= in_place_transport_bytes,
+                  "in the stream's own block");
+    slot.emplace<socket_transport>(socket);
 }
 
 }  // namespace rill::detail

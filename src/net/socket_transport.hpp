@@ -9,6 +9,6 @@ namespace rill::detail {
 
 // Takes ownership of `socket`, a connected non-blocking socket (with whatever its backend
 // registered while connecting; byte_stream set for TCP).
-std::unique_ptr<transport> make_socket_transport(io_handle socket);
+void emplace_socket_transport(transport_slot& slot, io_handle socket) noexcept;
 
 }  // namespace rill::detail

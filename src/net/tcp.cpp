@@ -77,9 +77,10 @@ socket_info socket_name(int fd, bool peer, const char* operation) {
 // connecting). The socket's transport owns the descriptor as soon as it exists.
 template <class Options>
 std::unique_ptr<stream_state> make_client_state(unique_fd& fd, io_handle socket, const Options& o) {
-    auto transport = make_socket_transport(socket);
+    auto st = std::make_unique<stream_state>(o.stream, o.transcoder);
+    emplace_socket_transport(st->io, socket);
     fd.release();
-    return std::make_unique<stream_state>(std::move(transport), o.stream, o.transcoder);
+    return st;
 }
 
 bool out_of_descriptors(long r) noexcept {

@@ -27,7 +27,12 @@ std::string hex_bytes(const char* p, std::size_t n) {
 
 stream_state::stream_state(std::unique_ptr<transport> transport, const stream_options& o,
                            const std::optional<transcoder>& t)
-    : io(std::move(transport)), options(o) {
+    : stream_state(o, t) {
+    io.adopt(std::move(transport));
+}
+
+stream_state::stream_state(const stream_options& o, const std::optional<transcoder>& t)
+    : options(o) {
     pending_flush.run = [](deferred_work* w) {
         auto* st = static_cast<stream_state*>(w->context);
         try {

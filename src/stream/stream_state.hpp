@@ -31,13 +31,15 @@ struct transcoding_state {
 };
 
 struct stream_state : small_block_allocated {
+    // The transport is put in place afterwards (io.emplace), or given here.
+    stream_state(const stream_options& o, const std::optional<transcoder>& t);
     stream_state(std::unique_ptr<transport> io, const stream_options& o,
                  const std::optional<transcoder>& t);
     ~stream_state();
     stream_state(const stream_state&) = delete;
     stream_state& operator=(const stream_state&) = delete;
 
-    std::unique_ptr<transport> io;
+    transport_slot io;
     stream_options options;
     eol_style eol = eol_style::crlf;  // the reference's default for a stream without transcoder
 

@@ -6,8 +6,11 @@
 #pragma once
 
 #include <cstddef>
+#include <memory>
+#include <new>
 #include <optional>
 #include <string>
+#include <utility>
 
 #include <rill/runtime.hpp>
 
@@ -42,6 +45,52 @@ public:
     virtual std::string peer_name() const = 0;
     // The socket underneath, for socket info and options; -1 when there is none.
     virtual int native_handle() const noexcept = 0;
+};
+
+// Room in a stream's own block for its transport: the socket transport fits.
+inline constexpr std::size_t in_place_transport_bytes = 24;
+
+// A stream's transport, in the stream's own block when it fits: no allocation of its own,
+// and at many connections one cache line less to fetch per operation (pingpong C=1000 on
+// epoll spent 5% more server CPU per request with the transport in a block of its own).
+class transport_slot {
+public:
+    transport_slot() noexcept = default;
+    transport_slot(const transport_slot&) = delete;
+    transport_slot& operator=(const transport_slot&) = delete;
+    ~transport_slot() { reset(); }
+
+    template <class T, class... Args>
+    T& emplace(Args&&... args) {
+        reset();
+        T* made;
+        if constexpr (sizeof(T) <= in_place_transport_bytes && alignof(T) <= alignof(void*))
+            made = ::new (static_cast<void*>(storage_)) T(std::forward<Args>(args)...);
+        else
+            made = new T(std::forward<Args>(args)...);
+        t_ = made;
+        return *made;
+    }
+    // A transport made on its own (one that does not fit, or made elsewhere).
+    void adopt(std::unique_ptr<transport> t) noexcept {
+        reset();
+        t_ = t.release();
+    }
+    void reset() noexcept {
+        if (!t_) return;
+        if (static_cast<const void*>(t_) == storage_)
+            t_->~transport();
+        else
+            delete t_;
+        t_ = nullptr;
+    }
+
+    transport* operator->() const noexcept { return t_; }
+    transport& operator*() const noexcept { return *t_; }
+
+private:
+    transport* t_ = nullptr;
+    alignas(void*) unsigned char storage_[in_place_transport_bytes];
 };
 
 }  // namespace rill::detail
