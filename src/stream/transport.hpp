@@ -64,7 +64,8 @@ public:
     T& emplace(Args&&... args) {
         reset();
         T* made;
-        if constexpr (sizeof(T) <= in_place_transport_bytes && alignof(T) <= alignof(void*))
+        static_assert(alignof(T) <= alignof(void*), "transport_slot's storage is pointer-aligned");
+        if constexpr (sizeof(T) <= in_place_transport_bytes)
             made = ::new (static_cast<void*>(storage_)) T(std::forward<Args>(args)...);
         else
             made = new T(std::forward<Args>(args)...);
