@@ -69,20 +69,7 @@ public:
         std::unique_lock lock(outgoing_.mutex);
         bool deferred_sent = false;
         for (;;) {
-            if (outgoing_.reader_closed) return -ECONNRESET;
-            if (outgoing_.writer_done) return -EPIPE;
-            if (outgoing_.reader_shut) return static_cast<long>(n);
-            const std::size_t room =
-                link_->capacity_bytes - std::min(outgoing_.bytes, link_->capacity_bytes);
-            if (room > 0 || n == 0) {
-                const std::size_t taken = std::min(n, room);
-                if (taken > 0) {
-                    outgoing_.chunks.emplace_back(p, taken);
-                    outgoing_.bytes += taken;
-                    outgoing_.receivers.notify_all();
-                }
-                return static_cast<long>(taken);
-            }
+            if (const long r = offer(p, n); r != -EAGAIN) return r;
             if (const long r = wait(outgoing_.senders, lock, deadline, deferred_sent); r < 0)
                 return r;
         }
@@ -91,20 +78,11 @@ public:
     long send_without_waiting(const char* p, std::size_t n) noexcept override {
         if (closed_) return -EBADF;
         std::lock_guard lock(outgoing_.mutex);
-        if (outgoing_.reader_closed) return -ECONNRESET;
-        if (outgoing_.writer_done) return -EPIPE;
-        const std::size_t room =
-            link_->capacity_bytes - std::min(outgoing_.bytes, link_->capacity_bytes);
-        if (room == 0) return -EAGAIN;
-        const std::size_t taken = std::min(n, room);
         try {
-            outgoing_.chunks.emplace_back(p, taken);
+            return offer(p, n);
         } catch (const std::bad_alloc&) {
             return -ENOMEM;
         }
-        outgoing_.bytes += taken;
-        outgoing_.receivers.notify_all();
-        return static_cast<long>(taken);
     }
 
     void shutdown_writer() noexcept override {
@@ -137,6 +115,22 @@ public:
     int native_handle() const noexcept override { return -1; }
 
 private:
+    // With outgoing_'s mutex held: queues what fits of p..n for the peer. How many bytes went,
+    // -EAGAIN when the peer holds capacity_bytes unread, or the error of a peer that is gone.
+    long offer(const char* p, std::size_t n) {
+        if (outgoing_.reader_closed) return -ECONNRESET;
+        if (outgoing_.writer_done) return -EPIPE;
+        if (outgoing_.reader_shut || n == 0) return static_cast<long>(n);  // dropped / nothing
+        const std::size_t room =
+            link_->capacity_bytes - std::min(outgoing_.bytes, link_->capacity_bytes);
+        if (room == 0) return -EAGAIN;
+        const std::size_t taken = std::min(n, room);
+        outgoing_.chunks.emplace_back(p, taken);
+        outgoing_.bytes += taken;
+        outgoing_.receivers.notify_all();
+        return static_cast<long>(taken);
+    }
+
     // Parks on `waiters` until notified; the first time, the task's put-off output goes first
     // (with the lock released), as before any wait. 0 to look again, or -ETIMEDOUT, -ECANCELED.
     static long wait(wait_list& waiters, std::unique_lock<std::mutex>& lock,
