@@ -100,10 +100,18 @@ private:
             work_.notify_one();
             return;
         }
+        // The thread takes no signal: SIGINT and the like stay with the application's threads,
+        // and a stderr pipe whose reader is gone fails the write (EPIPE) instead of raising
+        // SIGPIPE, which is sent to the writing thread. (The new thread inherits this mask;
+        // this thread's own is put back at once.)
+        sigset_t all, before;
+        sigfillset(&all);
+        pthread_sigmask(SIG_SETMASK, &all, &before);
         try {
             std::thread([this] { write_lines(); }).detach();
             writer_running_ = true;
         } catch (...) {}
+        pthread_sigmask(SIG_SETMASK, &before, nullptr);
     }
 
     void write_lines() noexcept {

@@ -178,8 +178,11 @@ TEST(FailureReports, AFullStderrPipeNeverStallsTheWorker) {
     while (!finished && std::chrono::steady_clock::now() < drain_until)
         if (::read(pipe_fds[0], sink.data(), sink.size()) <= 0) std::this_thread::sleep_for(1ms);
     runner.join();
-    // The pipe stays open: the reporter thread may still be writing its last lines to it.
+    // The reporter thread may still be writing its last lines: closing the pipe now fails
+    // that write (EPIPE) and must not kill the process with SIGPIPE.
     while (::read(pipe_fds[0], sink.data(), sink.size()) > 0) {}
+    ::close(pipe_fds[0]);
+    ::close(pipe_fds[1]);
     EXPECT_TRUE(done) << "the worker stalled writing to stderr after " << after_failures.load()
                       << " of " << failures << " failures";
     EXPECT_EQ(after_failures.load(), failures);
