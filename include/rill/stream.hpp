@@ -40,11 +40,16 @@ inline constexpr std::size_t default_output_buffer_bytes = 64 * 1024;
 // what one receive from the transport appends: on a socket at most
 // socket_receive_cap_bytes(max_line_length), on a memory transport one segment as sent.
 
-// The most one receive from a socket appends: the input buffer's free room, which never
-// grows past 4 × max_line_length (and starts at 4 KiB, at most doubled for a partial
-// character or line).
-constexpr std::size_t socket_receive_cap_bytes(std::size_t max_line_length) noexcept {
-    return 4 * max_line_length > 8 * 1024 ? 4 * max_line_length : 8 * 1024;
+// The most one receive from a socket appends. Without a transcoder: the input buffer's free
+// room, which read_line's growth keeps under 4 × max_line_length (it starts at 4 KiB, at most
+// doubled for a partial line). A transcoded stream decodes each receive at once, so its input
+// buffer holds a partial character and one receive of at most 8 KiB.
+inline constexpr std::size_t transcoded_socket_receive_cap_bytes = 8 * 1024;
+constexpr std::size_t socket_receive_cap_bytes(std::size_t max_line_length,
+                                               bool transcoded) noexcept {
+    if (transcoded || 4 * max_line_length < transcoded_socket_receive_cap_bytes)
+        return transcoded_socket_receive_cap_bytes;
+    return 4 * max_line_length;
 }
 // Input bytes as received: read_line waits for more only while at most max_line_length bytes
 // of the line are unread (past that it throws line_too_long and drops them, and discarding the

@@ -237,7 +237,7 @@ TEST_P(HostileSplitSegments, SocketBuffersStayUnderTheirCaps) {
     EXPECT_TRUE(received == plan.answers) << "the answers differ from the lines sent";
     expect_under_documented_caps(
         peaks, rill::default_max_line_length_bytes,
-        rill::socket_receive_cap_bytes(rill::default_max_line_length_bytes));
+        rill::socket_receive_cap_bytes(rill::default_max_line_length_bytes, w.coding.has_value()));
 }
 
 INSTANTIATE_TEST_SUITE_P(EveryWireForm, HostileSplitSegments, testing::ValuesIn(wire_cases),
