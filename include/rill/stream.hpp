@@ -36,9 +36,12 @@ inline constexpr std::size_t default_output_buffer_bytes = 64 * 1024;
 // bytes, as long as max_line_length is not 0 (no cap: read_line then buffers a line of any
 // length) and the program's own reads are bounded: read_all_chars, read_all_bytes and
 // read_n_chars / read_n_bytes with a large n return everything they are asked for, so they
-// are unbounded by nature (their result, not the stream's buffers, grows). "One receive" is
-// what one receive from the transport appends: on a socket at most
-// socket_receive_cap_bytes(max_line_length), on a memory transport one segment as sent.
+// are unbounded by nature (their result, not the stream's buffers, grows: the buffers stay
+// under the caps below, since these reads consume as they go). read_line with a max_length or
+// a separator of its own counts toward max_line_length as plain read_line does, and
+// read_char / peek_char hold at most one receive. "One receive" is what one receive from the
+// transport appends: on a socket at most socket_receive_cap_bytes, on a memory transport one
+// segment as sent. Measured by tests/hostile/test_split_segments.cpp.
 
 // The most one receive from a socket appends. Without a transcoder: the input buffer's free
 // room, which read_line's growth keeps under 4 × max_line_length (it starts at 4 KiB, at most
