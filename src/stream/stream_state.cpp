@@ -224,7 +224,8 @@ namespace {
 
 // Whether closing now could reset the connection under the answer: input the stream has not
 // read, or bytes waiting in the transport. A peer that ended its side sends nothing more, and
-// what it sent is all read into the stream by then.
+// what it sent is all read into the stream by then. On a socket the last question costs one
+// ioctl per close (churn: no change in user-space instructions per connection).
 bool input_may_be_unread(const stream_state& st) noexcept {
     if (st.end_of_input && !st.reader_shut) return false;
     if (!st.end_of_input && (!st.in.empty() || st.text_size() > 0)) return true;
