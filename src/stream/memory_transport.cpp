@@ -100,6 +100,12 @@ public:
         incoming_.receivers.notify_all();
     }
 
+    bool input_pending() const noexcept override {
+        if (closed_) return false;
+        std::lock_guard lock(incoming_.mutex);
+        return !incoming_.chunks.empty();
+    }
+
     void close() noexcept override {
         if (closed_) return;
         closed_ = true;
