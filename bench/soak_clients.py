@@ -643,6 +643,8 @@ class Soak:
         prober.start()
         tasks = [asyncio.ensure_future(self.sampler())]
         for kind, n in POPULATION.items():
+            if self.args.kinds and kind not in self.args.kinds:
+                continue
             for _ in range(max(1, round(n * self.args.scale))):
                 tasks.append(asyncio.ensure_future(self.slot(kind)))
         try:
@@ -883,6 +885,9 @@ def main():
     p.add_argument("--duration", type=duration_seconds, default=600.0, help="e.g. 90, 90s, 10m")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--scale", type=float, default=1.0, help="multiplies every kind's population")
+    p.add_argument("--kinds", type=lambda t: t.split(","), default=None,
+                   help="only these kinds of clients (comma-separated; the probe always runs): "
+                        + ",".join(POPULATION))
     p.add_argument("--warmup-fraction", type=float, default=0.2)
     p.add_argument("--warmup-min-s", type=float, default=10.0)
     p.add_argument("--rss-tolerance-percent", type=float, default=10.0)
@@ -890,6 +895,9 @@ def main():
     p.add_argument("--fd-tolerance", type=int, default=8)
     p.add_argument("--report", help="write the summary and every sample here as JSON")
     args = p.parse_args()
+    for k in args.kinds or []:
+        if k not in POPULATION:
+            p.error(f"--kinds: no client kind {k!r} (one of {', '.join(POPULATION)})")
     host = args.address.rsplit(":", 1)[0].strip("[]")
     if not (host.startswith("127.") or host in ("::1", "localhost")):
         raise SystemExit(f"soak_clients: loopback addresses only, got {args.address}")
