@@ -453,16 +453,18 @@ class Soak:
         rng = self.rng
         try:
             stage = rng.choice(("connect", "mid_line", "full_line", "large_answer", "mid_answer"))
+            payload = b""
             if stage == "mid_line":
                 # Part of a line: often ends inside a multi-byte character.
                 line = self.text.random_line()
-                writer.write(line[:rng.randint(0, len(line))])
+                payload = line[:rng.randint(0, len(line))]
             elif stage in ("full_line", "mid_answer"):
-                for _ in range(rng.randint(1, 3)):
-                    writer.write(self.text.random_line() + self.wire.line_end)
+                payload = b"".join(self.text.random_line() + self.wire.line_end
+                                   for _ in range(rng.randint(1, 3)))
             elif stage == "large_answer":
-                line = self.text.long_line()
-                writer.write((line + self.wire.line_end) * rng.randint(10, 40))
+                payload = (self.text.long_line() + self.wire.line_end) * rng.randint(10, 40)
+            writer.write(payload)
+            self.tally[kind].bytes_sent += len(payload)
             await asyncio.sleep(rng.uniform(0, 0.05))
             if stage in ("mid_answer", "large_answer") and rng.random() < 0.5:
                 try:

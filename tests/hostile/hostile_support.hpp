@@ -30,7 +30,21 @@
 #include "support/loopback.hpp"
 #include "support/wait.hpp"
 
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define RILL_HOSTILE_TEST_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define RILL_HOSTILE_TEST_SANITIZED 1
+#endif
+#endif
+
 namespace rill_hostile_test {
+
+#ifdef RILL_HOSTILE_TEST_SANITIZED
+inline constexpr bool sanitized_build = true;  // the server echoes several times slower
+#else
+inline constexpr bool sanitized_build = false;
+#endif
 
 using namespace std::chrono_literals;
 using steady = std::chrono::steady_clock;
@@ -201,12 +215,12 @@ inline bool send_until_stuck(const std::vector<int>& fds, const std::string& lin
                              std::size_t max_bytes, std::chrono::milliseconds stuck_after = 100ms,
                              std::chrono::milliseconds limit = rill_test::default_io_limit) {
     struct flood {
-        int fd;
+        int fd = -1;
         std::size_t total = 0, offset = 0;
         std::optional<steady::time_point> full_since;
     };
-    std::vector<flood> floods;
-    for (int fd : fds) floods.push_back({fd});
+    std::vector<flood> floods(fds.size());
+    for (std::size_t i = 0; i < fds.size(); ++i) floods[i].fd = fds[i];
     const auto deadline = steady::now() + limit;
     for (;;) {
         bool all_stuck = true;
