@@ -51,8 +51,8 @@ std::vector<stuck_peer> never_reading_peers(int port, int count) {
     return peers;
 }
 
-// A server whose connections have `writer_timeout`, with a veteran well-behaved client
-// connected and answered, and the descriptor count at that point.
+// A server with settings `s`, a veteran well-behaved client connected and answered, and the
+// descriptor count at that point (the baseline the peers' descriptors must return to).
 struct served_setup {
     hostile_echo_server server;
     rill_test::raw_client veteran;
