@@ -35,7 +35,7 @@ constexpr auto flood_duration = 2s;
 // a shared machine; a starved probe waits for the whole flood_duration.
 constexpr auto worst_probe_round_trip_limit = 200ms;
 // Flood line k is k modulo 1000 in three digits and "\n": short lines cost the server the most
-// per byte, so the flooder outruns it (even a debug build's) and its receives never wait.
+// per byte, so the flooder outruns it and its receives find bytes waiting.
 constexpr std::size_t flood_digits = 3;
 constexpr long flood_numbers = 1000;
 constexpr std::size_t flood_line_bytes = flood_digits + 1;  // with "\n"
@@ -87,7 +87,8 @@ public:
     flood_outcome finish() {
         writer_.join();
         reader_.join();
-        if (error_) std::rethrow_exception(error_);
+        if (writer_error_) std::rethrow_exception(writer_error_);
+        if (reader_error_) std::rethrow_exception(reader_error_);
         return {sent_.load(), answered_.load(), wrong_};
     }
 
@@ -107,7 +108,7 @@ private:
                 sent_.fetch_add(flood_lines_per_send);
             }
         } catch (...) {
-            error_ = std::current_exception();
+            writer_error_ = std::current_exception();
         }
         client_.shutdown_write();
         writer_done_ = true;
@@ -157,7 +158,7 @@ private:
             if (received % static_cast<long long>(flood_answer_bytes) != 0 && wrong_.empty())
                 wrong_ = "a partial last answer after " + std::to_string(received) + " bytes";
         } catch (...) {
-            error_ = std::current_exception();
+            reader_error_ = std::current_exception();
         }
     }
 
@@ -168,7 +169,8 @@ private:
     std::atomic<long> answered_{0};
     std::atomic<bool> writer_done_{false};
     std::string wrong_;
-    std::exception_ptr error_;
+    std::exception_ptr writer_error_;  // each written by its own thread, read after join
+    std::exception_ptr reader_error_;
 };
 
 // What the probe saw while the flood ran, and what the flooder got back.
@@ -188,21 +190,27 @@ flood_and_probe_outcome flood_and_probe(int port) {
 
     flooder flood(port);
     flood.start();
-    EXPECT_TRUE(rill_test::thread_wait_until([&] { return flood.answering(); }))
-        << "the flood was never answered";
-    while (flood.writing() && static_cast<int>(o.round_trips.size()) < max_probes) {
-        const std::string line = "probe " + std::to_string(o.round_trips.size()) + "\n";
-        const auto sent_at = std::chrono::steady_clock::now();
-        probe.send(line);
-        const std::string answer = probe.receive_line();
-        o.round_trips.push_back(std::chrono::duration_cast<std::chrono::microseconds>(
-            std::chrono::steady_clock::now() - sent_at));
-        if (answer != echo_of(line)) {
-            ADD_FAILURE() << "the probe sent \"" << line << "\" and got \"" << answer << "\"";
-            break;
+    std::exception_ptr probe_error;  // rethrown once the flooder's threads are joined
+    try {
+        EXPECT_TRUE(rill_test::thread_wait_until([&] { return flood.answering(); }))
+            << "the flood was never answered";
+        while (flood.writing() && static_cast<int>(o.round_trips.size()) < max_probes) {
+            const std::string line = "probe " + std::to_string(o.round_trips.size()) + "\n";
+            const auto sent_at = std::chrono::steady_clock::now();
+            probe.send(line);
+            const std::string answer = probe.receive_line();
+            o.round_trips.push_back(std::chrono::duration_cast<std::chrono::microseconds>(
+                std::chrono::steady_clock::now() - sent_at));
+            if (answer != echo_of(line)) {
+                ADD_FAILURE() << "the probe sent \"" << line << "\" and got \"" << answer << "\"";
+                break;
+            }
         }
+    } catch (...) {
+        probe_error = std::current_exception();
     }
-    o.flood = flood.finish();
+    o.flood = flood.finish();  // bounded: the writer stops after flood_duration
+    if (probe_error) std::rethrow_exception(probe_error);
     return o;
 }
 
@@ -287,13 +295,19 @@ TEST(HostileFlooding, AWorkerAnswersAProbeWithinMillisecondsWhileItsSocketIsAlwa
             port = -1;
         }
     });
-    if (rill_test::thread_wait_until([&] { return port.load() != 0; }) && port.load() > 0)
-        expect_fair(flood_and_probe(port.load()));
-    else
-        ADD_FAILURE() << "the server never listened";
+    std::exception_ptr client_error;  // rethrown once the server's thread is joined
+    try {
+        if (rill_test::thread_wait_until([&] { return port.load() != 0; }) && port.load() > 0)
+            expect_fair(flood_and_probe(port.load()));
+        else
+            ADD_FAILURE() << "the server never listened";
+    } catch (...) {
+        client_error = std::current_exception();
+    }
     done = true;
     server.join();
     if (server_error) std::rethrow_exception(server_error);
+    if (client_error) std::rethrow_exception(client_error);
 }
 
 }  // namespace
