@@ -38,8 +38,8 @@ usage: bench/run.sh [options]
   --duration SECS         measured time per run (default $DURATION)
   --warmup SECS           unmeasured load before each measurement (default $WARMUP)
   --only LIST             rows to run, comma-separated: pingpong, pipeline, churn, idle,
-                          or a row id (pingpong-c1, pingpong-c100, pingpong-c1000,
-                          pipeline-c100, churn-c50, idle)
+                          flood, or a row id (pingpong-c1, pingpong-c100, pingpong-c1000,
+                          pipeline-c100, churn-c50, idle, flood)
   --servers LIST          default $SERVERS; also rill-uring-defer, rill-epoll-defer
                           (rill echo --defer-accept 1: server_options::defer_accept)
   --idle-connections N    connections held by the idle row (default $IDLE_CONNECTIONS)
@@ -184,7 +184,9 @@ server_command() {
   esac
 }
 
-# id | load generator arguments | server mode | title
+# id | load generator arguments | server mode | title [| servers it runs against: default all]
+# flood: one connection keeps 65536 lines in flight (its reads never wait on the server's side),
+# a probe sends one line at a time; the table shows the probe's round trips, the flood's rate.
 ROWS=(
   "pingpong-c1|pingpong --connections 1 --size 64|persistent|pingpong C=1 S=64"
   "pingpong-c100|pingpong --connections 100 --size 64|persistent|pingpong C=100 S=64"
@@ -192,7 +194,13 @@ ROWS=(
   "pipeline-c100|pipeline --connections 100 --depth 16 --size 64|persistent|pipeline C=100 P=16 S=64"
   "churn-c50|churn --connections 50|once|churn C=50 (once mode)"
   "idle|idle --connections $IDLE_CONNECTIONS|persistent|idle N=$IDLE_CONNECTIONS (server RSS per connection)"
+  "flood|flood --connections 2 --depth 65536 --size 64|persistent|flood: 1 connection floods (65536 lines in flight), 1 probe, S=64|epoll,uring,rill-uring,rill-epoll"
 )
+
+row_runs_on() {  # row_runs_on ROW_SERVERS SERVER: does the row run against SERVER?
+  [[ -z $1 ]] && return 0
+  [[ ,$1, == *,"$2",* ]]
+}
 
 selected() {  # selected ROW_ID: is the row in --only?
   [[ -z $ONLY ]] && return 0
@@ -210,7 +218,7 @@ ulimit -n "$(ulimit -Hn)"  # idle: ~20k descriptors in the server and in the cli
 OUT=$BUILD/bench-results/$(date +%Y%m%d-%H%M%S)
 mkdir -p "$OUT"
 RESULTS=$OUT/results.tsv
-printf 'round\trow\tserver\trate\tunit\tp50_us\tp99_us\tclient_cpu\tserver_cpu\terrors\trss_per_conn_kib\testablished\trate_per_busy\tserver_us_per_op\n' >"$RESULTS"
+printf 'round\trow\tserver\trate\tunit\tp50_us\tp99_us\tclient_cpu\tserver_cpu\terrors\trss_per_conn_kib\testablished\trate_per_busy\tserver_us_per_op\tmax_us\tlatency_count\n' >"$RESULTS"
 
 SERVER_PID=""
 stop_server() {
@@ -277,12 +285,14 @@ run_one() {  # run_one ROUND ROW_ID ARGS MODE SERVER
   if [[ -n $rate && -n $server_cpu ]]; then
     server_us=$(awk -v r="$rate" -v s="$server_cpu" 'BEGIN { if (r > 0 && s >= 0) printf "%.3f", s * 1e6 / r }')
   fi
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$row" "$server" "$rate" \
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$row" "$server" "$rate" \
     "$(json_get "$line" rate_unit)" "$(json_get "$line" p50_us)" "$(json_get "$line" p99_us)" \
     "$client_cpu" "$server_cpu" "$errors" "$(json_get "$line" rss_per_conn_kib)" \
-    "$(json_get "$line" established)" "$per_busy" "$server_us" >>"$RESULTS"
+    "$(json_get "$line" established)" "$per_busy" "$server_us" "$(json_get "$line" max_us)" \
+    "$(json_get "$line" latency_count)" >>"$RESULTS"
   local shown=${rate:-?}
   [[ $row == idle ]] && shown="$(json_get "$line" rss_per_conn_kib) KiB/conn"
+  [[ $row == flood ]] && shown="$shown lines/s, probe max $(json_get "$line" max_us) us"
   printf '  round %s  %-15s %-16s %s%s\n' "$round" "$row" "$server" "$shown" \
     "$( ((status == 0)) || echo "  (exit $status, see $log.loadgen)")" >&2
 }
@@ -300,9 +310,10 @@ echo "# raw results: $RESULTS"
 NEXT_PORT=$BASE_PORT
 for ((round = 1; round <= ROUNDS; round++)); do
   for entry in "${ROWS[@]}"; do
-    IFS='|' read -r row args mode title <<<"$entry"
+    IFS='|' read -r row args mode title row_servers <<<"$entry"
     selected "$row" || continue
     for server in "${SERVER_LIST[@]}"; do
+      row_runs_on "$row_servers" "$server" || continue
       run_one "$round" "$row" "$args" "$mode" "$server"
     done
   done
@@ -338,11 +349,14 @@ print_table() {
   echo
   shared=0
   for entry in "${ROWS[@]}"; do
-    IFS='|' read -r row args mode title <<<"$entry"
+    IFS='|' read -r row args mode title _row_servers <<<"$entry"
     selected "$row" || continue
     echo "## $title"
     if [[ $row == idle ]]; then
       printf '%-16s %9s %8s %12s %7s\n' server KiB/conn x_epoll established errors
+    elif [[ $row == flood ]]; then
+      printf '%-16s %11s %7s %8s %11s %11s %11s %5s %6s\n' server flood_rate x_epoll probes \
+        probe_p50us probe_p99us probe_maxus busy errors
     else
       printf '%-16s %9s %7s %7s %11s %9s %7s %7s %7s %7s %7s %9s %9s %7s %5s %6s\n' server rate x_epoll paired range \
         rate/busy x_epoll srv_us x_epoll srv/cli cpu_x p50_us p99_us x_epoll busy errors
@@ -362,6 +376,17 @@ print_table() {
         est=$(column_of "$row" "$server" 12 | median)
         printf '%-16s %9s %8s %12s %7s\n' "$server" "$(fmt "$rss" %.2f)" "$(ratio "$rss" "$base_rss")" \
           "$(fmt "$est" %d)/$IDLE_CONNECTIONS" "$errors"
+        continue
+      fi
+      if [[ $row == flood ]]; then
+        # Medians over the rounds; max_us is each round's worst probe round trip.
+        rate=$(column_of "$row" "$server" 4 | median)
+        printf '%-16s %11s %7s %8s %11s %11s %11s %4s%% %6s\n' "$server" "$(fmt "$rate" %.0f)" \
+          "$(ratio "$rate" "$base_rate")" "$(fmt "$(column_of "$row" "$server" 16 | median)" %.0f)" \
+          "$(fmt "$(column_of "$row" "$server" 6 | median)" %.1f)" \
+          "$(fmt "$(column_of "$row" "$server" 7 | median)" %.1f)" \
+          "$(fmt "$(column_of "$row" "$server" 15 | median)" %.1f)" \
+          "$(busy_of "$row" "$server" | median | awk '{ if ($1 == "") print "-"; else printf "%.0f", $1 * 100 }')" "$errors"
         continue
       fi
       rate=$(column_of "$row" "$server" 4 | median)
@@ -387,7 +412,11 @@ print_table() {
         "$(fmt "$cost" %.2f)" "$(ratio "$cost" "$base_cost")" "$(fmt "$spc" %.3f)" "$cpu_x" "$(fmt "$p50" %.1f)" "$(fmt "$p99" %.1f)" "$(ratio "$p99" "$base_p99")" \
         "$(awk -v b="$busy" 'BEGIN { if (b == "") print "-"; else printf "%.0f", b * 100 }')" "$errors"
     done
-    if [[ $row != idle ]]; then
+    if [[ $row == flood ]]; then
+      echo "flood_rate: the flooding connection's lines/s; probes: the probe's round trips in the measured time"
+      echo "probe_*us: the probe's round-trip percentiles (medians over the rounds); a probe still unanswered"
+      echo "at the end counts with the time it had waited. A fair server keeps probe_maxus in milliseconds."
+    elif [[ $row != idle ]]; then
       echo "rate in ${unit:-1/s}; srv_us: server CPU microseconds per ${unit%%/s}; x_epoll: ratio to raw epoll"
       echo "paired, range: median, lowest and highest over the rounds of the rate's ratio to raw epoll's in the same round"
       echo "srv/cli: server CPU over load generator CPU (median); cpu_x: the rate ratio to raw epoll it implies,"

@@ -21,6 +21,9 @@
 
 namespace loadgen {
 
+// flood: the connection that floods; every other one probes.
+inline constexpr u32 flooder_id = 0;
+
 enum class connection_state { closed, waiting, connecting, open, draining };
 
 struct connection {
@@ -35,6 +38,9 @@ struct connection {
     std::size_t out_sent = 0;
     std::vector<u64> sent_ns;  // send time of each line in flight, ring indexed by seq % depth
     u64 opened_ns = 0;  // churn: when the connect began
+    // Its receives stopped at max_reads_per_event with bytes left: read on after the others.
+    bool still_readable = false;
+    u32 still_readable_events = 0;  // the events of the edge being read
 };
 
 class load_generator {
@@ -56,6 +62,8 @@ private:
     void on_connected(connection& c);
     void on_event(connection& c, u32 events);
     void read_available(connection& c, u32 events);
+    // Reads on from every connection left still_readable, once round.
+    void read_still_readable();
     bool check_echo(connection& c, const char* data, std::size_t n);
     void queue_lines(connection& c, int count, u64 sent_ns);
     void flush(connection& c);
@@ -65,6 +73,9 @@ private:
     void start_queued_connects();
 
     // scenarios.cpp
+    // Lines connection c keeps in flight: --depth, but 1 for flood's probes.
+    int lines_in_flight(const connection& c) const;
+    void record_unanswered_probes();
     void on_line_echoed(connection& c);
     void on_end_of_stream(connection& c);
     template <class Done>
@@ -84,6 +95,7 @@ private:
     int source_addresses_ = o_.source_addresses;
     std::vector<connection> table_;
     std::deque<connection*> connect_queue_;
+    std::vector<connection*> still_readable_;
     int connecting_ = 0;  // connects in progress
     int established_ = 0;  // connects that completed (churn: every reconnect counts)
     bool stopping_ = false;

@@ -19,6 +19,10 @@ constexpr int idle_connections_per_source_address = 5000;
 // Churn spreads over this many source addresses so that a reused 4-tuple rarely meets the
 // server's TIME_WAIT socket for it (the server closes first, so TIME_WAIT is on its side).
 constexpr int churn_source_addresses = 16;
+// flood: lines the flooding connection keeps in flight. 65536 lines of 64 bytes (4 MiB) stay
+// ahead of the server's reads, so its receives never find the socket empty and never wait
+// (with 256 KiB a server often drained its socket, waited, and let the probe in by luck).
+constexpr int flood_lines_in_flight = 65536;
 
 template <class T>
 T parse_number(std::string_view option, std::string_view text, T low, T high) {
@@ -53,11 +57,15 @@ scenarios:
              closes: run it in "once" mode), repeat: connections/s and latency
   idle       open --connections connections that exchange one line and stay open,
              report the growth of the server's VmRSS per connection (needs --server-pid)
+  flood      connection 1 keeps --depth lines in flight (default 65536: the server's reads
+             never wait), the others (default 1) send one line at a time: the flood's
+             lines/s and the probes' round-trip percentiles (p50, p99, max) while it floods
 options:
   --address HOST:PORT   server address, loopback only (default 127.0.0.1:2020)
-  --connections N       concurrent connections (default 1; idle 1000)
+  --connections N       concurrent connections (default 1; idle 1000; flood 2)
   --size S              bytes per line including "\n" (default 64)
-  --depth P             lines in flight per connection (pipeline, default 16)
+  --depth P             lines in flight per connection (pipeline, default 16; flood: the
+                        flooding connection's, default 65536)
   --duration SECS       measured time (default 5)
   --warmup SECS         unmeasured load first (default 1)
   --timeout SECS        bound on connecting, beyond the duration (default 10)
@@ -83,6 +91,10 @@ bench_options parse_options(int argc, char** argv) {
     } else if (name == "idle") {
         o.kind = scenario::idle;
         o.connections = 1000;
+    } else if (name == "flood") {
+        o.kind = scenario::flood;
+        o.connections = 2;
+        o.depth = flood_lines_in_flight;
     } else {
         throw usage_error("unknown scenario: " + std::string(name));
     }
@@ -130,6 +142,8 @@ bench_options parse_options(int argc, char** argv) {
     if (o.kind == scenario::pingpong || o.kind == scenario::churn || o.kind == scenario::idle)
         o.depth = 1;
     if (o.kind == scenario::idle && o.server_pid == 0) throw usage_error("idle needs --server-pid");
+    if (o.kind == scenario::flood && o.connections < 2)
+        throw usage_error("flood needs --connections 2 or more (a flooder and a probe)");
     if (o.source_addresses < 0) {
         if (o.kind == scenario::idle)
             o.source_addresses = (o.connections + idle_connections_per_source_address - 1) /

@@ -13,7 +13,7 @@ struct usage_error : std::runtime_error {
     using std::runtime_error::runtime_error;
 };
 
-enum class scenario { pingpong, pipeline, churn, idle };
+enum class scenario { pingpong, pipeline, churn, idle, flood };
 enum class eol_policy { lf, crlf, any };
 
 struct bench_options {
@@ -21,7 +21,7 @@ struct bench_options {
     std::string address = "127.0.0.1:2020";  // HOST:PORT of the server; loopback only
     int connections = 1;  // concurrent connections; idle default 1000
     int line_size_bytes = 64;  // S: bytes per line including the trailing "\n"
-    int depth = 1;  // lines in flight per connection; pipeline default 16
+    int depth = 1;  // lines in flight per connection; pipeline default 16; flood: the flooder's
     double duration_s = 5;  // measured time
     double warmup_s = 1;  // load applied before measuring, not counted
     double timeout_s = 10;  // bound on connecting (+1 s per 1000 connections)

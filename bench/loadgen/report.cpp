@@ -7,7 +7,7 @@ namespace loadgen {
 
 namespace {
 
-const char* const scenario_names[] = {"pingpong", "pipeline", "churn", "idle"};
+const char* const scenario_names[] = {"pingpong", "pipeline", "churn", "idle", "flood"};
 
 const char* name_of(scenario kind) { return scenario_names[int(kind)]; }
 
@@ -19,9 +19,9 @@ void print_load_report(const bench_options& o, const results& r, int established
     const double rate = double(r.completed) / wall;
     const double mb_s = o.kind == scenario::churn ? 0 : rate * double(o.line_size_bytes) / 1e6;
     auto us = [&](double q) { return double(r.latency.percentile(q)) / 1e3; };
-    const char* unit = o.kind == scenario::pingpong   ? "req/s"
-                       : o.kind == scenario::pipeline ? "lines/s"
-                                                      : "conn/s";
+    const char* unit = o.kind == scenario::pingpong                                ? "req/s"
+                       : o.kind == scenario::pipeline || o.kind == scenario::flood ? "lines/s"
+                                                                                   : "conn/s";
     const double client_cpu = r.client_cpu_s / wall;
     const double server_cpu = r.server_cpu_s >= 0 ? r.server_cpu_s / wall : -1;
     const auto errors = static_cast<unsigned long long>(failures.errors);
@@ -34,11 +34,12 @@ void print_load_report(const bench_options& o, const results& r, int established
             "\"duration_s\":%.3f,\"completed\":%llu,\"rate\":%.1f,\"rate_unit\":\"%s\",\"mb_s\":%."
             "2f,"
             "\"p50_us\":%.1f,\"p99_us\":%.1f,\"p999_us\":%.1f,\"max_us\":%.1f,\"established\":%d,"
-            "\"errors\":%llu,\"mismatches\":%llu,\"client_cpu\":%.3f,\"server_cpu\":%s}\n",
+            "\"errors\":%llu,\"mismatches\":%llu,\"client_cpu\":%.3f,\"server_cpu\":%s,"
+            "\"latency_count\":%llu}\n",
             name_of(o.kind), o.address.c_str(), o.connections, o.line_size_bytes, o.depth, wall,
             static_cast<unsigned long long>(r.completed), rate, unit, mb_s, us(0.5), us(0.99),
             us(0.999), double(r.latency.max()) / 1e3, established, errors, mismatches, client_cpu,
-            server_cpu_json.c_str());
+            server_cpu_json.c_str(), static_cast<unsigned long long>(r.latency.count()));
     } else {
         std::printf("%s %s: %d connections, %d-byte lines, depth %d, %.2f s measured\n",
                     name_of(o.kind), o.address.c_str(), o.connections, o.line_size_bytes, o.depth,
@@ -46,8 +47,13 @@ void print_load_report(const bench_options& o, const results& r, int established
         std::printf("  %-10s %llu (%.0f %s", o.kind == scenario::churn ? "conns" : "lines",
                     static_cast<unsigned long long>(r.completed), rate, unit);
         if (mb_s > 0) std::printf(", %.2f MB/s sent", mb_s);
-        std::printf(")\n  %-10s p50 %.1f us  p99 %.1f us  p99.9 %.1f us  max %.1f us\n", "latency",
-                    us(0.5), us(0.99), us(0.999), double(r.latency.max()) / 1e3);
+        // flood: the rate is the flood's, the latency the probes' round trips.
+        std::printf(")\n  %-10s p50 %.1f us  p99 %.1f us  p99.9 %.1f us  max %.1f us",
+                    o.kind == scenario::flood ? "probes" : "latency", us(0.5), us(0.99), us(0.999),
+                    double(r.latency.max()) / 1e3);
+        if (o.kind == scenario::flood)
+            std::printf(" (%llu round trips)", static_cast<unsigned long long>(r.latency.count()));
+        std::printf("\n");
         std::printf("  %-10s client %.0f%%", "cpu", client_cpu * 100);
         if (server_cpu >= 0) std::printf("  server %.0f%%", server_cpu * 100);
         std::printf("\n  %-10s %llu errors, %llu mismatches\n", "checks", errors, mismatches);
@@ -81,7 +87,7 @@ void print_idle_report(const bench_options& o, u64 held, long rss_before_kib, lo
 
 void print_progress(const bench_options& o, const char* phase, double seconds_in_phase,
                     u64 completed_last_second, u64 completed_total, int established, u64 failed) {
-    static constexpr const char* units[] = {"req/s", "lines/s", "conn/s", "exchanged"};
+    static constexpr const char* units[] = {"req/s", "lines/s", "conn/s", "exchanged", "lines/s"};
     if (o.kind == scenario::idle)
         std::printf("\r\033[K%-8s %3.0fs  established %d/%d  exchanged %llu  errors %llu", phase,
                     seconds_in_phase, established, o.connections,

@@ -26,6 +26,19 @@ constexpr double idle_settle_s = 3.0;
 
 }  // namespace
 
+// A probe still waiting for its echo when the measurement ends has waited at least this long:
+// a server that starves the probes must not show as one with no slow round trip at all.
+void load_generator::record_unanswered_probes() {
+    const u64 now = now_ns();
+    for (const auto& c : table_)
+        if (c.id != flooder_id && c.state == connection_state::open && c.echoed < c.sent)
+            r_.latency.record(now - c.sent_ns[c.echoed % c.sent_ns.size()]);
+}
+
+int load_generator::lines_in_flight(const connection& c) const {
+    return o_.kind == scenario::flood && c.id != flooder_id ? 1 : o_.depth;
+}
+
 void load_generator::on_line_echoed(connection& c) {
     u64 seq = c.echoed++;
     c.rx_pos = 0;
@@ -40,6 +53,17 @@ void load_generator::on_line_echoed(connection& c) {
         }
         // Stamped with the arrival of the echo that prompts it: the send follows within the
         // same chunk's processing, and one clock read per chunk keeps the client lean.
+        if (!stopping_) queue_lines(c, 1, rx_ns_);
+        break;
+    case scenario::flood:
+        ++completed_total_;
+        if (measuring_) {
+            // The flood's lines make the rate; the probes' round trips the latency.
+            if (c.id == flooder_id)
+                ++r_.completed;
+            else
+                r_.latency.record(rx_ns_ - c.sent_ns[seq % c.sent_ns.size()]);
+        }
         if (!stopping_) queue_lines(c, 1, rx_ns_);
         break;
     case scenario::churn:
@@ -79,12 +103,14 @@ void load_generator::run_until(u64 deadline_ns, Done done) {
         if (now >= next_tick_ns_) show_progress(now);
         u64 wake = std::min(deadline_ns, next_tick_ns_);
         int timeout_ms = int(std::min<u64>((wake - now + 999'999) / 1'000'000, 1000));
+        if (!still_readable_.empty()) timeout_ms = 0;  // bytes are waiting: only look
         int n = epoll_wait(epoll_fd_, events.data(), int(events.size()), timeout_ms);
         if (n < 0 && errno != EINTR)
             throw std::system_error(errno, std::generic_category(), "epoll_wait");
         for (int i = 0; i < n; ++i)
             on_event(*static_cast<connection*>(events[std::size_t(i)].data.ptr),
                      events[std::size_t(i)].events);
+        read_still_readable();
     }
 }
 
@@ -195,6 +221,7 @@ int load_generator::run() {
     phase_start_ns_ = now_ns();
     start_measuring();
     run_until(measure_start_ns_ + seconds_to_ns(o_.duration_s), [] { return false; });
+    if (o_.kind == scenario::flood) record_unanswered_probes();
     stop_measuring();
     stopping_ = true;
     if (progress_shown_) clear_progress_line();

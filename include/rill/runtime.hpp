@@ -134,6 +134,13 @@ private:
 
 // Slogan's `!`: starts `fn` in a new task on one of the workers and returns at once.
 // Must be called from inside run().
+//
+// Tasks are scheduled cooperatively: a task gives its worker to the others when it waits
+// (I/O, sleep, join, a channel), calls task_yield, or has completed 16 stream operations in a
+// row without waiting (receives, sends, accepted connections: a peer that floods a connection
+// cannot hold the worker). Nothing else preempts a task (no signals): a loop that computes
+// without touching a stream holds its worker, and every other task on it, until it ends;
+// call task_yield in such a loop every millisecond or so.
 template <class F>
 task spawn(F&& fn) {
     using body = detail::task_body_of<std::decay_t<F>>;
@@ -174,7 +181,9 @@ void set_task_failure_handler(task_failure_handler handler);
 
 // Suspends the calling task for at least `d`. Throws task_cancelled when cancelled.
 void task_sleep(std::chrono::nanoseconds d);
-// Lets the other ready tasks of this worker run. Throws task_cancelled when cancelled.
+// Lets the other ready tasks of this worker run before this one goes on. The only way for a
+// long computation without I/O to share its worker: tasks are never preempted (see spawn).
+// Throws task_cancelled when cancelled.
 void task_yield();
 // True inside a task (inside run()).
 bool in_task() noexcept;

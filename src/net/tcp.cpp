@@ -200,6 +200,9 @@ std::optional<tcp_client_stream> read(tcp_server_stream& server) {
         long r = detail::task_backend("read").accept(st.io, reinterpret_cast<sockaddr*>(&peer),
                                                      &peer_length);
         detail::unique_fd fd(r >= 0 ? static_cast<int>(r) : -1);
+        // A connection flood never lets accept wait: the budget makes this task yield (before
+        // the check below, so a server closed meanwhile hands out nothing).
+        if (r >= 0) detail::spend_budget();
         bool closed;
         {
             std::lock_guard lock(st.mutex);

@@ -185,6 +185,7 @@ void scheduler::switch_to_loop(bool finishing) {
 
 void scheduler::resume(task_control* t) {
     running_ = t;
+    budget_left_ = task_budget_operations;
     transfer tr = switch_context(t->ctx, t, loop_sanitizer_, t->sanitizer);
     running_ = nullptr;
     t->ctx = tr.from;
@@ -225,6 +226,25 @@ void scheduler::yield() {
     t->reason = wake_reason::normal;
     ready(t);
     switch_to_loop(false);
+}
+
+void scheduler::budget_spent() noexcept {
+    budget_left_ = task_budget_operations;
+    task_control* t = running_;
+    if (!t || t->cancelled) return;  // outside a task, or cancelled: its next wait throws
+    try {
+        // As task_yield: output flush_writer put off leaves before the others run.
+        run_deferred(*t);
+    } catch (...) {
+        // A flush that was cancelled (or ran out of memory) while it waited: the operation
+        // that charged the budget has completed and must return its result; the flush's
+        // stream keeps its output, and the task's next blocking call sees the cancellation.
+        return;
+    }
+    // The loop polls before this task runs again: the I/O the others wait for (the probe's
+    // request, a connection's answer) is seen after one budget, not after the next one too.
+    turns_since_poll_ = poll_every_turns;
+    yield();
 }
 
 void scheduler::interrupt(task_control* t, wake_reason why) noexcept {

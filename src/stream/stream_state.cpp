@@ -94,7 +94,11 @@ fill_result stream_state::fill_bytes(const char* operation) {
     } else {
         r = io->receive(in, deadline, nullptr);
     }
-    if (r > 0) return fill_result::more;
+    if (r > 0) {
+        // A flooding peer never lets this receive wait: the budget makes its task yield.
+        spend_budget();
+        return fill_result::more;
+    }
     // The backend reports a passed deadline as -ETIMEDOUT, the errno TCP also uses for a
     // connection that timed out (retransmissions, keepalive): only the first is a timeout.
     if (r == -ETIMEDOUT && deadline) return fill_result::timed_out;
@@ -160,7 +164,10 @@ std::size_t stream_state::send_some(const char* p, std::size_t n,
                                     const std::optional<time_point>& deadline,
                                     const char* operation, bool more) {
     const long r = io->send(p, n, deadline, more);
-    if (r >= 0) return static_cast<std::size_t>(r);
+    if (r >= 0) {
+        spend_budget();  // a yield here loses nothing: the caller gets the count after it
+        return static_cast<std::size_t>(r);
+    }
     if (r == -ETIMEDOUT && deadline)  // else the connection itself timed out: os_error
         throw timeout_error(std::string(operation) + ": writer timeout of " +
                             std::to_string(options.writer_timeout->count()) +
