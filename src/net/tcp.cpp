@@ -152,8 +152,6 @@ void detail::inject_accept_errors_for_tests(int error, unsigned count) noexcept 
     injected_accept_failures.store(count, std::memory_order_relaxed);
 }
 
-namespace detail {}  // namespace detail
-
 // ---- server ---------------------------------------------------------------------------------
 
 tcp_server_stream::tcp_server_stream(address where, server_options options) {

@@ -2,6 +2,7 @@
 #include <sched.h>
 
 #include <algorithm>
+#include <atomic>
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
@@ -68,11 +69,14 @@ namespace {
 // The handle spawn returns when not even a task's control block could be allocated: one for
 // the whole process, finished from the start with bad_alloc, shared by every such spawn and
 // never freed (so handing it out allocates nothing).
+// Made by the first such spawn; release_task looks for it without making it.
+std::atomic<task_control*> unallocated_task_made{nullptr};
 task_control& unallocated_task() {
     static task_control* const shared = [] {
         static task_control t;
         t.error = std::make_exception_ptr(std::bad_alloc());
         t.finished = true;
+        unallocated_task_made.store(&t, std::memory_order_relaxed);
         return &t;
     }();
     return *shared;
@@ -95,6 +99,11 @@ task_control* end_unstarted(task_control* t, std::exception_ptr e, runtime_state
     return t;
 }
 }  // namespace
+
+task_control* spawn_without_memory() noexcept {
+    count(counters.tasks_failed_to_start);
+    return &unallocated_task();
+}
 
 task_control* spawn_task(task_body* body) {
     scheduler* here = scheduler::current();
@@ -120,9 +129,8 @@ task_control* spawn_task(task_body* body) {
     try {
         t = new task_control;
     } catch (const std::bad_alloc&) {
-        count(counters.tasks_failed_to_start);
         body->destroy(body);
-        return &unallocated_task();
+        return spawn_without_memory();
     }
     t->body = body;
     t->id = rt.next_task_id();
@@ -138,7 +146,9 @@ task_control* spawn_task(task_body* body) {
 }
 
 void release_task(task_control* t, bool joined) noexcept {
-    if (t == &unallocated_task()) {
+    // Relaxed: a handle to it was handed out after it was made, by a spawn that happened
+    // before this release.
+    if (t == unallocated_task_made.load(std::memory_order_relaxed)) {
         if (!joined) report_unjoined_error(0, t->error);
         return;  // shared and never freed
     }

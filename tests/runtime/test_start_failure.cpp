@@ -207,4 +207,34 @@ TEST(StartFailure, TasksSentToAnotherWorkerEndTheSameWay) {
               static_cast<std::uint64_t>(failed));
 }
 
+// A callable whose move runs out of memory: its body cannot be made (as when the allocation
+// of the body itself fails).
+struct body_without_memory {
+    std::atomic<int>* ran;
+    explicit body_without_memory(std::atomic<int>& r) : ran(&r) {}
+    body_without_memory(body_without_memory&&) { throw std::bad_alloc(); }
+    void operator()() const { ran->fetch_add(1); }
+};
+
+TEST(StartFailure, NoMemoryForTheBodyEndsOnlyThatTask) {
+    const auto before = rill::counters_snapshot();
+    std::atomic<int> ran{0};
+    std::string joined_error;
+    std::string reported;
+    rill::run([&] {
+        rill::task t = rill::spawn(body_without_memory(ran));
+        EXPECT_EQ(t.id(), 0u);  // no task was made
+        joined_error = error_of(t);
+        testing::internal::CaptureStderr();
+        (void)rill::spawn(body_without_memory(ran));  // dropped at once: reported
+        reported = testing::internal::GetCapturedStderr();
+        // The spawner goes on, and spawns again.
+        rill::spawn([&] { ran.fetch_add(10); }).join();
+    });
+    EXPECT_EQ(ran.load(), 10);
+    EXPECT_EQ(joined_error, std::bad_alloc().what());
+    EXPECT_NE(reported.find("nobody joined"), std::string::npos) << reported;
+    EXPECT_EQ(rill::counters_snapshot().tasks_failed_to_start - before.tasks_failed_to_start, 2u);
+}
+
 }  // namespace
