@@ -31,9 +31,10 @@ struct server_options {
     stream_options
         stream;  // for every client stream handed out: line cap, reader and writer timeouts
     // Open clients of this server at most; 0 (the default): no cap. At the cap read(server)
-    // stops accepting (new clients wait in the kernel's listen backlog, then are refused once
-    // it is full) and resumes when one of them is closed, by any task on any worker. Each
-    // client handed out counts until its stream is closed or destroyed. Pair it with a
+    // stops accepting, nothing running meanwhile (new clients wait in the kernel's listen
+    // backlog; once that is full, Linux leaves further handshakes unanswered and their clients
+    // retry), and resumes when one of them is closed, by any task on any worker. Each client
+    // handed out counts until its stream is closed or destroyed. Pair it with a
     // reader_timeout, or idle clients keep the server at its cap.
     std::size_t max_connections = 0;
 };
