@@ -2,6 +2,8 @@
 
 #include <rill/channel.hpp>
 
+#include "runtime/scheduler.hpp"
+
 namespace rill::detail {
 
 void connection_limit::drop_ref() noexcept {
@@ -20,6 +22,7 @@ void connection_limit::release_server() noexcept {
 }
 
 connection_slot connection_slot::take(connection_limit& limit) {
+    current_task("read");  // parking needs a task: name the caller's operation outside one
     prepare_to_wait();  // output the task flushed leaves before it may park
     std::unique_lock lock(limit.mutex_);
     // Parks on a list rather than polling: nothing runs while the server is at its limit.
