@@ -36,4 +36,12 @@ inline rlim_t mapped_bytes_of(pid_t pid) {
     return 0;
 }
 
+// Threads process `pid` runs now (0 when /proc cannot tell).
+inline int threads_of(pid_t pid) {
+    std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+    for (std::string line; std::getline(status, line);)
+        if (line.rfind("Threads:", 0) == 0) return std::stoi(line.substr(8));
+    return 0;
+}
+
 }  // namespace rill_test
