@@ -1,8 +1,12 @@
 // The rill command: the seed's echo server and client with every option exposed, and the
 // benchmark load generator.
+#include <charconv>
+#include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
+#include <limits>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -19,12 +23,16 @@ const char* const usage_text =
     "usage:\n"
     "  rill echo [ADDRESS] [--port-number N] [--backlog N] [--no-reuse-address]\n"
     "            [--transcoder CODEC[,EOL[,ERRORS]]] [--mode once|persistent] [--workers N]\n"
-    "            [--defer-accept SECS]\n"
+    "            [--defer-accept SECS] [--reader-timeout D] [--writer-timeout D]\n"
+    "            [--max-connections N]\n"
     "      The seed's echo server. ADDRESS is PORT, INTF:PORT or INTF (default 127.0.0.1:2020).\n"
     "      once: one line per connection, then close (the seed); persistent: every line until\n"
     "      end of stream. Prints the bound address on its first line. --workers: worker\n"
     "      threads (default: the processors this process may run on). --defer-accept: hand\n"
     "      out a connection once its first bytes arrive, or after SECS (TCP_DEFER_ACCEPT).\n"
+    "      --reader-timeout D: a client that sends nothing for D is closed; --writer-timeout\n"
+    "      D: one that does not read its answers for D is closed (D: 500ms, 30s, 2m, 1h).\n"
+    "      --max-connections N: at most N clients open at once; more wait in the backlog.\n"
     "  rill send ADDRESS [LINE ...] [--keep-alive] [--no-coalesce] [--transcoder ...]\n"
     "      The seed's client: sends each LINE (or each line of standard input) and prints the\n"
     "      reply to it.\n"
@@ -44,6 +52,46 @@ int parse_int(std::string_view option, const std::string& value) {
     }
     if (used != value.size() || value.empty())
         throw usage_error(std::string(option) + " takes a whole number, got \"" + value + "\"");
+    return n;
+}
+
+// A duration with its unit: 500ms, 30s, 2m, 1h. A bare number is refused: its unit would be a
+// guess.
+std::chrono::milliseconds parse_duration(std::string_view option, const std::string& value) {
+    const auto bad = [&](const char* why) {
+        return usage_error(std::string(option) + " " + why + ", got \"" + value + "\"");
+    };
+    const std::size_t digits = value.find_first_not_of("0123456789");
+    if (digits == 0 || value.empty()) throw bad("takes a duration such as 500ms, 30s or 2m");
+    if (digits == std::string::npos) throw bad("needs a unit (ms, s, m or h), as in 500ms or 30s");
+    const std::string_view unit = std::string_view(value).substr(digits);
+    std::int64_t per_unit_ms = 0;
+    if (unit == "ms")
+        per_unit_ms = 1;
+    else if (unit == "s")
+        per_unit_ms = 1000;
+    else if (unit == "m")
+        per_unit_ms = 60 * 1000;
+    else if (unit == "h")
+        per_unit_ms = 60 * 60 * 1000;
+    else
+        throw bad("has an unknown unit (ms, s, m or h)");
+    std::int64_t count = 0;
+    const auto [end, ec] = std::from_chars(value.data(), value.data() + digits, count);
+    if (ec != std::errc() || end != value.data() + digits ||
+        count > std::numeric_limits<std::int64_t>::max() / per_unit_ms)
+        throw bad("is too long");
+    if (count == 0) throw bad("must be longer than 0");
+    return std::chrono::milliseconds(count * per_unit_ms);
+}
+
+// A whole number of at least 1.
+std::size_t parse_positive_count(std::string_view option, const std::string& value) {
+    std::size_t n = 0;
+    const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), n);
+    if (value.empty() || ec != std::errc() || end != value.data() + value.size() || n == 0)
+        throw usage_error(std::string(option) + " takes a whole number of at least 1, got \"" +
+                          value + "\"");
     return n;
 }
 
@@ -93,6 +141,12 @@ int echo_command(int argc, char** argv) {
             runtime.workers = parse_int(a, args.value(a));
         else if (a == "--defer-accept")
             options.defer_accept = std::chrono::seconds(parse_int(a, args.value(a)));
+        else if (a == "--reader-timeout")
+            options.stream.reader_timeout = parse_duration(a, args.value(a));
+        else if (a == "--writer-timeout")
+            options.stream.writer_timeout = parse_duration(a, args.value(a));
+        else if (a == "--max-connections")
+            options.max_connections = parse_positive_count(a, args.value(a));
         else if (a == "--mode") {
             std::string mode = args.value(a);
             if (mode != "once" && mode != "persistent")

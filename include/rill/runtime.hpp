@@ -94,6 +94,8 @@ struct task_body_of final : task_body, small_block_allocated {
 };
 
 task_control* spawn_task(task_body* body);
+// What spawn returns when its body could not be allocated: a task that ended with bad_alloc.
+task_control* spawn_without_memory() noexcept;
 void release_task(task_control* t, bool joined) noexcept;
 void join_task(task_control* t);
 std::uint64_t task_id(const task_control* t) noexcept;
@@ -133,7 +135,10 @@ private:
 };
 
 // Slogan's `!`: starts `fn` in a new task on one of the workers and returns at once.
-// Must be called from inside run().
+// Must be called from inside run(). A task that cannot be started (no memory, no stack can be
+// mapped) ends at once with that error, for its joiner (or the failure report) to see: spawn
+// itself does not throw for it, so a server that spawns a task per client drops only that
+// client.
 //
 // Tasks are scheduled cooperatively: a task gives its worker to the others when it waits
 // (I/O, sleep, join, a channel), calls task_yield, or has completed 16 stream operations in a
@@ -144,7 +149,13 @@ private:
 template <class F>
 task spawn(F&& fn) {
     using body = detail::task_body_of<std::decay_t<F>>;
-    return task(detail::spawn_task(new body(std::decay_t<F>(std::forward<F>(fn)))));
+    detail::task_body* made;
+    try {
+        made = new body(std::decay_t<F>(std::forward<F>(fn)));
+    } catch (const std::bad_alloc&) {
+        return task(detail::spawn_without_memory());
+    }
+    return task(detail::spawn_task(made));
 }
 
 // Starts the runtime on this thread (plus workers - 1 more threads) and runs `main` as the

@@ -2,6 +2,8 @@
 // Gambit's open-tcp-server and open-tcp-client).
 #pragma once
 
+#include <chrono>
+#include <cstddef>
 #include <memory>
 #include <optional>
 
@@ -28,6 +30,13 @@ struct server_options {
     std::optional<rill::transcoder> transcoder;  // for every client stream handed out
     stream_options
         stream;  // for every client stream handed out: line cap, reader and writer timeouts
+    // Open clients of this server at most; 0 (the default): no cap. At the cap read(server)
+    // stops accepting, nothing running meanwhile (new clients wait in the kernel's listen
+    // backlog; once that is full, Linux leaves further handshakes unanswered and their clients
+    // retry), and resumes when one of them is closed, by any task on any worker. Each client
+    // handed out counts until its stream is closed or destroyed. Pair it with a
+    // reader_timeout, or idle clients keep the server at its cap.
+    std::size_t max_connections = 0;
 };
 
 struct client_options {
@@ -78,8 +87,21 @@ private:
 };
 
 // The next client, blocking this task; empty once the server is closed (also when it is
-// closed from another task while this one waits). When the process is out of descriptors it
-// waits (backing off) and keeps trying; the clients already accepted keep being served.
+// closed from another task while this one waits, at max_connections too).
+//
+// What ends it, and what it rides out:
+// - the server closed (close_stream, or its socket shut down or closed from outside: EBADF,
+//   EINVAL, ENOTSOCK): returns empty;
+// - the task cancelled (run's main returned): throws task_cancelled;
+// - a pending connection that failed before it was accepted (ECONNABORTED, EPROTO, EPERM and
+//   the network errors accept(2) passes on): skipped, the next one is accepted;
+// - every other error (out of descriptors or kernel memory: EMFILE, ENFILE, ENOBUFS, ENOMEM;
+//   and any error it does not know): it waits, backing off from 1 ms to 100 ms, and tries
+//   again; the clients already accepted keep being served, the pending ones stay in the
+//   backlog. Counted in runtime_counters::accept_errors_retried;
+// - no memory for the new client's stream: that connection is closed at once and the next
+//   one accepted (runtime_counters::clients_dropped).
+// It never throws os_error for an accept that failed.
 std::optional<tcp_client_stream> read(tcp_server_stream& server);
 // Closes the listening socket and wakes a task blocked in read(server). Harmless twice.
 void close_stream(tcp_server_stream& server);

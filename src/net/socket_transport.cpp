@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 
 #include <cerrno>
+#include <utility>
 
 #include "net/resolve.hpp"
 
@@ -13,10 +14,24 @@ namespace rill::detail {
 
 namespace {
 
+// No slot to give back: a server without max_connections, or a connecting client. Empty, so
+// the transport stays in the stream's own block.
+struct no_slot {
+    void release() noexcept {}
+};
+
+// `Slot`: what the transport gives back once its socket is closed (a connection_slot under
+// max_connections). Given back after the descriptor is closed, so the read(server) it wakes
+// finds that descriptor free.
+template <class Slot>
 class socket_transport final : public transport {
 public:
-    explicit socket_transport(io_handle socket) noexcept : socket_(socket) {}
-    ~socket_transport() override { close_socket(socket_); }
+    socket_transport(io_handle socket, Slot slot) noexcept
+        : socket_(socket), slot_(std::move(slot)) {}
+    ~socket_transport() override {
+        close_socket(socket_);
+        slot_.release();
+    }
 
     long receive(byte_buffer& in, const std::optional<time_point>& deadline,
                  pending_output* flushed) override {
@@ -41,7 +56,10 @@ public:
         int unread = 0;
         return socket_.fd >= 0 && ::ioctl(socket_.fd, FIONREAD, &unread) == 0 && unread > 0;
     }
-    void close() noexcept override { close_socket(socket_); }
+    void close() noexcept override {
+        close_socket(socket_);
+        slot_.release();
+    }
 
     std::string peer_name() const override {
         sockaddr_storage ss{};
@@ -54,14 +72,22 @@ public:
 
 private:
     io_handle socket_;
+    [[no_unique_address]] Slot slot_;
 };
 
 }  // namespace
 
 void emplace_socket_transport(transport_slot& slot, io_handle socket) noexcept {
-    static_assert(sizeof(socket_transport) <= in_place_transport_bytes,
+    static_assert(sizeof(socket_transport<no_slot>) <= in_place_transport_bytes,
                   "in the stream's own block");
-    slot.emplace<socket_transport>(socket);
+    slot.emplace<socket_transport<no_slot>>(socket, no_slot{});
+}
+
+void emplace_socket_transport(transport_slot& slot, io_handle socket, connection_slot connection) {
+    if (!connection) return emplace_socket_transport(slot, socket);
+    // One pointer more than the stream's block has room for: a block of its own, paid only
+    // by servers with max_connections.
+    slot.emplace<socket_transport<connection_slot>>(socket, std::move(connection));
 }
 
 }  // namespace rill::detail

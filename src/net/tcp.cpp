@@ -16,8 +16,11 @@
 #include <rill/tcp.hpp>
 
 #include "io/backend.hpp"
+#include "net/accept_faults.hpp"
+#include "net/connection_limit.hpp"
 #include "net/resolve.hpp"
 #include "net/socket_transport.hpp"
+#include "runtime/counters.hpp"
 #include "stream/stream_state.hpp"
 
 namespace rill {
@@ -25,9 +28,10 @@ namespace detail {
 
 namespace {
 
-// Out of descriptors (or kernel memory), read(server) waits this long before trying again,
-// doubling up to the maximum: the connections it has keep being served meanwhile, and the
-// pending clients stay in the listen backlog until a descriptor frees up.
+// After an accept error that does not end the server (out of descriptors or kernel memory, or
+// one it does not know), read(server) waits this long before trying again, doubling up to the
+// maximum: the connections it has keep being served meanwhile, and the pending clients stay
+// in the listen backlog until a descriptor frees up.
 constexpr std::chrono::milliseconds accept_backoff_initial{1};
 constexpr std::chrono::milliseconds accept_backoff_max{100};
 
@@ -83,8 +87,14 @@ std::unique_ptr<stream_state> make_client_state(unique_fd& fd, io_handle socket,
     return st;
 }
 
-bool out_of_descriptors(long r) noexcept {
-    return r == -EMFILE || r == -ENFILE || r == -ENOBUFS || r == -ENOMEM;
+// An accepted client, counted in `slot` when its server has max_connections.
+std::unique_ptr<stream_state> make_accepted_state(unique_fd& fd, io_handle socket,
+                                                  const server_options& o, connection_slot slot) {
+    if (!slot) return make_client_state(fd, socket, o);
+    auto st = std::make_unique<stream_state>(o.stream, o.transcoder);
+    emplace_socket_transport(st->io, socket, std::move(slot));
+    fd.release();
+    return st;
 }
 
 // Errors of one pending connection, not of the listening socket: try the next one.
@@ -92,6 +102,26 @@ bool connection_gone(long r) noexcept {
     return r == -ECONNABORTED || r == -EPROTO || r == -EPERM || r == -ENETDOWN ||
            r == -ENOPROTOOPT || r == -EHOSTDOWN || r == -ENONET || r == -EHOSTUNREACH ||
            r == -EOPNOTSUPP || r == -ENETUNREACH;
+}
+
+// The listening socket itself is gone: closed or shut down (by close_stream, or from outside
+// rill), or not a socket any more. Retrying cannot help: the server's stream has ended.
+bool listener_gone(long r) noexcept { return r == -EINVAL || r == -EBADF || r == -ENOTSOCK; }
+
+// inject_accept_errors_for_tests: how many accepts are still to fail, and with what. Read
+// once per accept (a relaxed load that stays in cache while nothing is injected).
+std::atomic<unsigned> injected_accept_failures{0};
+std::atomic<int> injected_accept_error{0};
+
+// -errno for an injected failure, 0 when none is due.
+long take_injected_accept_error() noexcept {
+    unsigned left = injected_accept_failures.load(std::memory_order_relaxed);
+    while (left > 0) {
+        if (injected_accept_failures.compare_exchange_weak(left, left - 1,
+                                                           std::memory_order_relaxed))
+            return -injected_accept_error.load(std::memory_order_relaxed);
+    }
+    return 0;
 }
 
 }  // namespace
@@ -105,12 +135,22 @@ struct server_state {
     std::mutex mutex;
     bool closed = false;
     bool accepting = false;
+    // Under max_connections: the slots, shared with the open clients (null without a cap).
+    connection_limit* limit = nullptr;
 
     void close_now() noexcept { close_socket(io); }
-    ~server_state() { close_now(); }
+    ~server_state() {
+        close_now();
+        if (limit) limit->release_server();
+    }
 };
 
 }  // namespace detail
+
+void detail::inject_accept_errors_for_tests(int error, unsigned count) noexcept {
+    injected_accept_error.store(error, std::memory_order_relaxed);
+    injected_accept_failures.store(count, std::memory_order_relaxed);
+}
 
 // ---- server ---------------------------------------------------------------------------------
 
@@ -161,6 +201,8 @@ tcp_server_stream::tcp_server_stream(address where, server_options options) {
             state_->io.fd = fd.release();
             state_->options = std::move(options);
             state_->name = detail::socket_name(state_->io.fd, false, op).to_string();
+            if (state_->options.max_connections > 0)
+                state_->limit = new detail::connection_limit(state_->options.max_connections);
             return;
         }
         if (!first_error) {
@@ -190,6 +232,12 @@ std::optional<tcp_client_stream> read(tcp_server_stream& server) {
     detail::server_state& st = detail::state_of(server);
     auto backoff = detail::accept_backoff_initial;
     for (;;) {
+        // At max_connections, wait for a client to close before accepting the next one.
+        detail::connection_slot slot;
+        if (st.limit) {
+            slot = detail::connection_slot::take(*st.limit);
+            if (!slot) return std::nullopt;  // the server was closed meanwhile
+        }
         {
             std::lock_guard lock(st.mutex);
             if (st.closed) return std::nullopt;
@@ -197,8 +245,10 @@ std::optional<tcp_client_stream> read(tcp_server_stream& server) {
         }
         sockaddr_storage peer{};
         socklen_t peer_length = sizeof peer;
-        long r = detail::task_backend("read").accept(st.io, reinterpret_cast<sockaddr*>(&peer),
-                                                     &peer_length);
+        long r = detail::take_injected_accept_error();
+        if (r == 0)
+            r = detail::task_backend("read").accept(st.io, reinterpret_cast<sockaddr*>(&peer),
+                                                    &peer_length);
         detail::unique_fd fd(r >= 0 ? static_cast<int>(r) : -1);
         // A connection flood never lets accept wait: the budget makes this task yield (before
         // the check below, so a server closed meanwhile hands out nothing).
@@ -216,20 +266,24 @@ std::optional<tcp_client_stream> read(tcp_server_stream& server) {
                 detail::io_handle accepted;
                 accepted.fd = fd.get();
                 accepted.byte_stream = true;
-                return tcp_client_stream(detail::make_client_state(fd, accepted, st.options));
+                return tcp_client_stream(
+                    detail::make_accepted_state(fd, accepted, st.options, std::move(slot)));
             } catch (const std::bad_alloc&) {
-                continue;  // drop this connection; the server carries on
+                // Drop this connection (fd closes it), not the server.
+                detail::count(detail::counters.clients_dropped);
+                continue;
             }
         }
         if (r == -ECANCELED) throw task_cancelled();
-        if (r == -EINVAL || r == -EBADF) return std::nullopt;  // shut down under us
+        if (detail::listener_gone(r)) return std::nullopt;
         if (detail::connection_gone(r) || r == -EINTR) continue;
-        if (detail::out_of_descriptors(r)) {
-            task_sleep(backoff);
-            backoff = std::min(backoff * 2, detail::accept_backoff_max);
-            continue;
-        }
-        detail::throw_os_error(static_cast<int>(-r), "read: accept on " + st.name);
+        // Out of descriptors or memory, or an error this code does not know: none of them is
+        // a reason to stop serving. Back off (the clients it has keep being served; the
+        // pending ones wait in the backlog) and try again.
+        detail::count(detail::counters.accept_errors_retried);
+        slot.release();
+        task_sleep(backoff);
+        backoff = std::min(backoff * 2, detail::accept_backoff_max);
     }
 }
 
@@ -239,6 +293,7 @@ void close_stream(tcp_server_stream& server) {
     std::lock_guard lock(st.mutex);
     if (st.closed) return;
     st.closed = true;
+    if (st.limit) st.limit->close();  // wakes a read waiting for a slot
     if (st.accepting) {
         // Wakes the accept in flight (it fails with EINVAL); its task closes the socket.
         ::shutdown(st.io.fd, SHUT_RDWR);

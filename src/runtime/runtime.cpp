@@ -2,16 +2,19 @@
 #include <sched.h>
 
 #include <algorithm>
+#include <atomic>
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <new>
 #include <string>
 #include <thread>
 
 #include <rill/error.hpp>
 #include <rill/runtime.hpp>
 
+#include "runtime/counters.hpp"
 #include "runtime/scheduler.hpp"
 
 namespace rill {
@@ -62,6 +65,46 @@ void runtime_state::task_ended() noexcept {
             if (s) s->wake_loop();
 }
 
+namespace {
+// The handle spawn returns when not even a task's control block could be allocated: one for
+// the whole process, finished from the start with bad_alloc, shared by every such spawn and
+// never freed (so handing it out allocates nothing).
+// Made by the first such spawn; release_task looks for it without making it.
+std::atomic<task_control*> unallocated_task_made{nullptr};
+task_control& unallocated_task() {
+    static task_control* const shared = [] {
+        static task_control t;
+        t.error = std::make_exception_ptr(std::bad_alloc());
+        t.finished = true;
+        unallocated_task_made.store(&t, std::memory_order_relaxed);
+        return &t;
+    }();
+    return *shared;
+}
+
+// `t` could not start (`e`, the reason): it ends at once with that error, as a task whose
+// body threw would. Its body (a client stream it captured, say) is destroyed now, so that
+// connection closes; a joiner gets the error; dropping the handle reports it.
+task_control* end_unstarted(task_control* t, std::exception_ptr e, runtime_state& rt) noexcept {
+    count(counters.tasks_failed_to_start);
+    t->error = std::move(e);
+    t->body->destroy(t->body);
+    t->body = nullptr;
+    {
+        std::lock_guard lock(t->join_mutex);
+        t->finished = true;  // nobody joins or detaches it yet: the handle is not out
+    }
+    drop_ref(t);  // the running task's reference: it never ran
+    rt.task_ended();
+    return t;
+}
+}  // namespace
+
+task_control* spawn_without_memory() noexcept {
+    count(counters.tasks_failed_to_start);
+    return &unallocated_task();
+}
+
 task_control* spawn_task(task_body* body) {
     scheduler* here = scheduler::current();
     if (!here || !here->running()) {
@@ -80,22 +123,35 @@ task_control* spawn_task(task_body* body) {
     }
     // The spawner's own runtime: runs on other threads have theirs.
     runtime_state& rt = here->runtime();
-    auto* t = new task_control;
+    // Failing to start a task ends that task, not its spawner: a server that spawns a task
+    // per client drops the one client it could not start and goes on accepting.
+    task_control* t;
+    try {
+        t = new task_control;
+    } catch (const std::bad_alloc&) {
+        body->destroy(body);
+        return spawn_without_memory();
+    }
     t->body = body;
     t->id = rt.next_task_id();
     rt.task_added();
     try {
+        // Throws here only when this worker cannot map a stack; on another worker, its
+        // take_remote ends the task the same way.
         rt.next_scheduler().start(t);
     } catch (...) {
-        body->destroy(body);
-        delete t;
-        rt.task_ended();
-        throw;
+        return end_unstarted(t, std::current_exception(), rt);
     }
     return t;
 }
 
 void release_task(task_control* t, bool joined) noexcept {
+    // Relaxed: a handle to it was handed out after it was made, by a spawn that happened
+    // before this release.
+    if (t == unallocated_task_made.load(std::memory_order_relaxed)) {
+        if (!joined) report_unjoined_error(0, t->error);
+        return;  // shared and never freed
+    }
     bool report = false;
     {
         std::lock_guard lock(t->join_mutex);

@@ -4,6 +4,8 @@
 
 #include <rill/error.hpp>
 
+#include "runtime/counters.hpp"
+
 #ifdef RILL_ASAN
 #include <sanitizer/asan_interface.h>
 #endif
@@ -139,6 +141,7 @@ void scheduler::take_remote() noexcept {
             } catch (...) {
                 // No stack for it: the task ends with that error, so a joiner gets it (and
                 // does not wait for ever) and a detached task has it reported.
+                count(counters.tasks_failed_to_start);
                 list->error = std::current_exception();
                 list->body->destroy(list->body);
                 list->body = nullptr;
