@@ -19,6 +19,11 @@ struct runtime_counters {
     // Connections accepted and closed again at once because the process had no memory for
     // their stream: those clients see their connection close, the server carries on.
     std::uint64_t clients_dropped = 0;
+    // Failures of tasks nobody joins that the default report did not write on stderr (over
+    // its rate of 20 lines, then 10 a second; its queue full; no memory to format them):
+    // counted here and summed up on stderr instead. A handler set with
+    // set_task_failure_handler sees every failure.
+    std::uint64_t task_failures_not_reported = 0;
 };
 
 // The counters now. Safe from any thread, inside or outside run().

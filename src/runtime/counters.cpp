@@ -15,6 +15,7 @@ runtime_counters counters_snapshot() noexcept {
         .tasks_failed_to_start = c.tasks_failed_to_start.load(std::memory_order_relaxed),
         .accept_errors_retried = c.accept_errors_retried.load(std::memory_order_relaxed),
         .clients_dropped = c.clients_dropped.load(std::memory_order_relaxed),
+        .task_failures_not_reported = c.task_failures_not_reported.load(std::memory_order_relaxed),
     };
 }
 

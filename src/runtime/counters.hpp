@@ -12,6 +12,7 @@ struct process_counters {
     std::atomic<std::uint64_t> tasks_failed_to_start{0};
     std::atomic<std::uint64_t> accept_errors_retried{0};
     std::atomic<std::uint64_t> clients_dropped{0};
+    std::atomic<std::uint64_t> task_failures_not_reported{0};
 };
 
 extern process_counters counters;

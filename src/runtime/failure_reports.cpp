@@ -2,19 +2,19 @@
 // on stderr written by a reporter thread (a worker only queues them).
 #include "runtime/failure_reports.hpp"
 
+#include "runtime/counters.hpp"
+
 #include <pthread.h>
 #include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cerrno>
 #include <condition_variable>
 #include <deque>
 #include <memory>
 #include <mutex>
 #include <string>
-#include <thread>
 
 #include <rill/error.hpp>
 #include <rill/runtime.hpp>
@@ -28,6 +28,8 @@ using report_clock = std::chrono::steady_clock;
 // The reporter thread leaves after this long without a line to write (and comes back with
 // the next one).
 constexpr std::chrono::seconds reporter_idle_exit{10};
+// The reporter thread's stack: it formats nothing, it only writes queued lines.
+constexpr std::size_t reporter_stack_bytes = 64 * 1024;
 
 // Writes all of `line` to stderr, blocking this thread only (the reporter's). Gives up on a
 // stderr that is closed or fails.
@@ -60,7 +62,7 @@ public:
         refill(report_clock::now());
         if (tokens_ < 1.0 || queue_.size() >= failure_reports_queued_max) {
             ++held_back_;
-            dropped_.fetch_add(1, std::memory_order_relaxed);
+            count(counters.task_failures_not_reported);
             return;  // the writer sums these up once the rate allows
         }
         tokens_ -= 1.0;
@@ -68,7 +70,7 @@ public:
         wake_writer();
     }
 
-    void count_unreported() noexcept { dropped_.fetch_add(1, std::memory_order_relaxed); }
+    void count_unreported() noexcept { count(counters.task_failures_not_reported); }
 
     void drain() noexcept {
         std::unique_lock lock(mutex_);
@@ -82,8 +84,6 @@ public:
         idle_.wait_for(lock, failure_reports_drain_limit,
                        [&] { return queue_.empty() && !writing_; });
     }
-
-    std::uint64_t dropped() const noexcept { return dropped_.load(std::memory_order_relaxed); }
 
 private:
     void refill(report_clock::time_point now) noexcept {
@@ -107,10 +107,21 @@ private:
         sigset_t all, before;
         sigfillset(&all);
         pthread_sigmask(SIG_SETMASK, &all, &before);
-        try {
-            std::thread([this] { write_lines(); }).detach();
-            writer_running_ = true;
-        } catch (...) {}
+        // A small stack: the thread may be needed when memory is short (under an address-space
+        // limit a default 8 MiB thread stack cannot be mapped).
+        pthread_attr_t attr;
+        pthread_attr_init(&attr);
+        pthread_attr_setstacksize(&attr, reporter_stack_bytes);
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        pthread_t thread;
+        writer_running_ = pthread_create(
+                              &thread, &attr,
+                              [](void* self) -> void* {
+                                  static_cast<failure_reporter*>(self)->write_lines();
+                                  return nullptr;
+                              },
+                              this) == 0;
+        pthread_attr_destroy(&attr);
         pthread_sigmask(SIG_SETMASK, &before, nullptr);
     }
 
@@ -161,7 +172,6 @@ private:
     std::uint64_t held_back_ = 0;  // not reported since the last summary
     bool writer_running_ = false;
     bool writing_ = false;
-    std::atomic<std::uint64_t> dropped_{0};
 };
 
 // The application's handler, if it set one.
@@ -217,8 +227,6 @@ void report_unjoined_error(std::uint64_t id, const std::exception_ptr& e) noexce
 }
 
 void drain_failure_reports() noexcept { failure_reporter::get().drain(); }
-
-std::uint64_t failure_reports_dropped() noexcept { return failure_reporter::get().dropped(); }
 
 }  // namespace rill::detail
 

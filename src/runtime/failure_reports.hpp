@@ -30,8 +30,4 @@ void report_unjoined_error(std::uint64_t id, const std::exception_ptr& e) noexce
 // line summing up those the rate limit held back. run calls it once every task has ended.
 void drain_failure_reports() noexcept;
 
-// Failures handed to the default report and not written (over the rate, the queue full, or no
-// memory to format them), since the process started.
-std::uint64_t failure_reports_dropped() noexcept;
-
 }  // namespace rill::detail

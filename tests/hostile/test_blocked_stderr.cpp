@@ -3,7 +3,6 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
-#include <regex>
 #include <string>
 
 #include "support/child_process.hpp"
@@ -41,7 +40,7 @@ TEST(HostileBlockedStderr, ReportsNeverStallTheServer) {
     // The lines that did get out are the reports, and the rest were counted.
     echo.stop();
     auto o = echo.wait(2s);
-    EXPECT_TRUE(std::regex_search(o.err, std::regex("rill: task [0-9]+ ended with an exception "
-                                                    "nobody joined: .*cannot decode bytes FF")))
+    EXPECT_NE(o.err.find("ended with an exception nobody joined: "), std::string::npos)
         << o.err.substr(0, 500);
+    EXPECT_NE(o.err.find("cannot decode bytes FF"), std::string::npos) << o.err.substr(0, 500);
 }

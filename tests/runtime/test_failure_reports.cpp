@@ -114,6 +114,7 @@ TEST(FailureReports, AThrowingHandlerIsSwallowed) {
 // one line, so every failure is accounted for and stderr gets a bounded number of lines.
 TEST(FailureReports, LinesOverTheRateAreSummedUp) {
     constexpr int failures = 500;
+    const std::uint64_t unreported_before = rill::counters_snapshot().task_failures_not_reported;
     testing::internal::CaptureStderr();
     const auto started = std::chrono::steady_clock::now();
     rill::run(
@@ -131,6 +132,8 @@ TEST(FailureReports, LinesOverTheRateAreSummedUp) {
     for (std::sregex_iterator it(err.begin(), err.end(), summary), end; it != end; ++it)
         summed += std::stoi((*it)[1]);
     EXPECT_EQ(lines + summed, failures) << err;
+    EXPECT_EQ(rill::counters_snapshot().task_failures_not_reported - unreported_before,
+              static_cast<std::uint64_t>(summed));
     // The burst, plus what the rate allows over the run (it lasts well under a second).
     EXPECT_LE(lines, 20 + static_cast<int>(seconds * 10) + 1) << err;
     EXPECT_GE(lines, 20) << err;
