@@ -4,6 +4,7 @@
 #include <sys/mman.h>
 
 #include <algorithm>
+#include <atomic>
 #include <new>
 #include <vector>
 
@@ -86,7 +87,24 @@ void release_buffer_block(char* block) noexcept {
     release_cold(block);
 }
 
+namespace {
+std::atomic<unsigned> allocation_failures_for_tests{0};
+
+[[gnu::cold]] void fail_allocation_for_tests() {
+    unsigned left = allocation_failures_for_tests.load(std::memory_order_relaxed);
+    while (left && !allocation_failures_for_tests.compare_exchange_weak(
+                       left, left - 1, std::memory_order_relaxed)) {}
+    if (left) throw std::bad_alloc();
+}
+}  // namespace
+
+void fail_buffer_allocations_for_tests(unsigned count) noexcept {
+    allocation_failures_for_tests.store(count, std::memory_order_relaxed);
+}
+
 void byte_buffer::make_room(std::size_t min_free) {
+    if (allocation_failures_for_tests.load(std::memory_order_relaxed)) [[unlikely]]
+        fail_allocation_for_tests();
     if (!data_ &&
         min_free <= initial_buffer_bytes) {  // the usual case: an empty buffer's first bytes
         data_ = acquire_buffer_block();
