@@ -238,7 +238,7 @@ private:
         uring_request req;
         req.backend = this;
         req.task = t;
-        if (!prepare(h, op, req)) return submit_error_;
+        if (!prepare(h, op, req)) return refused();
         const long r = complete(h, op, req, owner_.park(&req, op.deadline));
         if (op.kind == io_kind::recv || op.kind == io_kind::recv_provided) note_receive(h, op, r);
         return r;
@@ -268,13 +268,13 @@ private:
         sending.completed = send.completed;
         sending.context = send.context;
         if (!prepare(h, send, sending)) {
-            flushed.sent = submit_error_;  // the stream's next write reports it
-            return submit_error_;
+            flushed.sent = refused();  // the stream's next write reports it
+            return refused();
         }
         uring_request req;
         req.backend = this;
         req.task = t;
-        long r = submit_error_;
+        long r = refused();
         if (prepare(h, op, req)) {
             r = complete(h, op, req, owner_.park(&req, op.deadline));
             note_receive(h, op, r);
@@ -290,6 +290,9 @@ private:
         flushed.sent = complete(h, send, sending, why);
         return r;
     }
+
+    // What an operation that found no submission slot returns: the kernel's -errno.
+    long refused() const noexcept { return submit_error_ < 0 ? submit_error_ : -EAGAIN; }
 
     // False when the kernel keeps refusing to make room in the submission queue (next_sqe):
     // the operation then fails with submit_error_.

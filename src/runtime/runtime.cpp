@@ -202,6 +202,15 @@ int run_runtime(task_body* main_body, const int* main_result, const runtime_opti
         started_cv.wait(lock, [&] { return started == options.workers; });
     }
 
+    if (start_error && may_fall_back && is_backend_setup_error(start_error)) {
+        // Tear down the workers that did start (they have no task: they just leave).
+        for (auto& s : scheds)
+            if (s) s->request_cancel_all();
+        for (auto& th : threads) th.join();
+        for (auto& s : scheds) s.reset();
+        return start_over_with_epoll(start_error);
+    }
+
     task_control* main_task = nullptr;
     if (!start_error) {
         // Main's end stops the runtime; its captures are destroyed on the task, like any task's.
@@ -235,11 +244,7 @@ int run_runtime(task_body* main_body, const int* main_result, const runtime_opti
     }
     for (auto& th : threads) th.join();
     for (auto& s : scheds) s.reset();
-    if (start_error) {
-        if (may_fall_back && owner.body && is_backend_setup_error(start_error))
-            return start_over_with_epoll(start_error);
-        std::rethrow_exception(start_error);
-    }
+    if (start_error) std::rethrow_exception(start_error);
 
     std::exception_ptr main_error = main_task->error;
     // The handle's reference: nobody else joins main.
