@@ -494,8 +494,10 @@ private:
 
     // With IORING_FEAT_NODROP (setup_ring insists on it) the kernel keeps the completions that
     // found the completion queue full and says so with IORING_SQ_CQ_OVERFLOW; they reach the
-    // queue only when the ring is entered with GETEVENTS. liburing's plain submit does not
-    // always enter, so every loop turn that sees the flag enters and reaps until it clears.
+    // queue only when the ring is entered with GETEVENTS. liburing 2.3 adds GETEVENTS when it
+    // sees the flag, and Linux 6.18 woke every task without this loop
+    // (tests/io/test_completion_overflow.cpp); it makes the flush explicit and bounded whatever
+    // the liburing version: each loop turn that sees the flag enters and reaps until it clears.
     void flush_overflowed_completions() noexcept {
         for (int i = 0; i < overflow_flushes_per_wait_max && completions_overflowed(); ++i) {
             completion_overflows.fetch_add(1, std::memory_order_relaxed);
