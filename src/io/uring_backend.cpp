@@ -349,7 +349,8 @@ public:
     }
 
     void wait(std::optional<std::chrono::nanoseconds> timeout) override {
-        retry_pending_cancels();
+        if (cancels_pending_) [[unlikely]]
+            retry_pending_cancels();
         if (!wake_armed_ && !arm_wake()) {
             // No read waits on the eventfd, so another thread's wake would go unseen: poll.
             if (!timeout || *timeout > wake_unarmed_poll_interval)
@@ -373,11 +374,13 @@ public:
             ts.tv_nsec = timeout->count() % 1'000'000'000;
             r = io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, &ts, nullptr);
         }
-        if (r < 0 && r != -ETIME && r != -EINTR && r != -EBUSY && r != -EAGAIN) {
+        if (r < 0 && r != -ETIME && r != -EINTR && r != -EBUSY && r != -EAGAIN && r != -EBADR) {
             std::fprintf(stderr, "rill: io_uring_enter failed: %s\n", std::strerror(-r));
         }
         reap();
-        flush_overflowed_completions();
+        // One flag read per loop turn; -EBADR: the kernel dropped completions (Linux 5.19+).
+        if (completions_overflowed() || r == -EBADR) [[unlikely]]
+            flush_overflowed_completions();
     }
 
     void wake() noexcept override {
@@ -444,7 +447,13 @@ private:
     // that are ready are reaped between tries: a kernel that cannot post completions refuses
     // new work (-EBUSY) until room is made.
     io_uring_sqe* next_sqe() noexcept {
-        io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
+        if (io_uring_sqe* sqe = io_uring_get_sqe(&ring_)) [[likely]]
+            return sqe;
+        return next_sqe_after_submitting();
+    }
+
+    [[gnu::noinline]] io_uring_sqe* next_sqe_after_submitting() noexcept {
+        io_uring_sqe* sqe = nullptr;
         for (int attempt = 0; !sqe && attempt < submit_attempts_max; ++attempt) {
             const int injected = submit_failure_for_tests.load(std::memory_order_relaxed);
             const int r = injected ? -injected : io_uring_submit_and_get_events(&ring_);
@@ -473,7 +482,7 @@ private:
         return true;
     }
 
-    void retry_pending_cancels() noexcept {
+    [[gnu::cold, gnu::noinline]] void retry_pending_cancels() noexcept {
         while (uring_request* req = cancels_pending_) {
             if (!submit_cancel(req)) return;
             cancels_pending_ = req->next_cancel;
@@ -498,7 +507,7 @@ private:
     // sees the flag, and Linux 6.18 woke every task without this loop
     // (tests/io/test_completion_overflow.cpp); it makes the flush explicit and bounded whatever
     // the liburing version: each loop turn that sees the flag enters and reaps until it clears.
-    void flush_overflowed_completions() noexcept {
+    [[gnu::cold, gnu::noinline]] void flush_overflowed_completions() noexcept {
         for (int i = 0; i < overflow_flushes_per_wait_max && completions_overflowed(); ++i) {
             completion_overflows.fetch_add(1, std::memory_order_relaxed);
             io_uring_submit_and_get_events(&ring_);

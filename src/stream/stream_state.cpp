@@ -91,11 +91,11 @@ fill_result stream_state::fill_bytes(const char* operation) {
     // A stream about to wait with nothing buffered holds no buffer meanwhile (the transport
     // releases `in` when it waits).
     if (in.empty() && out.empty()) out.release();
-    note_user();
-    long r;
-    scheduler* here = pending_flush.owner && !out.empty() ? scheduler::current() : nullptr;
+    scheduler* here = scheduler::current();
     task_control* running = here ? here->running() : nullptr;
-    if (running && pending_flush.owner == running) {
+    note_user(running);
+    long r;
+    if (running && pending_flush.owner == running && !out.empty()) {
         // flush_writer's put-off send may go to the kernel with this receive.
         pending_output flushed{out, optional_deadline(options.writer_timeout), pending_flush};
         r = io->receive(in, deadline, &flushed);
@@ -163,7 +163,7 @@ void stream_state::refuse_write(const char* operation) {
 std::size_t stream_state::send_some(const char* p, std::size_t n,
                                     const std::optional<time_point>& deadline,
                                     const char* operation, bool more) {
-    note_user();
+    note_user(running_task());
     const long r = io->send(p, n, deadline, more);
     if (r >= 0) return static_cast<std::size_t>(r);
     if (r == -ETIMEDOUT && deadline)  // else the connection itself timed out: os_error

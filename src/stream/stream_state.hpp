@@ -133,17 +133,18 @@ struct stream_state : small_block_allocated {
     // ---- closing from another task --------------------------------------------------------
     // Before each receive and send: the running task becomes the stream's user (a load and a
     // compare when it already is).
-    void note_user() noexcept {
+    static task_control* running_task() noexcept {
         scheduler* here = scheduler::current();
-        task_control* running = here ? here->running() : nullptr;
+        return here ? here->running() : nullptr;
+    }
+    void note_user(task_control* running) noexcept {
         if (last_user.load(std::memory_order_relaxed) != running) [[unlikely]]
             last_user.store(running, std::memory_order_relaxed);
     }
     // Another task than the one calling has used the stream (it may be parked on it now).
     bool used_by_other_task() const noexcept {
-        scheduler* here = scheduler::current();
         task_control* user = last_user.load(std::memory_order_relaxed);
-        return user && user != (here ? here->running() : nullptr);
+        return user && user != running_task();
     }
     bool close_requested() const noexcept {
         return sharing.load(std::memory_order_acquire) & sharing_close_requested;

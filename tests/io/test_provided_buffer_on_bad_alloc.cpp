@@ -1,10 +1,11 @@
 // A receive that waited on io_uring's provided buffers copies its bytes into the stream's input
 // buffer; when that copy cannot get memory (std::bad_alloc), the provided buffer still goes
 // back to the ring. The pool is shrunk to 2 buffers and two allocation failures are injected
-// (fail_buffer_allocations_for_tests): a buffer kept by each failure would leave the pool
-// empty, and every later receive would come back with ENOBUFS (counted as a shortfall). The
-// read that hit the failure throws std::bad_alloc; the lines sent after it arrive whole. On
-// the epoll backend the allocation fails before the receive, so no line is lost there.
+// (fail_buffer_allocations_for_tests, with the worker's warm blocks held so the copy needs a
+// fresh one): a buffer kept by each failure would leave the pool empty, and every later
+// receive would come back with ENOBUFS (counted as a shortfall). The read that hit the failure
+// throws std::bad_alloc; the lines sent after it arrive whole. On the epoll backend the
+// allocation fails before the receive, so no line is lost there.
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -77,6 +78,11 @@ TEST(ProvidedBufferOnBadAlloc, BufferGoesBackWhenTheCopyCannotAllocate) {
             EXPECT_EQ(rill::read_line(*s), std::optional<std::string>("line 0"));
             const std::uint64_t shortfalls_before = rill::detail::provided_buffer_shortfalls();
             for (int i = 0; i < failed_reads; ++i) {
+                // The failure hook is met only by an allocation that finds no warm block: hold
+                // them all (this task runs on the worker whose blocks the stream takes).
+                std::vector<char*> held;
+                for (std::size_t b = 0; b < rill::detail::warm_buffer_blocks_max; ++b)
+                    held.push_back(rill::detail::acquire_buffer_block());
                 rill::detail::fail_buffer_allocations_for_tests(1);
                 wanted = ++asked;
                 try {
@@ -86,6 +92,7 @@ TEST(ProvidedBufferOnBadAlloc, BufferGoesBackWhenTheCopyCannotAllocate) {
                     ++bad_allocs;
                 }
                 rill::detail::fail_buffer_allocations_for_tests(0);
+                for (char* b : held) rill::detail::release_buffer_block(b);
             }
             for (int i = 0; i < lines_after; ++i) {
                 wanted = ++asked;
