@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <exception>
+#include <functional>
 #include <memory>
 #include <new>
 #include <type_traits>
@@ -100,7 +101,8 @@ int run_runtime(task_body* main_body, const int* main_result, const runtime_opti
 }  // namespace detail
 
 // Handle to a spawned task. Dropping it detaches the task (it keeps running); an exception
-// that ends a detached task is reported on stderr with the task id, never rethrown.
+// that ends a detached task is reported (set_task_failure_handler: by default a line on
+// stderr with the task id), never rethrown.
 class task {
 public:
     task() noexcept = default;
@@ -156,6 +158,19 @@ int run(F&& main, runtime_options options = {}) {
     using body = detail::task_body_of<decltype(wrapper)>;
     return detail::run_runtime(new body(std::move(wrapper)), &result, options);
 }
+
+// Called with the id of a task nobody joins and the exception that ended it (never
+// task_cancelled). It runs on the worker that ran the task, so it must not block: queue the
+// report, count it, hand it to a logger that does not wait.
+using task_failure_handler =
+    std::function<void(std::uint64_t task_id, const std::exception_ptr& error)>;
+// Replaces the default report of such failures for the whole process, from any thread; an
+// empty function restores it. The default writes one line per failure on stderr ("rill: task
+// 12 ended with an exception nobody joined: ..."), from a thread of its own so that a stderr
+// nobody reads never stalls a worker, at most 20 lines at once and then 10 a second; the
+// lines held back are counted and summed up in one line ("rill: 153 more task failures not
+// reported"). An exception thrown by the handler is swallowed.
+void set_task_failure_handler(task_failure_handler handler);
 
 // Suspends the calling task for at least `d`. Throws task_cancelled when cancelled.
 void task_sleep(std::chrono::nanoseconds d);

@@ -31,6 +31,59 @@ inline constexpr std::size_t default_max_line_length_bytes = 64 * 1024;
 // block at this point rather than grow memory.
 inline constexpr std::size_t default_output_buffer_bytes = 64 * 1024;
 
+// ---- Memory per connection ------------------------------------------------------------------
+// What a stream holds is bounded whatever its transcoder and however the peer splits its
+// bytes, as long as max_line_length is not 0 (no cap: read_line then buffers a line of any
+// length) and the program's own reads are bounded: read_all_chars, read_all_bytes and
+// read_n_chars / read_n_bytes with a large n return everything they are asked for, so they
+// are unbounded by nature (their result, not the stream's buffers, grows: the buffers stay
+// under the caps below, since these reads consume as they go). read_line with a max_length or
+// a separator of its own counts toward max_line_length as plain read_line does, and
+// read_char / peek_char hold at most one receive. "One receive" is what one receive from the
+// transport appends: on a socket at most socket_receive_cap_bytes, on a memory transport one
+// segment as sent. Measured by tests/hostile/test_split_segments.cpp.
+
+// The most one receive from a socket appends. Without a transcoder: the input buffer's free
+// room, which read_line's growth keeps under 4 × max_line_length (it starts at 4 KiB, at most
+// doubled for a partial line). A transcoded stream decodes each receive at once, so its input
+// buffer holds a partial character and one receive of at most 8 KiB.
+inline constexpr std::size_t transcoded_socket_receive_cap_bytes = 8 * 1024;
+constexpr std::size_t socket_receive_cap_bytes(std::size_t max_line_length,
+                                               bool transcoded) noexcept {
+    if (transcoded || 4 * max_line_length < transcoded_socket_receive_cap_bytes)
+        return transcoded_socket_receive_cap_bytes;
+    return 4 * max_line_length;
+}
+// Input bytes as received: read_line waits for more only while at most max_line_length bytes
+// of the line are unread (past that it throws line_too_long and drops them, and discarding the
+// rest of the line holds one receive at a time), so the buffer holds max_line_length plus one
+// receive; it grows by doubling, hence the factor. A transcoded stream decodes each receive
+// at once and holds one receive and a partial character.
+constexpr std::size_t input_buffer_cap_bytes(std::size_t max_line_length,
+                                             std::size_t receive_bytes) noexcept {
+    return 4 * (max_line_length + receive_bytes);
+}
+// A transcoded stream's decoded text (UTF-8): text already read is dropped before more is
+// decoded, so it holds at most max_line_length unread bytes plus one receive decoded (3 bytes
+// of UTF-8 per input byte at most: U+FFFD for a bad byte); doubling growth, hence the 2.
+constexpr std::size_t decoded_text_cap_bytes(std::size_t max_line_length,
+                                             std::size_t receive_bytes) noexcept {
+    return 2 * (max_line_length + 3 * receive_bytes);
+}
+// Output: a write that would take the buffer past default_output_buffer_bytes sends first (and
+// a large write goes straight from the caller's memory), so the buffer never holds more; its
+// capacity at most doubles that. A peer that does not read blocks the writer instead (bound it
+// with writer_timeout). Encoding (a transcoded stream) goes through a temporary of about 4
+// bytes per byte of the text written, released when the write returns.
+inline constexpr std::size_t output_buffer_cap_bytes = 2 * default_output_buffer_bytes;
+
+// close_stream with input the stream has not read waits at most this long for the peer to
+// finish sending, discarding what comes (nginx's lingering_time), so that the answer written
+// before it is not lost to the reset a close with unread input makes.
+inline constexpr std::chrono::milliseconds default_lingering_close_time{5000};
+// ... and discards at most this many bytes before closing anyway.
+inline constexpr std::size_t lingering_close_discard_cap_bytes = 1024 * 1024;
+
 namespace detail {
 struct stream_state;
 struct stream_access;
@@ -43,6 +96,9 @@ struct stream_options {
         reader_timeout;  // a read waiting longer sees end of stream
     std::optional<std::chrono::milliseconds>
         writer_timeout;  // a write waiting longer throws timeout_error
+    // close_stream with unread input: how long at most it lingers, draining the peer's bytes
+    // so that the answer reaches it (see close_stream); 0: close at once. Default 5 s.
+    std::chrono::milliseconds lingering_close_time = default_lingering_close_time;
 };
 
 class stream {
@@ -106,8 +162,18 @@ void write_chars(stream& s, std::string_view text);
 void newline(stream& s);
 void flush_writer(stream& s);
 
-// Flushes and closes both directions; closing twice is harmless. Throws what flush_writer
-// throws (the stream is closed all the same).
+// Flushes and closes both directions; closing twice is harmless. Throws what the flush
+// throws (os_error, timeout_error, task_cancelled), after closing.
+//
+// Closing a TCP connection whose input was not all read makes the kernel send a reset, which
+// can destroy the answer written just before (the peer's kernel drops what it had not yet
+// handed over). So when input may be unread (bytes the stream has not read, or bytes waiting
+// in the transport) close_stream lingers, as nginx's lingering_close does: it sends the
+// output, half-closes (the peer reads end of stream after the answer), then reads and
+// discards until the peer closes, for at most lingering_close_time and
+// lingering_close_discard_cap_bytes, and closes. Cancellation during that wait still closes
+// (then throws task_cancelled). With nothing unread, the last output and the close leave
+// together at once.
 //
 // Another task may close a stream while the task using it waits in a read or a write on it
 // (on the same worker or another), as Go's net.Conn.Close unblocks a pending Read: the

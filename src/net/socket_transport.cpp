@@ -2,6 +2,7 @@
 // backend, which decides how the bytes move.
 #include "net/socket_transport.hpp"
 
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 
 #include <cerrno>
@@ -35,6 +36,10 @@ public:
     }
     void shutdown_reader() noexcept override {
         if (socket_.fd >= 0) ::shutdown(socket_.fd, SHUT_RD);
+    }
+    bool input_pending() const noexcept override {
+        int unread = 0;
+        return socket_.fd >= 0 && ::ioctl(socket_.fd, FIONREAD, &unread) == 0 && unread > 0;
     }
     void close() noexcept override { close_socket(socket_); }
     // shutdown() is thread-safe and wakes the socket's waiters in either backend: epoll reports

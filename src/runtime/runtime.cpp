@@ -244,6 +244,9 @@ int run_runtime(task_body* main_body, const int* main_result, const runtime_opti
     }
     for (auto& th : threads) th.join();
     for (auto& s : scheds) s.reset();
+    // The reports of the tasks' failures reach stderr before run returns (bounded: a stderr
+    // nobody reads delays run's return by failure_reports_drain_limit at most).
+    drain_failure_reports();
     if (start_error) std::rethrow_exception(start_error);
 
     std::exception_ptr main_error = main_task->error;

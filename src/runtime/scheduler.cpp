@@ -1,6 +1,5 @@
 #include "runtime/scheduler.hpp"
 
-#include <cstdio>
 #include <utility>
 
 #include <rill/error.hpp>
@@ -27,21 +26,6 @@ constexpr std::size_t max_body_on_stack = 512;
 constexpr int prefetched_stack_lines = 16;
 
 }  // namespace
-
-void report_unjoined_error(std::uint64_t id, const std::exception_ptr& e) noexcept {
-    if (!e) return;
-    try {
-        std::rethrow_exception(e);
-    } catch (const task_cancelled&) {
-        // Cancellation is how tasks end at shutdown, not an error.
-    } catch (const std::exception& ex) {
-        std::fprintf(stderr, "rill: task %llu ended with an exception nobody joined: %s\n",
-                     static_cast<unsigned long long>(id), ex.what());
-    } catch (...) {
-        std::fprintf(stderr, "rill: task %llu ended with a non-standard exception nobody joined\n",
-                     static_cast<unsigned long long>(id));
-    }
-}
 
 void drop_ref(task_control* t) noexcept {
     if (t->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete t;

@@ -15,6 +15,7 @@
 #include <rill/channel.hpp>
 #include <rill/runtime.hpp>
 
+#include "runtime/failure_reports.hpp"
 #include "runtime/fiber.hpp"
 #include "runtime/poller.hpp"
 
@@ -214,8 +215,6 @@ inline task_control& current_task(const char* operation) {
         refuse_outside_task(operation);
     return *s->running();
 }
-// Prints an exception that ended a task nobody joins (task_cancelled is not reported).
-void report_unjoined_error(std::uint64_t id, const std::exception_ptr& e) noexcept;
 // Drops one reference to a task's control block (the handle's or the running task's).
 void drop_ref(task_control* t) noexcept;
 

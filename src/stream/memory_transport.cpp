@@ -110,6 +110,12 @@ public:
         shutdown_reader();  // our receives return 0
     }
 
+    bool input_pending() const noexcept override {
+        if (closed_) return false;
+        std::lock_guard lock(incoming_.mutex);
+        return !incoming_.chunks.empty();
+    }
+
     void close() noexcept override {
         if (closed_) return;
         closed_ = true;

@@ -34,7 +34,7 @@ std::optional<std::uint8_t> read_byte(stream& s) {
     detail::stream_state& st = detail::open_for_reading(s, "read_byte");
     if (detail::await_bytes(st, "read_byte") != detail::fill_result::more) return std::nullopt;
     auto b = static_cast<std::uint8_t>(st.in.head()[0]);
-    st.in.consume(1);
+    st.consume_input(1);
     return b;
 }
 
@@ -44,7 +44,7 @@ std::size_t read_some(stream& s, std::span<std::byte> buffer) {
     if (detail::await_bytes(st, "read_some") != detail::fill_result::more) return 0;
     const std::size_t n = std::min(buffer.size(), st.in.size());
     std::memcpy(buffer.data(), st.in.head(), n);
-    st.in.consume(n);
+    st.consume_input(n);
     return n;
 }
 
@@ -55,7 +55,7 @@ std::optional<std::vector<std::uint8_t>> read_n_bytes(stream& s, std::size_t n) 
         if (detail::await_bytes(st, "read_n_bytes") != detail::fill_result::more) break;
         const std::size_t take = std::min(n - bytes.size(), st.in.size());
         bytes.insert(bytes.end(), st.in.head(), st.in.head() + take);
-        st.in.consume(take);
+        st.consume_input(take);
     }
     if (bytes.empty() && n > 0) return std::nullopt;
     return bytes;

@@ -90,9 +90,13 @@ bool read_text(stream_state& st, std::string& line, const text_read& r) {
                     line.append(utf8,
                                 static_cast<std::size_t>(reinterpret_cast<char*>(end) - utf8));
                 }
-                if (r.max_bytes && line.size() > r.max_bytes) {
+                // The cap counts the text taken, as the fast path does: the second half of
+                // each CR LF (skipped under a custom separator) counts too, so that what the
+                // stream buffers stays within max_line_length plus one receive.
+                if (r.max_bytes && pos > r.max_bytes) {
+                    const std::size_t taken = pos;
                     consume_taken();
-                    too_long(st, r.max_bytes, line.size(), false);
+                    too_long(st, r.max_bytes, taken, false);
                 }
                 continue;
             }

@@ -79,6 +79,7 @@ void stream_state::close_transport() noexcept {
     closed = true;
     in.release();
     out.release();
+    if (codec) codec->pending_bad_bytes = 0;  // its bytes went with `in`
     end_of_input = true;
     writer_closed = true;
 }
@@ -131,6 +132,13 @@ fill_result stream_state::fill_text(const char* operation) {
         in.consume(bad);
         tc.bytes_decoded += bad;
         throw decoding_error(what);
+    }
+    // The text already read goes before more is decoded: a peer whose every segment ends inside
+    // a line never lets the text run empty (consume_text frees it only then), and the line cap
+    // only counts unread text. Moves at most the unread part of a line.
+    if (tc.decoded_pos > 0) {
+        tc.decoded.erase(0, tc.decoded_pos);
+        tc.decoded_pos = 0;
     }
     for (;;) {
         if (!in.empty() || end_of_input) {
@@ -227,6 +235,62 @@ void abort_stream(stream& s) noexcept {
     st.close_transport();
 }
 
+namespace {
+
+// Whether closing now could reset the connection under the answer: input the stream has not
+// read, or bytes waiting in the transport. A peer that ended its side sends nothing more, and
+// what it sent is all read into the stream by then. On a socket the last question costs one
+// ioctl per close (churn: no change in user-space instructions per connection).
+bool input_may_be_unread(const stream_state& st) noexcept {
+    if (st.end_of_input && !st.reader_shut) return false;
+    if (!st.end_of_input && (!st.in.empty() || st.text_size() > 0)) return true;
+    return st.io->input_pending();
+}
+
+// close_stream when input may be unread, as nginx's lingering_close: the output leaves at once
+// (no MSG_MORE: it must not wait for the close), the writer is shut down so the peer reads end
+// of stream after the answer, and the peer's bytes are read and dropped until it closes, for
+// at most options.lingering_close_time and lingering_close_discard_cap_bytes. Only then does
+// the close (and a reset, if the peer is still sending) follow. Out of line: the close of a
+// connection with nothing unread does not pay for it.
+[[gnu::noinline]] void close_lingering(stream_state& st) {
+    try {
+        if (!st.writer_closed && !st.write_error) st.flush("close_stream", false);
+    } catch (...) {
+        st.close_transport();
+        throw;
+    }
+    bool cancelled = false;
+    if (!st.write_error && st.options.lingering_close_time.count() > 0) {
+        if (!st.writer_closed) st.io->shutdown_writer();
+        st.writer_closed = true;
+        st.in.consume(st.in.size());  // unread input is dropped: it is never read now
+        const auto deadline = deadline_after(st.options.lingering_close_time);
+        std::size_t discarded = 0;
+        while (discarded < lingering_close_discard_cap_bytes) {
+            const long r = st.io->receive(st.in, deadline, nullptr);
+            if (r <= 0) {  // the peer's end, the time limit, cancellation or a broken connection
+                cancelled = r == -ECANCELED;
+                break;
+            }
+            discarded += static_cast<std::size_t>(r);
+            st.in.consume(st.in.size());
+        }
+    }
+    st.close_transport();
+    if (cancelled) throw task_cancelled();
+}
+
+}  // namespace
+
+bool close_lingering_if_input_unread(stream& s) {
+    stream_state& st = state_of(s);
+    if (!input_may_be_unread(st)) [[likely]]
+        return false;
+    close_lingering(st);
+    return true;
+}
+
 }  // namespace detail
 
 // ---- stream ---------------------------------------------------------------------------------
@@ -276,7 +340,8 @@ bool close_shared_stream(stream_state& st) {
 void close_stream(stream& s) {
     if (!s.is_open()) return;
     detail::stream_state& st = detail::state_of(s);
-    if (detail::close_shared_stream(st)) return;
+    if (detail::close_shared_stream(st)) return;  // first: touches nothing of the user's
+    if (detail::close_lingering_if_input_unread(s)) return;  // closed after a bounded drain
     try {
         if (!st.writer_closed && !st.write_error) st.flush("close_stream", true);
     } catch (...) {
@@ -300,10 +365,12 @@ void close_reader(stream& s) {
     detail::stream_state& st = detail::state_of(s);
     st.io->shutdown_reader();
     st.end_of_input = true;
+    st.reader_shut = true;
     st.in.release();
     if (st.codec) {
         st.codec->decoded.clear();
         st.codec->decoded_pos = 0;
+        st.codec->pending_bad_bytes = 0;  // its bytes went with `in`
     }
 }
 

@@ -2,6 +2,7 @@
 // The stream layer knows nothing of TCP: the net layer builds a stream_state over a socket.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
@@ -24,12 +25,17 @@ enum class fill_result { more, end_of_stream, timed_out };
 struct transcoding_state {
     explicit transcoding_state(const transcoder& t) : dec(t), enc(t) {}
     decoder dec;  // in -> decoded
-    std::string decoded;  // UTF-8 text not yet read
+    // UTF-8 text: [decoded_pos, size) not yet read. What was read is dropped before more is
+    // decoded (fill_text), so a peer that never lets the text run empty (every segment ends
+    // inside a line) cannot make it grow (decoded_text_cap_bytes).
+    std::string decoded;
     std::size_t decoded_pos = 0;
     std::size_t bytes_decoded = 0;  // stream position, for error messages
-    std::size_t pending_bad_bytes = 0;  // raise mode: a decoding error waits at the text's end
+    // Raise mode: a decoding error waits at the text's end; these many bytes at the head of
+    // `in` are the ill-formed ones. Whatever takes bytes from `in` keeps it in step
+    // (consume_input, close_reader).
+    std::size_t pending_bad_bytes = 0;
     encoder enc;  // UTF-8 -> out
-    std::string encode_scratch;  // eol-translated text on its way to the encoder
 };
 
 // stream_state::sharing bits.
@@ -66,6 +72,7 @@ struct stream_state : small_block_allocated {
     char skip_next = 0;  // crlf: the CR after an LF (or LF after CR) still to skip
     bool discarding_line = false;  // after line_too_long: skip to the next line end
     bool end_of_input = false;  // the peer closed (or reset), or close_reader
+    bool reader_shut = false;  // close_reader: input may still arrive (and wait unread)
     bool writer_closed = false;
     bool closed = false;  // close_stream: the transport is gone
     int write_error = 0;  // errno of a failed send: every later write reports it
@@ -91,6 +98,13 @@ struct stream_state : small_block_allocated {
             codec->decoded_pos = 0;
         }
     }
+    // A byte read takes n bytes from `in`: a pending decoding error's bad bytes among them go
+    // with them (read as bytes, they are no longer the text's to report).
+    void consume_input(std::size_t n) noexcept {
+        in.consume(n);
+        if (codec) [[unlikely]]
+            codec->pending_bad_bytes -= std::min(codec->pending_bad_bytes, n);
+    }
     // Makes more text available (receiving and decoding). Throws decoding_error when the
     // reader reaches a raise-mode error, os_error for a receive error other than a reset.
     fill_result fill_text(const char* operation);
@@ -100,6 +114,9 @@ struct stream_state : small_block_allocated {
     // ---- output -------------------------------------------------------------------------
     void write_raw(const char* p, std::size_t n, const char* operation);
     void write_text(std::string_view utf8, const char* operation);
+    // Appends utf8's encoding to `bytes` (a transcoded stream); on an encoding error under
+    // raise, writes what came before it and throws encoding_error.
+    void encode_whole(std::string_view utf8, std::string& bytes, const char* operation);
     // write_text(utf8) then the line end.
     void write_line(std::string_view utf8, const char* operation);
     // write_line when its one-append fast path does not apply.
@@ -167,6 +184,10 @@ struct stream_access {
         return stream(std::move(state));
     }
 };
+
+// close_stream's first step: when input may be unread, lingers and closes, and says so;
+// otherwise does nothing (false).
+bool close_lingering_if_input_unread(stream& s);
 
 // The state behind a stream; throws error for a moved-from one. (Tests use it too.)
 inline stream_state& state_of(const stream& s) { return stream_access::state(s); }

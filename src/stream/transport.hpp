@@ -38,6 +38,10 @@ public:
     virtual void shutdown_writer() noexcept = 0;
     // No more reading: what the peer still sends is dropped.
     virtual void shutdown_reader() noexcept = 0;
+    // Bytes from the peer wait to be received (without waiting, without taking them):
+    // close_stream lingers then, since closing a socket with unread input resets the
+    // connection. False after close or shutdown_reader.
+    virtual bool input_pending() const noexcept = 0;
     // Releases everything; later calls fail with -EBADF.
     virtual void close() noexcept = 0;
     // From any thread, while the stream's task may be waiting in receive or send: both

@@ -76,21 +76,25 @@ void stream_state::write_text(std::string_view text, const char* operation) {
         return;
     }
     check_writable(operation);
-    std::string_view source = text;
-    if (translate && text.find('\n') != std::string_view::npos) {
-        codec->encode_scratch.clear();
-        for (char c : text) {
-            if (c == '\n')
-                codec->encode_scratch.append(line_end);
-            else
-                codec->encode_scratch.push_back(c);
-        }
-        source = codec->encode_scratch;
-    }
+    // Line by line when '\n' becomes a line end of another form: each piece and each line end
+    // is encoded as it comes, with no translated copy of the whole text.
     std::string bytes;
+    while (!text.empty()) {
+        const std::size_t nl = translate ? text.find('\n') : std::string_view::npos;
+        std::string_view piece = text.substr(0, nl);
+        text.remove_prefix(nl == std::string_view::npos ? text.size() : nl + 1);
+        encode_whole(piece, bytes, operation);
+        if (nl != std::string_view::npos) encode_whole(line_end, bytes, operation);
+    }
+    write_raw(bytes.data(), bytes.size(), operation);
+}
+
+void stream_state::encode_whole(std::string_view source, std::string& bytes,
+                                const char* operation) {
     while (!source.empty()) {
         // The text is whole: a UTF-8 sequence cut at its end is invalid UTF-8 for the mode to
-        // handle, not something to hold back for a later write.
+        // handle, not something to hold back for a later write. (A piece ends at a '\n', so a
+        // cut there is the program's, not ours.)
         encode_result r = codec->enc.encode(source, bytes, true);
         source.remove_prefix(r.consumed);
         if (r.error) {
@@ -103,7 +107,6 @@ void stream_state::write_text(std::string_view text, const char* operation) {
         }
         if (r.consumed == 0) break;  // nothing left that the encoder could take: never loop
     }
-    write_raw(bytes.data(), bytes.size(), operation);
 }
 
 namespace {
