@@ -174,6 +174,18 @@ void flush_writer(stream& s);
 // lingering_close_discard_cap_bytes, and closes. Cancellation during that wait still closes
 // (then throws task_cancelled). With nothing unread, the last output and the close leave
 // together at once.
+//
+// Another task may close a stream while the task using it waits in a read or a write on it
+// (on the same worker or another), as Go's net.Conn.Close unblocks a pending Read: the
+// connection is shut down at once (the peer reads end of stream), the waiting read returns
+// what was buffered and then end of stream, a waiting or later write throws rill::error
+// "the stream was closed by another task", and unsent output is dropped. The descriptor and
+// the buffers stay with the stream's user until its own close_stream (harmless then, and
+// throwing nothing) or the stream's destruction, so the user never touches freed memory nor
+// a reused descriptor. "The user" is the task that last read or wrote the stream: a stream
+// handed to a task that has not used it yet is best closed by that task. Only close_stream
+// (and destruction by the owner) is safe from another task; other operations stay with one
+// task at a time.
 void close_stream(stream& s);
 // Stops reading (shutdown SHUT_RD); later reads see end of stream.
 void close_reader(stream& s);

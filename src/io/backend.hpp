@@ -81,6 +81,10 @@ inline backend& task_backend(const char* operation) {
     return static_cast<backend&>(current_task(operation).owner->poller());
 }
 
+// `automatic`'s probe: io_uring when this kernel (and seccomp profile) lets the process set
+// up a ring, else epoll (a refusal that will not change is remembered for the process).
+rill::backend probe_io_uring();
+
 // Closes the descriptor (once; later calls do nothing).
 void close_socket(io_handle& h) noexcept;
 // A send that never waits (closing after an exception): bytes sent, -EAGAIN when the socket's
@@ -93,5 +97,18 @@ std::uint64_t provided_buffer_shortfalls() noexcept;
 // Tests: io_uring backends created from now on get `count` provided buffers (a power of two;
 // 0: the default), so that a test can run out of them on purpose.
 void set_provided_buffer_count_for_tests(unsigned count) noexcept;
+// Tests: io_uring rings created from now on get these queue sizes (0: the default), so that
+// a test can overflow the completion queue on purpose.
+void set_ring_sizes_for_tests(unsigned submission_entries, unsigned completion_entries) noexcept;
+// Tests: while `error` is not 0, the io_uring backend's submits that make room in a full
+// submission queue fail with -error, as a kernel short of memory refuses them.
+void set_submit_failure_for_tests(int error) noexcept;
+// Tests: io_uring ring setups fail with `error` once `setups_first` more have succeeded
+// (error 0: never), as RLIMIT_MEMLOCK or ENOMEM fail them after choose_backend's probe passed.
+void set_ring_setup_failure_for_tests(int error, int setups_first) noexcept;
+// Loop turns that found completions kept aside by the kernel (io_uring's completion queue
+// overflowed) and flushed them; and completions the kernel lost. Process-wide, for tests.
+std::uint64_t completion_queue_overflows() noexcept;
+std::uint64_t dropped_completions() noexcept;
 
 }  // namespace rill::detail

@@ -4,6 +4,7 @@
 #include <sys/mman.h>
 
 #include <algorithm>
+#include <atomic>
 #include <new>
 #include <vector>
 
@@ -15,7 +16,7 @@ namespace {
 // warm_blocks_max free blocks with their pages; beyond that a freed block's pages go back to
 // the kernel (the block stays mapped for reuse, since a stream may free it on any thread).
 constexpr std::size_t blocks_per_chunk = 64;
-constexpr std::size_t warm_blocks_max = 64;
+constexpr std::size_t warm_blocks_max = warm_buffer_blocks_max;
 
 // The warm blocks: a stack linked through the blocks' first bytes. Trivially destructible,
 // so the per-request acquire and release reach it without a thread-local guard.
@@ -54,8 +55,26 @@ struct block_arena {
 thread_local block_arena arena;
 }  // namespace
 
+namespace {
+std::atomic<unsigned> allocation_failures_for_tests{0};
+
+[[gnu::cold]] void fail_allocation_for_tests() {
+    unsigned left = allocation_failures_for_tests.load(std::memory_order_relaxed);
+    while (left && !allocation_failures_for_tests.compare_exchange_weak(
+                       left, left - 1, std::memory_order_relaxed)) {}
+    if (left) throw std::bad_alloc();
+}
+}  // namespace
+
+void fail_buffer_allocations_for_tests(unsigned count) noexcept {
+    allocation_failures_for_tests.store(count, std::memory_order_relaxed);
+}
+
 char* acquire_buffer_block() {
     if (warm.head) return warm.pop();
+    // The test hook costs nothing on the usual path: it is checked only once no warm block is
+    // left (a test takes them all first).
+    if (allocation_failures_for_tests.load(std::memory_order_relaxed)) fail_allocation_for_tests();
     if (arena.cold.empty()) arena.grow();
     char* b = arena.cold.back();
     arena.cold.pop_back();

@@ -18,6 +18,12 @@ inline constexpr std::size_t initial_buffer_bytes = 4096;
 char* acquire_buffer_block();
 void release_buffer_block(char* block) noexcept;
 
+// Most free blocks a thread keeps warm (with their pages) for acquire_buffer_block.
+inline constexpr std::size_t warm_buffer_blocks_max = 64;
+// Tests: the next `count` times acquire_buffer_block finds no warm block (a test holds them
+// all), on any thread, it throws std::bad_alloc, as an exhausted mmap would.
+void fail_buffer_allocations_for_tests(unsigned count) noexcept;
+
 // A contiguous byte queue: [begin, end) holds data. Memory is taken when bytes arrive and
 // given back as soon as the queue is empty.
 class byte_buffer {

@@ -10,21 +10,33 @@
 namespace rill::detail {
 
 // In uring_backend.cpp and epoll_backend.cpp.
-rill::backend probe_io_uring();
 std::unique_ptr<backend> make_uring_backend(scheduler& owner);
 std::unique_ptr<backend> make_epoll_backend(scheduler& owner);
 
+namespace {
+// RILL_BACKEND's choice; `automatic` when it is unset or says so.
+rill::backend backend_from_environment() {
+    const char* env = std::getenv("RILL_BACKEND");
+    if (!env || !*env) return rill::backend::automatic;
+    std::string v(env);
+    if (v == "epoll") return rill::backend::epoll;
+    if (v == "io_uring" || v == "uring") return rill::backend::io_uring;
+    if (v != "automatic" && v != "auto")
+        throw argument_error("RILL_BACKEND must be epoll, io_uring or automatic, got \"" + v +
+                             "\"");
+    return rill::backend::automatic;
+}
+}  // namespace
+
 rill::backend choose_backend(rill::backend requested) {
-    if (const char* env = std::getenv("RILL_BACKEND"); env && *env) {
-        std::string v(env);
-        if (v == "epoll") return rill::backend::epoll;
-        if (v == "io_uring" || v == "uring") return rill::backend::io_uring;
-        if (v != "automatic" && v != "auto")
-            throw argument_error("RILL_BACKEND must be epoll, io_uring or automatic, got \"" + v +
-                                 "\"");
-    }
+    if (rill::backend env = backend_from_environment(); env != rill::backend::automatic) return env;
     if (requested != rill::backend::automatic) return requested;
     return probe_io_uring();
+}
+
+bool backend_may_fall_back(rill::backend requested) {
+    return backend_from_environment() == rill::backend::automatic &&
+           requested == rill::backend::automatic;
 }
 
 std::unique_ptr<poller> make_poller(rill::backend kind, scheduler& owner) {

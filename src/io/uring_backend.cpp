@@ -48,10 +48,47 @@ constexpr std::size_t provided_buffer_bytes = 2048;
 std::atomic<unsigned> provided_buffer_count_override{0};
 constexpr unsigned short provided_group = 0;
 
+// A full submission queue is handed to the kernel to make room; a kernel that keeps refusing
+// (-EAGAIN or -ENOMEM short of memory, -EBUSY with completions it cannot post) gets this many
+// tries, completions reaped between them, before the operation that wanted the slot fails.
+constexpr int submit_attempts_max = 8;
+// Completions the kernel kept aside while the completion queue was full (IORING_FEAT_NODROP)
+// are flushed into it by entering with GETEVENTS: a loop turn flushes and reaps up to this many
+// times, and the next turn carries on.
+constexpr int overflow_flushes_per_wait_max = 16;
+// A loop whose wake-up read could not be submitted waits at most this long between looks, so
+// another thread's wake is not missed for long.
+constexpr std::chrono::milliseconds wake_unarmed_poll_interval{1};
+
+// Test knobs (tests/io/): queue sizes, refused submits and failing ring setups on demand.
+std::atomic<unsigned> submission_entries_override{0};
+std::atomic<unsigned> completion_entries_override{0};
+std::atomic<int> submit_failure_for_tests{0};
+std::atomic<int> ring_setup_failure_for_tests{0};
+std::atomic<int> ring_setups_before_failure{0};
+std::atomic<std::uint64_t> completion_overflows{0};
+std::atomic<std::uint64_t> completions_dropped{0};
+
+unsigned or_default(const std::atomic<unsigned>& override_value, unsigned fallback) noexcept {
+    const unsigned v = override_value.load(std::memory_order_relaxed);
+    return v ? v : fallback;
+}
+
+// A test's failing setup: -errno once the allowed number of setups has been used up, else 0.
+int injected_setup_failure() noexcept {
+    const int error = ring_setup_failure_for_tests.load(std::memory_order_relaxed);
+    if (!error) return 0;
+    return ring_setups_before_failure.fetch_sub(1, std::memory_order_relaxed) > 0 ? 0 : -error;
+}
+
 // Set up a ring with the best flags this kernel takes: SINGLE_ISSUER + DEFER_TASKRUN (6.1+)
 // let the kernel skip locking and run completion work only when we ask for events;
 // COOP_TASKRUN (5.19+) at least avoids interrupting the thread; plain setup otherwise.
+// Refuses a kernel without IORING_FEAT_NODROP (before Linux 5.5, which also lacks CQSIZE): it
+// drops completions when the completion queue is full, and a task waiting on one would never
+// wake.
 int setup_ring(io_uring& ring) {
+    if (const int injected = injected_setup_failure()) return injected;
     const unsigned ladder[] = {
         IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN,
         IORING_SETUP_COOP_TASKRUN,
@@ -61,8 +98,13 @@ int setup_ring(io_uring& ring) {
     for (unsigned flags : ladder) {
         io_uring_params params{};
         params.flags = flags | IORING_SETUP_CQSIZE;
-        params.cq_entries = completion_queue_entries;
-        r = io_uring_queue_init_params(submission_queue_entries, &ring, &params);
+        params.cq_entries = or_default(completion_entries_override, completion_queue_entries);
+        r = io_uring_queue_init_params(
+            or_default(submission_entries_override, submission_queue_entries), &ring, &params);
+        if (r == 0 && !(params.features & IORING_FEAT_NODROP)) {
+            io_uring_queue_exit(&ring);
+            return -EINVAL;
+        }
         if (r != -EINVAL) return r;
     }
     return r;
@@ -79,6 +121,9 @@ struct uring_request final : park_point {
     bool done = false;  // the completion arrived
     void (*completed)(void*, long) = nullptr;  // io_op::completed, called from reap
     void* context = nullptr;
+    // Its cancel found no submission slot and waits for the next loop turn (cancels_pending_).
+    bool cancel_pending = false;
+    uring_request* next_cancel = nullptr;
 
     void interrupt(task_control* t) noexcept override;
 };
@@ -86,7 +131,8 @@ struct uring_request final : park_point {
 class uring_backend final : public backend {
 public:
     explicit uring_backend(scheduler& owner) : owner_(owner) {
-        if (int r = setup_ring(ring_); r < 0) throw_os_error(-r, "io_uring_queue_init");
+        if (int r = setup_ring(ring_); r < 0)
+            throw_backend_setup_error(-r, "io_uring backend: io_uring_setup for a worker's ring");
         // Every loop turn enters the kernel through the ring's descriptor; registered (Linux
         // 5.18+), the entry skips looking it up in the descriptor table. Older kernels refuse,
         // and the plain descriptor works as before.
@@ -96,7 +142,7 @@ public:
         if (wake_fd_ < 0) {
             int err = errno;
             io_uring_queue_exit(&ring_);
-            throw_os_error(err, "eventfd");
+            throw_backend_setup_error(err, "io_uring backend: eventfd");
         }
         setup_provided_buffers();
     }
@@ -138,7 +184,14 @@ public:
         const long r = flushed && owner_.others_ready() ? receive_with_send(h, provided, *flushed)
                                                         : wait_for(h, provided);
         if (r > 0) {
-            in.append(static_cast<const char*>(provided.buffer), static_cast<std::size_t>(r));
+            // The copy may need a block for `in` (std::bad_alloc): the provided buffer goes
+            // back to the ring either way, or the pool would shrink by one for good.
+            try {
+                in.append(static_cast<const char*>(provided.buffer), static_cast<std::size_t>(r));
+            } catch (...) {
+                give_back(provided.buffer_id);
+                throw;
+            }
             give_back(provided.buffer_id);
             return r;
         }
@@ -185,7 +238,7 @@ private:
         uring_request req;
         req.backend = this;
         req.task = t;
-        prepare(h, op, req);
+        if (!prepare(h, op, req)) return refused();
         const long r = complete(h, op, req, owner_.park(&req, op.deadline));
         if (op.kind == io_kind::recv || op.kind == io_kind::recv_provided) note_receive(h, op, r);
         return r;
@@ -214,13 +267,20 @@ private:
         sending.task = nullptr;
         sending.completed = send.completed;
         sending.context = send.context;
-        prepare(h, send, sending);
+        if (!prepare(h, send, sending)) {
+            flushed.sent = refused();  // the stream's next write reports it
+            return refused();
+        }
         uring_request req;
         req.backend = this;
         req.task = t;
-        prepare(h, op, req);
-        const long r = complete(h, op, req, owner_.park(&req, op.deadline));
-        note_receive(h, op, r);
+        long r = refused();
+        if (prepare(h, op, req)) {
+            r = complete(h, op, req, owner_.park(&req, op.deadline));
+            note_receive(h, op, r);
+        }
+        // The send is in flight (it writes from the stream's output buffer): wait for it even
+        // when the receive could not be submitted.
         wake_reason why = wake_reason::normal;
         if (!sending.done) {
             sending.task = t;
@@ -231,8 +291,14 @@ private:
         return r;
     }
 
-    void prepare(io_handle& h, io_op& op, uring_request& req) noexcept {
+    // What an operation that found no submission slot returns: the kernel's -errno.
+    long refused() const noexcept { return submit_error_ < 0 ? submit_error_ : -EAGAIN; }
+
+    // False when the kernel keeps refusing to make room in the submission queue (next_sqe):
+    // the operation then fails with submit_error_.
+    [[nodiscard]] bool prepare(io_handle& h, io_op& op, uring_request& req) noexcept {
         io_uring_sqe* sqe = next_sqe();
+        if (!sqe) return false;
         switch (op.kind) {
         case io_kind::recv: io_uring_prep_recv(sqe, h.fd, op.buffer, op.length, 0); break;
         case io_kind::send:
@@ -253,6 +319,7 @@ private:
             break;
         }
         io_uring_sqe_set_data(sqe, &req);
+        return true;
     }
 
     long complete(io_handle& h, io_op& op, uring_request& req, wake_reason why) noexcept {
@@ -273,13 +340,22 @@ private:
 
 public:
     void cancel(uring_request* req) noexcept {
-        io_uring_sqe* sqe = next_sqe();
-        io_uring_prep_cancel64(sqe, reinterpret_cast<std::uint64_t>(req), 0);
-        io_uring_sqe_set_data64(sqe, ignored_completion);
+        if (req->cancel_pending || submit_cancel(req)) return;
+        // No slot now: the next loop turn tries again (the task stays parked until then, and
+        // until the request's own completion).
+        req->cancel_pending = true;
+        req->next_cancel = cancels_pending_;
+        cancels_pending_ = req;
     }
 
     void wait(std::optional<std::chrono::nanoseconds> timeout) override {
-        if (!wake_armed_) arm_wake();
+        if (cancels_pending_) [[unlikely]]
+            retry_pending_cancels();
+        if (!wake_armed_ && !arm_wake()) {
+            // No read waits on the eventfd, so another thread's wake would go unseen: poll.
+            if (!timeout || *timeout > wake_unarmed_poll_interval)
+                timeout = wake_unarmed_poll_interval;
+        }
         int r;
         if (timeout && timeout->count() == 0) {
             r = io_uring_submit_and_get_events(&ring_);
@@ -298,10 +374,13 @@ public:
             ts.tv_nsec = timeout->count() % 1'000'000'000;
             r = io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, &ts, nullptr);
         }
-        if (r < 0 && r != -ETIME && r != -EINTR && r != -EBUSY && r != -EAGAIN) {
+        if (r < 0 && r != -ETIME && r != -EINTR && r != -EBUSY && r != -EAGAIN && r != -EBADR) {
             std::fprintf(stderr, "rill: io_uring_enter failed: %s\n", std::strerror(-r));
         }
         reap();
+        // One flag read per loop turn; -EBADR: the kernel dropped completions (Linux 5.19+).
+        if (completions_overflowed() || r == -EBADR) [[unlikely]]
+            flush_overflowed_completions();
     }
 
     void wake() noexcept override {
@@ -363,21 +442,93 @@ private:
         io_uring_buf_ring_advance(provided_ring_, 1);
     }
 
+    // A free submission slot; null when the kernel keeps refusing to take the queued ones
+    // (submit_error_ then says why). A full queue is handed to the kernel, and the completions
+    // that are ready are reaped between tries: a kernel that cannot post completions refuses
+    // new work (-EBUSY) until room is made.
     io_uring_sqe* next_sqe() noexcept {
-        io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
-        while (!sqe) {
-            // The submission queue is full: hand it to the kernel and take a fresh slot.
-            io_uring_submit(&ring_);
+        if (io_uring_sqe* sqe = io_uring_get_sqe(&ring_)) [[likely]]
+            return sqe;
+        return next_sqe_after_submitting();
+    }
+
+    [[gnu::noinline]] io_uring_sqe* next_sqe_after_submitting() noexcept {
+        io_uring_sqe* sqe = nullptr;
+        for (int attempt = 0; !sqe && attempt < submit_attempts_max; ++attempt) {
+            const int injected = submit_failure_for_tests.load(std::memory_order_relaxed);
+            const int r = injected ? -injected : io_uring_submit_and_get_events(&ring_);
+            if (r < 0) submit_error_ = r;
+            reap();
             sqe = io_uring_get_sqe(&ring_);
         }
+        if (!sqe && submit_error_ >= 0) submit_error_ = -EAGAIN;
         return sqe;
     }
 
-    void arm_wake() noexcept {
+    bool arm_wake() noexcept {
         io_uring_sqe* sqe = next_sqe();
+        if (!sqe) return false;
         io_uring_prep_read(sqe, wake_fd_, &wake_value_, sizeof wake_value_, 0);
         io_uring_sqe_set_data64(sqe, wake_completion);
         wake_armed_ = true;
+        return true;
+    }
+
+    bool submit_cancel(uring_request* req) noexcept {
+        io_uring_sqe* sqe = next_sqe();
+        if (!sqe) return false;
+        io_uring_prep_cancel64(sqe, reinterpret_cast<std::uint64_t>(req), 0);
+        io_uring_sqe_set_data64(sqe, ignored_completion);
+        return true;
+    }
+
+    [[gnu::cold, gnu::noinline]] void retry_pending_cancels() noexcept {
+        while (uring_request* req = cancels_pending_) {
+            if (!submit_cancel(req)) return;
+            cancels_pending_ = req->next_cancel;
+            req->cancel_pending = false;
+        }
+    }
+
+    // A request that completed no longer needs its cancel (and leaves the task's stack soon).
+    void drop_pending_cancel(uring_request* done) noexcept {
+        done->cancel_pending = false;
+        for (uring_request** link = &cancels_pending_; *link; link = &(*link)->next_cancel) {
+            if (*link == done) {
+                *link = done->next_cancel;
+                return;
+            }
+        }
+    }
+
+    // With IORING_FEAT_NODROP (setup_ring insists on it) the kernel keeps the completions that
+    // found the completion queue full and says so with IORING_SQ_CQ_OVERFLOW; they reach the
+    // queue only when the ring is entered with GETEVENTS. liburing 2.3 adds GETEVENTS when it
+    // sees the flag, and Linux 6.18 woke every task without this loop
+    // (tests/io/test_completion_overflow.cpp); it makes the flush explicit and bounded whatever
+    // the liburing version: each loop turn that sees the flag enters and reaps until it clears.
+    [[gnu::cold, gnu::noinline]] void flush_overflowed_completions() noexcept {
+        for (int i = 0; i < overflow_flushes_per_wait_max && completions_overflowed(); ++i) {
+            completion_overflows.fetch_add(1, std::memory_order_relaxed);
+            io_uring_submit_and_get_events(&ring_);
+            reap();
+        }
+        // A completion the kernel could not even keep aside (no memory for it) is lost: its
+        // task cannot be found any more, so the least is to say so.
+        const unsigned dropped = io_uring_smp_load_acquire(ring_.cq.koverflow);
+        if (dropped != completions_dropped_seen_) [[unlikely]] {
+            completions_dropped.fetch_add(dropped - completions_dropped_seen_,
+                                          std::memory_order_relaxed);
+            std::fprintf(stderr,
+                         "rill: io_uring dropped %u completions (the kernel had no memory to "
+                         "keep them): tasks waiting on them may not wake\n",
+                         dropped - completions_dropped_seen_);
+            completions_dropped_seen_ = dropped;
+        }
+    }
+
+    bool completions_overflowed() const noexcept {
+        return IO_URING_READ_ONCE(*ring_.sq.kflags) & IORING_SQ_CQ_OVERFLOW;
     }
 
     void reap() noexcept {
@@ -405,6 +556,8 @@ private:
             req->result = cqe->res;
             req->flags = cqe->flags;
             req->done = true;
+            if (req->cancel_pending) [[unlikely]]
+                drop_pending_cancel(req);
             if (req->completed) req->completed(req->context, cqe->res);
             if (req->task) owner_.ready(req->task);
         }
@@ -432,6 +585,9 @@ private:
     int wake_fd_ = -1;
     std::uint64_t wake_value_ = 0;
     bool wake_armed_ = false;
+    int submit_error_ = 0;  // why next_sqe last found no slot (-errno)
+    uring_request* cancels_pending_ = nullptr;  // cancels waiting for a submission slot
+    unsigned completions_dropped_seen_ = 0;  // the ring's overflow counter, last seen
     unsigned buffer_count_ = provided_buffer_count;
     io_uring_buf_ring* provided_ring_ = nullptr;  // null: no provided buffers on this kernel
     char* provided_buffers_ = nullptr;
@@ -470,6 +626,28 @@ rill::backend probe_io_uring() {
 
 void set_provided_buffer_count_for_tests(unsigned count) noexcept {
     provided_buffer_count_override.store(count, std::memory_order_relaxed);
+}
+
+void set_ring_sizes_for_tests(unsigned submission_entries, unsigned completion_entries) noexcept {
+    submission_entries_override.store(submission_entries, std::memory_order_relaxed);
+    completion_entries_override.store(completion_entries, std::memory_order_relaxed);
+}
+
+void set_submit_failure_for_tests(int error) noexcept {
+    submit_failure_for_tests.store(error, std::memory_order_relaxed);
+}
+
+void set_ring_setup_failure_for_tests(int error, int setups_first) noexcept {
+    ring_setups_before_failure.store(setups_first, std::memory_order_relaxed);
+    ring_setup_failure_for_tests.store(error, std::memory_order_relaxed);
+}
+
+std::uint64_t completion_queue_overflows() noexcept {
+    return completion_overflows.load(std::memory_order_relaxed);
+}
+
+std::uint64_t dropped_completions() noexcept {
+    return completions_dropped.load(std::memory_order_relaxed);
 }
 
 std::unique_ptr<backend> make_uring_backend(scheduler& owner) {

@@ -60,6 +60,13 @@ public:
         close_socket(socket_);
         slot_.release();
     }
+    // shutdown() is thread-safe and wakes the socket's waiters in either backend: epoll reports
+    // EPOLLIN | EPOLLRDHUP | EPOLLHUP, io_uring completes a pending recv with 0 and a pending
+    // send with -EPIPE. The descriptor stays open, so its number cannot be reused under the
+    // stream's task.
+    void shut_down_from_any_thread() noexcept override {
+        if (socket_.fd >= 0) ::shutdown(socket_.fd, SHUT_RDWR);
+    }
 
     std::string peer_name() const override {
         sockaddr_storage ss{};

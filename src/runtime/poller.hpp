@@ -7,6 +7,10 @@
 #include <memory>
 #include <optional>
 
+#include <string>
+#include <system_error>
+
+#include <rill/error.hpp>
 #include <rill/runtime.hpp>
 
 namespace rill::detail {
@@ -29,10 +33,24 @@ public:
     virtual bool has_unsubmitted() const noexcept { return false; }
 };
 
+// A worker's backend could not be set up although choose_backend said it would do (io_uring:
+// a ring refused for RLIMIT_MEMLOCK or ENOMEM after the probe passed). Under `automatic`, run
+// starts again with epoll on every worker; a backend asked for by name fails the run.
+class backend_setup_error : public os_error {
+public:
+    using os_error::os_error;
+};
+[[noreturn]] inline void throw_backend_setup_error(int err, const std::string& context) {
+    throw backend_setup_error(std::error_code(err, std::system_category()), context);
+}
+
 // Defined by the I/O layer. Which backend `requested` means in this process (RILL_BACKEND,
 // then `automatic`'s probe), decided before any worker starts.
 rill::backend choose_backend(rill::backend requested);
 // The poller of one worker, created on that worker's thread.
 std::unique_ptr<poller> make_poller(rill::backend kind, scheduler& owner);
+// Whether `requested` lets run fall back to epoll when a worker's io_uring cannot be set up
+// (`automatic`, unless RILL_BACKEND names a backend).
+bool backend_may_fall_back(rill::backend requested);
 
 }  // namespace rill::detail

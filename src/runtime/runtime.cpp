@@ -29,6 +29,16 @@ int available_cores() noexcept {
 namespace detail {
 
 namespace {
+bool is_backend_setup_error(const std::exception_ptr& e) noexcept {
+    try {
+        std::rethrow_exception(e);
+    } catch (const backend_setup_error&) {
+        return true;
+    } catch (...) {
+        return false;
+    }
+}
+
 // Owns a task body until it is destroyed (also on the error paths of run).
 struct body_owner {
     task_body* body;
@@ -195,7 +205,27 @@ int run_runtime(task_body* main_body, const int* main_result, const runtime_opti
     // SINGLE_ISSUER wants the creating thread to be the submitting one) on their own thread.
     std::vector<std::thread> threads;
     std::exception_ptr start_error;
-    scheds[0] = std::make_unique<scheduler>(rt, kind, options.stack_size);
+    // A worker whose backend cannot be set up after all (its io_uring ring refused, the probe
+    // having passed) fails the whole start: under `automatic` the run starts over with epoll
+    // on every worker, never with a mix of backends.
+    const bool may_fall_back =
+        kind != rill::backend::epoll && backend_may_fall_back(options.backend);
+    auto start_over_with_epoll = [&](const std::exception_ptr& e) {
+        try {
+            std::rethrow_exception(e);
+        } catch (const backend_setup_error& setup) {
+            std::fprintf(stderr, "rill: using the epoll backend: %s\n", setup.what());
+        }
+        runtime_options epoll_options = options;
+        epoll_options.backend = rill::backend::epoll;
+        return run_runtime(std::exchange(owner.body, nullptr), main_result, epoll_options);
+    };
+    try {
+        scheds[0] = std::make_unique<scheduler>(rt, kind, options.stack_size);
+    } catch (const backend_setup_error&) {
+        if (!may_fall_back) throw;
+        return start_over_with_epoll(std::current_exception());
+    }
     std::mutex started_mutex;
     std::condition_variable started_cv;
     int started = 1;
@@ -226,6 +256,15 @@ int run_runtime(task_body* main_body, const int* main_result, const runtime_opti
     {
         std::unique_lock lock(started_mutex);
         started_cv.wait(lock, [&] { return started == options.workers; });
+    }
+
+    if (start_error && may_fall_back && is_backend_setup_error(start_error)) {
+        // Tear down the workers that did start (they have no task: they just leave).
+        for (auto& s : scheds)
+            if (s) s->request_cancel_all();
+        for (auto& th : threads) th.join();
+        for (auto& s : scheds) s.reset();
+        return start_over_with_epoll(start_error);
     }
 
     task_control* main_task = nullptr;

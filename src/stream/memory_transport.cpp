@@ -100,6 +100,16 @@ public:
         incoming_.receivers.notify_all();
     }
 
+    void shut_down_from_any_thread() noexcept override {
+        {
+            std::lock_guard lock(outgoing_.mutex);
+            outgoing_.writer_done = true;  // the peer reads end of stream; our sends fail
+            outgoing_.receivers.notify_all();
+            outgoing_.senders.notify_all();
+        }
+        shutdown_reader();  // our receives return 0
+    }
+
     bool input_pending() const noexcept override {
         if (closed_) return false;
         std::lock_guard lock(incoming_.mutex);

@@ -5,6 +5,7 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <thread>
 
 #include <rill/stream.hpp>
 
@@ -66,6 +67,14 @@ stream_state::~stream_state() {
 
 void stream_state::close_transport() noexcept {
     undefer(pending_flush);
+    // A task closing the stream from another worker may be in its shutdown() on the descriptor
+    // this very moment: it is closed once that returned, so its number cannot be reused under
+    // the shutdown. (Later closers see sharing_transport_closed and leave it.)
+    if (sharing.fetch_or(sharing_transport_closed, std::memory_order_acq_rel) &
+        sharing_shutting_down) [[unlikely]] {
+        while (sharing.load(std::memory_order_acquire) & sharing_shutting_down)
+            std::this_thread::yield();
+    }
     io->close();
     closed = true;
     in.release();
@@ -83,10 +92,11 @@ fill_result stream_state::fill_bytes(const char* operation) {
     // A stream about to wait with nothing buffered holds no buffer meanwhile (the transport
     // releases `in` when it waits).
     if (in.empty() && out.empty()) out.release();
-    long r;
-    scheduler* here = pending_flush.owner && !out.empty() ? scheduler::current() : nullptr;
+    scheduler* here = scheduler::current();
     task_control* running = here ? here->running() : nullptr;
-    if (running && pending_flush.owner == running) {
+    note_user(running);
+    long r;
+    if (running && pending_flush.owner == running && !out.empty()) {
         // flush_writer's put-off send may go to the kernel with this receive.
         pending_output flushed{out, optional_deadline(options.writer_timeout), pending_flush};
         r = io->receive(in, deadline, &flushed);
@@ -153,6 +163,8 @@ fill_result stream_state::fill_text(const char* operation) {
 
 void stream_state::refuse_write(const char* operation) {
     if (closed) throw error(std::string(operation) + ": the stream is closed");
+    if (close_requested())
+        throw error(std::string(operation) + ": the stream was closed by another task");
     if (write_error == ETIMEDOUT)
         throw timeout_error(std::string(operation) + ": an earlier flush to " + name() +
                             " passed the writer timeout");
@@ -163,6 +175,7 @@ void stream_state::refuse_write(const char* operation) {
 std::size_t stream_state::send_some(const char* p, std::size_t n,
                                     const std::optional<time_point>& deadline,
                                     const char* operation, bool more) {
+    note_user(running_task());
     const long r = io->send(p, n, deadline, more);
     if (r >= 0) {
         spend_budget();  // a yield here loses nothing: the caller gets the count after it
@@ -174,6 +187,7 @@ std::size_t stream_state::send_some(const char* p, std::size_t n,
                             " ms passed sending to " + name());
     if (r == -ECANCELED) throw task_cancelled();
     write_error = static_cast<int>(-r);
+    if (close_requested()) refuse_write(operation);  // "the stream was closed"
     throw_os_error(write_error, std::string(operation) + ": send to " + name());
 }
 
@@ -213,6 +227,7 @@ void stream_state::flush_before_wait(const char* operation) {
 void abort_stream(stream& s) noexcept {
     if (!s.is_open()) return;
     stream_state& st = detail::state_of(s);
+    if (st.used_by_other_task()) return st.close_from_other_task();  // as close_stream does
     if (st.pending_flush.owner && !st.write_error) {
         // flush_writer accepted this output and put its send off until the task waits
         // (flush_before_wait); an exception before that wait (a decoding_error from the next
@@ -302,10 +317,38 @@ std::optional<rill::transcoder> stream::transcoder() const {
 
 // ---- closing and settings ---------------------------------------------------------------------
 
+namespace detail {
+
+void stream_state::close_from_other_task() noexcept {
+    const std::uint8_t before = sharing.fetch_or(sharing_close_requested | sharing_shutting_down,
+                                                 std::memory_order_acq_rel);
+    if (before & sharing_shutting_down) return;  // a third task is shutting it down
+    if (!(before & sharing_transport_closed)) io->shut_down_from_any_thread();
+    sharing.fetch_and(static_cast<std::uint8_t>(~sharing_shutting_down), std::memory_order_release);
+}
+
+namespace {
+// close_stream's part for a stream another task uses or closed: true when that settled it.
+bool close_shared_stream(stream_state& st) {
+    if (st.used_by_other_task()) {
+        // Its user may be parked on it, on this worker or another: wake it, touch nothing it
+        // holds (the descriptor and the buffers stay until its own close or the destructor).
+        st.close_from_other_task();
+        return true;
+    }
+    if (!st.close_requested() || st.closed) return false;
+    // The user's close after another task's: the output cannot leave any more.
+    st.close_transport();
+    return true;
+}
+}  // namespace
+}  // namespace detail
+
 void close_stream(stream& s) {
     if (!s.is_open()) return;
-    if (detail::close_lingering_if_input_unread(s)) return;  // closed after a bounded drain
     detail::stream_state& st = detail::state_of(s);
+    if (detail::close_shared_stream(st)) return;  // first: touches nothing of the user's
+    if (detail::close_lingering_if_input_unread(s)) return;  // closed after a bounded drain
     try {
         if (!st.writer_closed && !st.write_error) st.flush("close_stream", true);
     } catch (...) {

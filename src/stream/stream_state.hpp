@@ -3,7 +3,9 @@
 #pragma once
 
 #include <algorithm>
+#include <atomic>
 #include <cstddef>
+#include <cstdint>
 #include <cstring>
 #include <memory>
 #include <optional>
@@ -36,6 +38,11 @@ struct transcoding_state {
     encoder enc;  // UTF-8 -> out
 };
 
+// stream_state::sharing bits.
+inline constexpr std::uint8_t sharing_close_requested = 1;  // another task closed the stream
+inline constexpr std::uint8_t sharing_shutting_down = 2;  // ... and is in its shutdown() now
+inline constexpr std::uint8_t sharing_transport_closed = 4;  // close_transport ran
+
 struct stream_state : small_block_allocated {
     // The transport is put in place afterwards (io.emplace), or given here.
     stream_state(const stream_options& o, const std::optional<transcoder>& t);
@@ -47,7 +54,6 @@ struct stream_state : small_block_allocated {
 
     transport_slot io;
     stream_options options;
-    eol_style eol = eol_style::crlf;  // the reference's default for a stream without transcoder
 
     byte_buffer in;  // bytes as received
     // A transcoded stream's codec state; null for the default byte-transparent stream (kept
@@ -57,6 +63,12 @@ struct stream_state : small_block_allocated {
 
     deferred_work pending_flush;  // flush_writer's send, run before the task next waits
 
+    // The task that last received or sent on the stream (compared, never followed: it may have
+    // ended). close_stream from another task only shuts the stream down (close_from_other_task).
+    std::atomic<task_control*> last_user{nullptr};
+    // close_from_other_task's handshake with close_transport (sharing_* bits).
+    std::atomic<std::uint8_t> sharing{0};
+    eol_style eol = eol_style::crlf;  // the reference's default for a stream without transcoder
     char skip_next = 0;  // crlf: the CR after an LF (or LF after CR) still to skip
     bool discarding_line = false;  // after line_too_long: skip to the next line end
     bool end_of_input = false;  // the peer closed (or reset), or close_reader
@@ -128,9 +140,37 @@ struct stream_state : small_block_allocated {
         if (!writable()) [[unlikely]]
             refuse_write(operation);
     }
-    bool writable() const noexcept { return !closed && !write_error && !writer_closed; }
+    bool writable() const noexcept {
+        return !closed && !write_error && !writer_closed &&
+               !(sharing.load(std::memory_order_relaxed) & sharing_close_requested);
+    }
     [[noreturn]] void refuse_write(const char* operation);
     void close_transport() noexcept;
+
+    // ---- closing from another task --------------------------------------------------------
+    // Before each receive and send: the running task becomes the stream's user (a load and a
+    // compare when it already is).
+    static task_control* running_task() noexcept {
+        scheduler* here = scheduler::current();
+        return here ? here->running() : nullptr;
+    }
+    void note_user(task_control* running) noexcept {
+        if (last_user.load(std::memory_order_relaxed) != running) [[unlikely]]
+            last_user.store(running, std::memory_order_relaxed);
+    }
+    // Another task than the one calling has used the stream (it may be parked on it now).
+    bool used_by_other_task() const noexcept {
+        task_control* user = last_user.load(std::memory_order_relaxed);
+        return user && user != running_task();
+    }
+    bool close_requested() const noexcept {
+        return sharing.load(std::memory_order_acquire) & sharing_close_requested;
+    }
+    // close_stream from a task other than the stream's user, on any worker: shuts the
+    // connection down both ways (thread-safe, and it wakes the user's receive or send in either
+    // backend) and leaves the descriptor and the buffers to the user, who may be using them
+    // right now: its close_stream, or the stream's destruction, releases them.
+    void close_from_other_task() noexcept;
 };
 
 // The library's way in to a stream's state (stream's members are private).

@@ -44,6 +44,10 @@ public:
     virtual bool input_pending() const noexcept = 0;
     // Releases everything; later calls fail with -EBADF.
     virtual void close() noexcept = 0;
+    // From any thread, while the stream's task may be waiting in receive or send: both
+    // directions end (the peer reads end of stream), a waiting receive returns 0 and a waiting
+    // send fails (-EPIPE). Releases nothing: the stream's task closes later.
+    virtual void shut_down_from_any_thread() noexcept = 0;
 
     // Who is at the other end, for messages: "127.0.0.1:2020".
     virtual std::string peer_name() const = 0;
