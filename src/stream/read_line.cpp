@@ -40,7 +40,7 @@ bool skip_rest_of_line(stream_state& st) {
 bool read_text(stream_state& st, std::string& line, const text_read& r) {
     const bool keep_on_timeout = r.keep_on_timeout;
     apply_skip(st);
-    const char skip_at_start = st.skip_next;
+    char skip_at_start = st.skip_next;
     char skip = std::exchange(st.skip_next, 0);  // crlf: a line end's second half, skipped if next
     std::size_t pos = 0;  // bytes of text taken so far (not yet consumed)
     std::size_t count = 0;  // characters taken
@@ -59,7 +59,16 @@ bool read_text(stream_state& st, std::string& line, const text_read& r) {
         if (pos < st.text_size()) {
             const char* p = st.text() + pos;
             if (skip) {
-                if (*p == skip) ++pos;
+                if (*p == skip) {
+                    if (pos == 0) {
+                        // The second half of a line end already consumed (the last read's, when
+                        // it arrives only now): it is no part of this read and is not counted.
+                        st.consume_text(1);
+                        skip_at_start = 0;
+                    } else {
+                        ++pos;
+                    }
+                }
                 skip = 0;
                 continue;
             }
@@ -96,7 +105,8 @@ bool read_text(stream_state& st, std::string& line, const text_read& r) {
                 if (r.max_bytes && pos > r.max_bytes) {
                     const std::size_t taken = pos;
                     consume_taken();
-                    too_long(st, r.max_bytes, taken, false);
+                    // A line end taken last ended the line: the next read starts after it.
+                    too_long(st, r.max_bytes, taken, c == U'\n');
                 }
                 continue;
             }
