@@ -78,19 +78,11 @@ socket_info socket_name(int fd, bool peer, const char* operation) {
 }
 
 // A client stream over `socket` (fd's descriptor, with what its backend registered while
-// connecting). The socket's transport owns the descriptor as soon as it exists.
+// connecting). The socket's transport owns the descriptor as soon as it exists, and `slot`
+// (an accepted client's place under its server's max_connections; empty otherwise).
 template <class Options>
-std::unique_ptr<stream_state> make_client_state(unique_fd& fd, io_handle socket, const Options& o) {
-    auto st = std::make_unique<stream_state>(o.stream, o.transcoder);
-    emplace_socket_transport(st->io, socket);
-    fd.release();
-    return st;
-}
-
-// An accepted client, counted in `slot` when its server has max_connections.
-std::unique_ptr<stream_state> make_accepted_state(unique_fd& fd, io_handle socket,
-                                                  const server_options& o, connection_slot slot) {
-    if (!slot) return make_client_state(fd, socket, o);
+std::unique_ptr<stream_state> make_client_state(unique_fd& fd, io_handle socket, const Options& o,
+                                                connection_slot slot = {}) {
     auto st = std::make_unique<stream_state>(o.stream, o.transcoder);
     emplace_socket_transport(st->io, socket, std::move(slot));
     fd.release();
@@ -267,7 +259,7 @@ std::optional<tcp_client_stream> read(tcp_server_stream& server) {
                 accepted.fd = fd.get();
                 accepted.byte_stream = true;
                 return tcp_client_stream(
-                    detail::make_accepted_state(fd, accepted, st.options, std::move(slot)));
+                    detail::make_client_state(fd, accepted, st.options, std::move(slot)));
             } catch (const std::bad_alloc&) {
                 // Drop this connection (fd closes it), not the server.
                 detail::count(detail::counters.clients_dropped);

@@ -92,22 +92,6 @@ task_control& unallocated_task() {
     return *shared;
 }
 
-// `t` could not start (`e`, the reason): it ends at once with that error, as a task whose
-// body threw would. Its body (a client stream it captured, say) is destroyed now, so that
-// connection closes; a joiner gets the error; dropping the handle reports it.
-task_control* end_unstarted(task_control* t, std::exception_ptr e, runtime_state& rt) noexcept {
-    count(counters.tasks_failed_to_start);
-    t->error = std::move(e);
-    t->body->destroy(t->body);
-    t->body = nullptr;
-    {
-        std::lock_guard lock(t->join_mutex);
-        t->finished = true;  // nobody joins or detaches it yet: the handle is not out
-    }
-    drop_ref(t);  // the running task's reference: it never ran
-    rt.task_ended();
-    return t;
-}
 }  // namespace
 
 task_control* spawn_without_memory() noexcept {
@@ -150,7 +134,8 @@ task_control* spawn_task(task_body* body) {
         // take_remote ends the task the same way.
         rt.next_scheduler().start(t);
     } catch (...) {
-        return end_unstarted(t, std::current_exception(), rt);
+        end_unstarted_task(t, std::current_exception(), rt);
+        return t;
     }
     return t;
 }

@@ -48,6 +48,16 @@ void mark_finished(task_control* t) noexcept {
 }
 }  // namespace
 
+void end_unstarted_task(task_control* t, std::exception_ptr e, runtime_state& rt) noexcept {
+    count(counters.tasks_failed_to_start);
+    t->error = std::move(e);
+    t->body->destroy(t->body);
+    t->body = nullptr;
+    mark_finished(t);
+    drop_ref(t);  // the running task's reference: it never ran
+    rt.task_ended();
+}
+
 scheduler::scheduler(runtime_state& runtime, rill::backend kind, std::size_t stack_bytes)
     : runtime_(runtime), stacks_(stack_bytes) {
     poller_ = make_poller(kind, *this);
@@ -139,15 +149,7 @@ void scheduler::take_remote() noexcept {
             try {
                 start(list);
             } catch (...) {
-                // No stack for it: the task ends with that error, so a joiner gets it (and
-                // does not wait for ever) and a detached task has it reported.
-                count(counters.tasks_failed_to_start);
-                list->error = std::current_exception();
-                list->body->destroy(list->body);
-                list->body = nullptr;
-                mark_finished(list);
-                drop_ref(list);
-                runtime_.task_ended();
+                end_unstarted_task(list, std::current_exception(), runtime_);
             }
         } else {
             ready(list);

@@ -243,6 +243,10 @@ inline task_control& current_task(const char* operation) {
 inline void spend_budget() noexcept {
     if (scheduler* s = current_scheduler) s->spend_budget();
 }
+// `t` could not start (`e`: no stack, say): it ends at once with that error, as a task whose
+// body threw would, and is counted. Its body (a client stream it captured) is destroyed now,
+// so that connection closes; a joiner gets the error; a detached task has it reported.
+void end_unstarted_task(task_control* t, std::exception_ptr e, runtime_state& rt) noexcept;
 // Drops one reference to a task's control block (the handle's or the running task's).
 void drop_ref(task_control* t) noexcept;
 

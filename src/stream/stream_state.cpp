@@ -106,7 +106,7 @@ fill_result stream_state::fill_bytes(const char* operation) {
     }
     if (r > 0) {
         // A flooding peer never lets this receive wait: the budget makes its task yield.
-        spend_budget();
+        if (here) here->spend_budget();
         return fill_result::more;
     }
     // The backend reports a passed deadline as -ETIMEDOUT, the errno TCP also uses for a
@@ -175,10 +175,12 @@ void stream_state::refuse_write(const char* operation) {
 std::size_t stream_state::send_some(const char* p, std::size_t n,
                                     const std::optional<time_point>& deadline,
                                     const char* operation, bool more) {
-    note_user(running_task());
+    scheduler* here = scheduler::current();
+    note_user(here ? here->running() : nullptr);
     const long r = io->send(p, n, deadline, more);
     if (r >= 0) {
-        spend_budget();  // a yield here loses nothing: the caller gets the count after it
+        // A yield here loses nothing: the caller gets the count after it.
+        if (here) here->spend_budget();
         return static_cast<std::size_t>(r);
     }
     if (r == -ETIMEDOUT && deadline)  // else the connection itself timed out: os_error
@@ -254,49 +256,30 @@ bool input_may_be_unread(const stream_state& st) noexcept {
     return st.io->input_pending();
 }
 
-// close_stream when input may be unread, as nginx's lingering_close: the output leaves at once
-// (no MSG_MORE: it must not wait for the close), the writer is shut down so the peer reads end
-// of stream after the answer, and the peer's bytes are read and dropped until it closes, for
-// at most options.lingering_close_time and lingering_close_discard_cap_bytes. Only then does
-// the close (and a reset, if the peer is still sending) follow. Out of line: the close of a
-// connection with nothing unread does not pay for it.
-[[gnu::noinline]] void close_lingering(stream_state& st) {
-    try {
-        if (!st.writer_closed && !st.write_error) st.flush("close_stream", false);
-    } catch (...) {
-        st.close_transport();
-        throw;
+// close_stream when input may be unread, as nginx's lingering_close, once the output has left
+// without MSG_MORE (it must not wait for the close): the writer is shut down so the peer reads
+// end of stream after the answer, and the peer's bytes are read and dropped until it closes,
+// for at most options.lingering_close_time and lingering_close_discard_cap_bytes. Only then
+// does the close (and a reset, if the peer is still sending) follow. True when cancelled
+// meanwhile. Out of line: the close of a connection with nothing unread does not pay for it.
+[[gnu::noinline]] bool drain_before_close(stream_state& st) {
+    if (st.write_error || st.options.lingering_close_time.count() <= 0) return false;
+    if (!st.writer_closed) st.io->shutdown_writer();
+    st.writer_closed = true;
+    st.in.consume(st.in.size());  // unread input is dropped: it is never read now
+    const auto deadline = deadline_after(st.options.lingering_close_time);
+    std::size_t discarded = 0;
+    while (discarded < lingering_close_discard_cap_bytes) {
+        const long r = st.io->receive(st.in, deadline, nullptr);
+        // The peer's end, the time limit, cancellation or a broken connection.
+        if (r <= 0) return r == -ECANCELED;
+        discarded += static_cast<std::size_t>(r);
+        st.in.consume(st.in.size());
     }
-    bool cancelled = false;
-    if (!st.write_error && st.options.lingering_close_time.count() > 0) {
-        if (!st.writer_closed) st.io->shutdown_writer();
-        st.writer_closed = true;
-        st.in.consume(st.in.size());  // unread input is dropped: it is never read now
-        const auto deadline = deadline_after(st.options.lingering_close_time);
-        std::size_t discarded = 0;
-        while (discarded < lingering_close_discard_cap_bytes) {
-            const long r = st.io->receive(st.in, deadline, nullptr);
-            if (r <= 0) {  // the peer's end, the time limit, cancellation or a broken connection
-                cancelled = r == -ECANCELED;
-                break;
-            }
-            discarded += static_cast<std::size_t>(r);
-            st.in.consume(st.in.size());
-        }
-    }
-    st.close_transport();
-    if (cancelled) throw task_cancelled();
+    return false;
 }
 
 }  // namespace
-
-bool close_lingering_if_input_unread(stream& s) {
-    stream_state& st = state_of(s);
-    if (!input_may_be_unread(st)) [[likely]]
-        return false;
-    close_lingering(st);
-    return true;
-}
 
 }  // namespace detail
 
@@ -348,14 +331,19 @@ void close_stream(stream& s) {
     if (!s.is_open()) return;
     detail::stream_state& st = detail::state_of(s);
     if (detail::close_shared_stream(st)) return;  // first: touches nothing of the user's
-    if (detail::close_lingering_if_input_unread(s)) return;  // closed after a bounded drain
+    // With input unread, closing at once could reset the connection under the answer.
+    const bool linger = detail::input_may_be_unread(st);
+    bool cancelled = false;
     try {
-        if (!st.writer_closed && !st.write_error) st.flush("close_stream", true);
+        // Nothing unread: the last bytes go with MSG_MORE and the FIN joins their segment.
+        if (!st.writer_closed && !st.write_error) st.flush("close_stream", !linger);
+        cancelled = linger && detail::drain_before_close(st);
     } catch (...) {
         st.close_transport();
         throw;
     }
     st.close_transport();
+    if (cancelled) throw task_cancelled();
 }
 
 void close_writer(stream& s) {

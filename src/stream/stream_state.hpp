@@ -185,10 +185,6 @@ struct stream_access {
     }
 };
 
-// close_stream's first step: when input may be unread, lingers and closes, and says so;
-// otherwise does nothing (false).
-bool close_lingering_if_input_unread(stream& s);
-
 // The state behind a stream; throws error for a moved-from one. (Tests use it too.)
 inline stream_state& state_of(const stream& s) { return stream_access::state(s); }
 
