@@ -298,6 +298,18 @@ public:
         // The socket is ours from here on, whatever fails next.
         emplace_socket_transport(lower_, socket, std::move(connection));
         socket_taken = true;
+        start(server_name, port);
+    }
+    tls_transport(std::unique_ptr<transport> lower, std::shared_ptr<tls_context_state> context,
+                  tls_role role, const std::string& server_name, int port)
+        : context_(std::move(context)), role_(role) {
+        lower_.adopt(std::move(lower));
+        start(server_name, port);
+    }
+    ~tls_transport() override { SSL_free(ssl_); }
+
+private:
+    void start(const std::string& server_name, int port) {
         ERR_clear_error();
         ssl_ = SSL_new(context_->ctx.get());
         BIO* bio = ssl_ ? BIO_new(transport_bio_method()) : nullptr;
@@ -311,7 +323,7 @@ public:
         SSL_set_bio(ssl_, bio, bio);
         SSL_set_ex_data(ssl_, transport_ex_index(), this);
         const tls_options& o = context_->options;
-        if (role == tls_role::server) {
+        if (role_ == tls_role::server) {
             SSL_set_accept_state(ssl_);
             if (o.verify_peer.value_or(false))
                 SSL_set_verify(ssl_, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, nullptr);
@@ -346,8 +358,8 @@ public:
             }
         }
     }
-    ~tls_transport() override { SSL_free(ssl_); }
 
+public:
     long receive(byte_buffer& in, const std::optional<time_point>& deadline,
                  pending_output* flushed) override {
         if (!ssl_) return -EBADF;
@@ -600,7 +612,7 @@ private:
     std::optional<time_point> handshake_deadline_;
     std::string failure_;  // why the transport failed: "tls handshake with ...: reason"
     std::string session_key_;  // a client's "server_name:port"; empty: no resumption
-    [[maybe_unused]] tls_role role_;
+    tls_role role_;
     bool established_ = false;
     bool failed_ = false;
     bool reader_shut_ = false;
@@ -651,6 +663,13 @@ void emplace_tls_transport(transport_slot& slot, io_handle socket, connection_sl
     }
 }
 
+std::unique_ptr<transport> make_tls_transport(std::unique_ptr<transport> lower,
+                                              const tls_context& context, tls_role role,
+                                              const std::string& server_name, int port) {
+    return std::make_unique<tls_transport>(std::move(lower), context.state(), role, server_name,
+                                           port);
+}
+
 void check_server_tls_context(const tls_context& context) {
     if (!context.state()->has_certificate)
         throw argument_error("server_options.tls: a TLS server needs a certificate and its private "
@@ -678,6 +697,10 @@ std::optional<tls_info> tls_info_of(transport& t, const std::optional<time_point
 
 void emplace_tls_transport(transport_slot&, io_handle, connection_slot, const tls_context&,
                            tls_role, const std::string&, int) {
+    throw error("tls: rill was built without TLS (-DRILL_WITH_TLS=OFF)");
+}
+std::unique_ptr<transport> make_tls_transport(std::unique_ptr<transport>, const tls_context&,
+                                              tls_role, const std::string&, int) {
     throw error("tls: rill was built without TLS (-DRILL_WITH_TLS=OFF)");
 }
 void check_server_tls_context(const tls_context&) {}

@@ -3,6 +3,7 @@
 // leaves how it moves to the socket transport below, and so to the worker's backend.
 #pragma once
 
+#include <memory>
 #include <optional>
 #include <string>
 
@@ -24,6 +25,12 @@ enum class tls_role { server, client };
 void emplace_tls_transport(transport_slot& slot, io_handle socket, connection_slot connection,
                            const tls_context& context, tls_role role,
                            const std::string& server_name, int port);
+
+// The same over any transport (an in-memory pair in tests and fuzzing): a TLS transport that
+// owns `lower`. Throws bad_alloc or argument_error as above (`lower` is then destroyed).
+std::unique_ptr<transport> make_tls_transport(std::unique_ptr<transport> lower,
+                                              const tls_context& context, tls_role role,
+                                              const std::string& server_name = {}, int port = 0);
 
 // Checks what a server needs from its context (a certificate and a key): argument_error
 // naming the option otherwise. Called when the server is made, not at its first client.
