@@ -126,11 +126,10 @@ private:
 
 // A file named by `option` that this process can read: checked here, so that the error names
 // the flag and the file before any connection is made.
-std::string readable_file(std::string_view option, const std::string& path) {
+void require_readable_file(std::string_view option, const std::string& path) {
     std::ifstream file(path);
     if (!file)
         throw std::runtime_error(std::string(option) + " " + path + ": " + std::strerror(errno));
-    return path;
 }
 
 // Refuses a TLS flag up front in a build without TLS, before its files are looked at.
@@ -201,8 +200,8 @@ int echo_command(int argc, char** argv) {
         require_tls("--tls-cert");
         if (tls.private_key_file.empty())
             throw usage_error("--tls-cert needs --tls-key (the certificate's private key)");
-        readable_file("--tls-cert", tls.certificate_file);
-        readable_file("--tls-key", tls.private_key_file);
+        require_readable_file("--tls-cert", tls.certificate_file);
+        require_readable_file("--tls-key", tls.private_key_file);
         if (tls_handshake_timeout) tls.handshake_timeout = *tls_handshake_timeout;
         options.tls = rill::tls_context(tls);
     }
@@ -269,7 +268,7 @@ int send_command(int argc, char** argv) {
         require_tls("--tls");
         if (insecure && !tls.ca_file.empty())
             throw usage_error("--insecure verifies nothing: --tls-ca has no use with it");
-        if (!tls.ca_file.empty()) readable_file("--tls-ca", tls.ca_file);
+        if (!tls.ca_file.empty()) require_readable_file("--tls-ca", tls.ca_file);
         if (insecure) {
             tls.verify_peer = false;
             tls.check_host_name = false;

@@ -73,9 +73,11 @@ TEST(TlsGambit, RillSendAgainstGambitServer) {
     rill_test::tls_test_certificates certs;
     // A Gambit TLS echo server on a port the kernel picks; it prints the port, then serves
     // one connection line by line (CR LF line ends, as rill writes them), printing each line
-    // it read. Gambit 4.9.3 reports a peer's close_notify as an error ("Unknown error" from
-    // read-char; Python's ssl unwrap and openssl s_client get the same) rather than as end
-    // of file: the script prints that and takes it as the end of the connection.
+    // it read. Gambit 4.9.3 does not take a peer's close_notify as end of file: its read
+    // fails ("Unknown error" from read-char), or, depending on timing, returns the last line
+    // once more and the answer's write fails (Python's ssl unwrap and openssl s_client get the
+    // same from it), and closing its side may then fail too. The script takes all that as the end
+    // of the connection; the test looks only at what came before.
     const std::string script =
         "(let* ((ctx (make-tls-context options: '(server-mode) certificate: \"" +
         certs.server.certificate.path.string() + "\" private-key: \"" +
@@ -84,14 +86,16 @@ TEST(TlsGambit, RillSendAgainstGambitServer) {
         " eol-encoding: 'cr-lf tls-context: ctx))))"
         " (display (socket-info-port-number (tcp-server-socket-info s))) (newline) (force-output)"
         " (let ((c (read s)))"
-        "  (let echo () (let ((line (with-exception-catcher"
-        "     (lambda (e) (display \"read error: \") (display-exception e) #!eof)"
-        "     (lambda () (read-line c)))))"
-        "   (write line) (newline) (force-output)"
-        "   (if (not (eof-object? line))"
-        "    (begin (display (string-append \"gambit: \" line) c) (newline c) (force-output c)"
-        "     (echo)))))"
-        "  (close-port c)))";
+        "  (with-exception-catcher"
+        "   (lambda (e) (display \"ended by: \") (display-exception e))"
+        "   (lambda () (let echo () (let ((line (read-line c)))"
+        "    (write line) (newline) (force-output)"
+        "    (if (not (eof-object? line))"
+        "     (begin (display (string-append \"gambit: \" line) c) (newline c) (force-output c)"
+        "      (echo)))))))"
+        "  (with-exception-catcher"
+        "   (lambda (e) (display \"close: \") (display-exception e))"
+        "   (lambda () (close-port c)))))";
     child_process gsi({"gsi", "-e", script});
     auto first = gsi.read_stdout_line(rill_test::tls_peer_start_limit);
     ASSERT_TRUE(first) << "the Gambit server printed no port; stderr: " << gsi.wait(1s).err;
@@ -103,10 +107,9 @@ TEST(TlsGambit, RillSendAgainstGambitServer) {
     EXPECT_EQ(o.err, "");
     EXPECT_EQ(o.exit_status, 0);
     auto g = gsi.wait(rill_test::tls_peer_run_limit);
-    EXPECT_EQ(g.exit_status, 0) << g.err;
-    // Both lines arrived whole, then rill's close ended the connection (no third line).
+    EXPECT_EQ(g.exit_status, 0) << "stdout: " << g.out << "stderr: " << g.err;
+    // Both lines arrived whole, in order, before rill's close.
     EXPECT_THAT(g.out, testing::StartsWith("\"hello from rill\"\n\"again\"\n")) << g.err;
-    EXPECT_THAT(g.out, testing::EndsWith("#!eof\n"));
 }
 
 }  // namespace
