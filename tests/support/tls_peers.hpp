@@ -67,6 +67,15 @@ s.unwrap()
 print("closed cleanly", flush=True)
 )";
 
+// False in a build without TLS (-DRILL_WITH_TLS=OFF): the TLS tests skip there, and rill
+// echo and rill send refuse the TLS flags (TlsToolFlags.BuildWithoutTlsSaysSo checks that).
+#if defined(RILL_WITH_TLS) && !RILL_WITH_TLS
+inline constexpr bool built_with_tls = false;
+#else
+inline constexpr bool built_with_tls = true;
+#endif
+inline constexpr const char* without_tls_reason = "rill was built without TLS (RILL_WITH_TLS=OFF)";
+
 inline constexpr auto tls_peer_start_limit = std::chrono::seconds(10);
 inline constexpr auto tls_peer_run_limit = std::chrono::seconds(15);
 

@@ -35,6 +35,7 @@ std::optional<std::string> gambit_tls_unavailable() {
 }
 
 TEST(TlsGambit, GambitClientAgainstRillEcho) {
+    if (!rill_test::built_with_tls) GTEST_SKIP() << rill_test::without_tls_reason;
     if (auto why = gambit_tls_unavailable()) GTEST_SKIP() << *why;
     rill_test::tls_test_certificates certs;
     const auto log = certs.directory / "echo.log";
@@ -69,6 +70,7 @@ TEST(TlsGambit, GambitClientAgainstRillEcho) {
 }
 
 TEST(TlsGambit, RillSendAgainstGambitServer) {
+    if (!rill_test::built_with_tls) GTEST_SKIP() << rill_test::without_tls_reason;
     if (auto why = gambit_tls_unavailable()) GTEST_SKIP() << *why;
     rill_test::tls_test_certificates certs;
     // A Gambit TLS echo server on a port the kernel picks; it prints the port, then serves

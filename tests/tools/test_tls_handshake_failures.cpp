@@ -44,6 +44,7 @@ int local_port_of(int fd) {
 class TlsHandshakeFailures : public testing::Test {
 protected:
     void SetUp() override {
+        if (!rill_test::built_with_tls) GTEST_SKIP() << rill_test::without_tls_reason;
         if (!rill_test::program_available("python3")) GTEST_SKIP() << "python3 is not installed";
     }
 

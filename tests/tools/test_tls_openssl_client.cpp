@@ -25,6 +25,7 @@ struct s_client_case {
 };
 
 TEST(TlsOpensslClient, VerifiesAndEchoesInTls13AndTls12) {
+    if (!rill_test::built_with_tls) GTEST_SKIP() << rill_test::without_tls_reason;
     if (!rill_test::program_available("openssl")) GTEST_SKIP() << "openssl is not installed";
     rill_test::tls_test_certificates certs;
     const auto log = certs.directory / "echo.log";

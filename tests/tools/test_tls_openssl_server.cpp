@@ -41,6 +41,7 @@ struct s_server_case {
 };
 
 TEST(TlsOpensslServer, RillSendVerifiesAndTalksTls13AndTls12) {
+    if (!rill_test::built_with_tls) GTEST_SKIP() << rill_test::without_tls_reason;
     if (!rill_test::program_available("openssl")) GTEST_SKIP() << "openssl is not installed";
     rill_test::tls_test_certificates certs;
     for (const s_server_case& c :
@@ -76,6 +77,7 @@ TEST(TlsOpensslServer, RillSendVerifiesAndTalksTls13AndTls12) {
 }
 
 TEST(TlsOpensslServer, RillSendRefusesAServerItCannotVerify) {
+    if (!rill_test::built_with_tls) GTEST_SKIP() << rill_test::without_tls_reason;
     if (!rill_test::program_available("openssl")) GTEST_SKIP() << "openssl is not installed";
     rill_test::tls_test_certificates certs;
     struct refused {
@@ -116,6 +118,7 @@ TEST(TlsOpensslServer, RillSendRefusesAServerItCannotVerify) {
 }
 
 TEST(TlsOpensslServer, InsecureConnectsAndSaysSo) {
+    if (!rill_test::built_with_tls) GTEST_SKIP() << rill_test::without_tls_reason;
     if (!rill_test::program_available("openssl")) GTEST_SKIP() << "openssl is not installed";
     rill_test::tls_test_certificates certs;
     child_process server({"openssl", "s_server", "-accept", "127.0.0.1:0", "-cert",

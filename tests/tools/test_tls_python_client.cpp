@@ -21,6 +21,7 @@ struct python_case {
 };
 
 TEST(TlsPythonClient, VerifiesTheHostNameAndEchoes) {
+    if (!rill_test::built_with_tls) GTEST_SKIP() << rill_test::without_tls_reason;
     if (!rill_test::program_available("python3")) GTEST_SKIP() << "python3 is not installed";
     rill_test::tls_test_certificates certs;
     const auto log = certs.directory / "echo.log";
