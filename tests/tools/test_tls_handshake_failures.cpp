@@ -113,6 +113,7 @@ protected:
 TEST_F(TlsHandshakeFailures, PlaintextOnTheTlsPort) {
     witness_ca_used = certs.ca.path.string();
     start(certs.server, witness_ca_used);
+    ASSERT_FALSE(HasFatalFailure());
     rill_test::raw_client plain(port);
     const int plain_port = local_port_of(plain.fd());
     plain.send("hello in plaintext\n");
@@ -121,13 +122,14 @@ TEST_F(TlsHandshakeFailures, PlaintextOnTheTlsPort) {
     EXPECT_TRUE(answer.empty() || answer[0] == '\x15')
         << "only a TLS alert record may come back, got " << answer.size() << " bytes";
     const std::string failure = the_one_failure();
-    EXPECT_THAT(failure,
-                HasSubstr("tls handshake with 127.0.0.1:" + std::to_string(plain_port) + ": "));
+    EXPECT_THAT(failure, HasSubstr("tls handshake with 127.0.0.1:" + std::to_string(plain_port) +
+                                   ": wrong version number"));
 }
 
 TEST_F(TlsHandshakeFailures, GarbageHandshakeBytes) {
     witness_ca_used = certs.ca.path.string();
     start(certs.server, witness_ca_used);
+    ASSERT_FALSE(HasFatalFailure());
     rill_test::raw_client garbage(port);
     const int garbage_port = local_port_of(garbage.fd());
     // A well-formed TLS record header (handshake, TLS 1.0 record version, 32 bytes) carrying
@@ -139,13 +141,14 @@ TEST_F(TlsHandshakeFailures, GarbageHandshakeBytes) {
     EXPECT_TRUE(answer.empty() || answer[0] == '\x15')
         << "only a TLS alert record may come back, got " << answer.size() << " bytes";
     const std::string failure = the_one_failure();
-    EXPECT_THAT(failure,
-                HasSubstr("tls handshake with 127.0.0.1:" + std::to_string(garbage_port) + ": "));
+    EXPECT_THAT(failure, HasSubstr("tls handshake with 127.0.0.1:" + std::to_string(garbage_port) +
+                                   ": unexpected message"));
 }
 
 TEST_F(TlsHandshakeFailures, ClientExpectingAnotherHostName) {
     witness_ca_used = certs.ca.path.string();
     start(certs.server, witness_ca_used);
+    ASSERT_FALSE(HasFatalFailure());
     child_process wrong(
         rill_test::python_tls_client(port, certs.ca.path.string(), "wrong-host.example"));
     const int wrong_port = rill_test::python_client_local_port(wrong);
@@ -155,8 +158,8 @@ TEST_F(TlsHandshakeFailures, ClientExpectingAnotherHostName) {
     EXPECT_THAT(o.out, HasSubstr("wrong-host.example"));
     // The client's alert ends the handshake on the server's side too.
     const std::string failure = the_one_failure();
-    EXPECT_THAT(failure,
-                HasSubstr("tls handshake with 127.0.0.1:" + std::to_string(wrong_port) + ": "));
+    EXPECT_THAT(failure, HasSubstr("tls handshake with 127.0.0.1:" + std::to_string(wrong_port) +
+                                   ": sslv3 alert bad certificate"));
 }
 
 struct untrusted_case {
@@ -164,6 +167,7 @@ struct untrusted_case {
     const rill_test::certificate_and_key rill_test::tls_test_certificates::*served;
     bool witness_verifies;  // the witness trusts the served certificate itself
     const char* reason;  // OpenSSL's verify error, as rill send reports it
+    const char* alert;  // the alert rill send's refusal sends, as rill echo reports it
 };
 
 void PrintTo(const untrusted_case& c, std::ostream* os) { *os << c.name; }
@@ -176,6 +180,7 @@ TEST_P(TlsUntrustedCertificate, SeenByRillSend) {
     const auto& served = certs.*(c.served);
     witness_ca_used = c.witness_verifies ? served.certificate.path.string() : "-";
     start(served, witness_ca_used);
+    ASSERT_FALSE(HasFatalFailure());
     const std::string where = "127.0.0.1:" + std::to_string(port);
     child_process send(
         {rill_tool, "send", where, "never sent", "--tls", "--tls-ca", certs.ca.path.string()});
@@ -186,15 +191,15 @@ TEST_P(TlsUntrustedCertificate, SeenByRillSend) {
                                     ": certificate verify failed: .*\n"));
     EXPECT_THAT(o.err, HasSubstr(c.reason));
     // rill send's refusal (its alert) fails that connection on the server too.
-    the_one_failure();
+    EXPECT_THAT(the_one_failure(), HasSubstr(c.alert));
 }
 
 INSTANTIATE_TEST_SUITE_P(
     Certificates, TlsUntrustedCertificate,
     testing::Values(untrusted_case{"SelfSigned", &rill_test::tls_test_certificates::self_signed,
-                                   true, "self-signed certificate"},
+                                   true, "self-signed certificate", "alert unknown ca"},
                     untrusted_case{"Expired", &rill_test::tls_test_certificates::expired, false,
-                                   "certificate has expired"}),
+                                   "certificate has expired", "alert certificate expired"}),
     [](const testing::TestParamInfo<untrusted_case>& info) { return info.param.name; });
 
 }  // namespace
