@@ -148,9 +148,9 @@ public:
                     wake_slot(waiters_[fd].reader);
                 else
                     waiters_[fd].readable = true;
-                // End of stream or an error comes as one edge only: a reader that drains the
-                // data that came with it must still find it without waiting for another.
-                if (e & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) waiters_[fd].readable = true;
+                if (e & (EPOLLRDHUP | EPOLLHUP)) waiters_[fd].ended = true;
+                // An error alone (not the end) is reported by one receive: one try.
+                if (e & EPOLLERR) waiters_[fd].readable = true;
             }
             if (e & (EPOLLOUT | EPOLLHUP | EPOLLERR)) wake_slot(waiters_[fd].writer);
         }
@@ -187,9 +187,9 @@ private:
         w.writing = writing;
         for (;;) {
             if (!writing) {
-                bool& seen = slot_state(h.fd).readable;
-                if (seen) {
-                    seen = false;
+                fd_waiters& state = slot_state(h.fd);
+                if (state.readable || state.ended) {
+                    state.readable = false;
                     if (op.kind == io_kind::readable) return 0;
                     long r = try_io(h, op);
                     if (r != -EAGAIN) return r;
@@ -212,6 +212,12 @@ private:
         // An edge that came while no task waited to read: the next reader tries at once
         // (a drained socket's next receive waits without trying, so this edge is its data).
         bool readable = false;
+        // The peer's end of stream (or the connection's) was reported. It comes as one edge
+        // only and stays (a receive returns 0 from then on, never EAGAIN): every later reader
+        // tries at once. Not folded into `readable`: the receive that uses that flag up may
+        // take the last data and stop short of the end (a short receive, so the socket counts
+        // as drained), and the next one would then wait for an edge that never comes.
+        bool ended = false;
     };
 
     // Adds the socket to this set. A stream moved to a task of another worker leaves the
@@ -229,7 +235,9 @@ private:
         h.registered = this;
         // Adding reports the socket's current state as an event if it is ready; a flag left
         // by an earlier socket with this number must not stand in for it.
-        slot_state(h.fd).readable = false;
+        fd_waiters& state = slot_state(h.fd);
+        state.readable = false;
+        state.ended = false;
         return 0;
     }
 
