@@ -32,8 +32,10 @@ using rill_test::raw_client;
 // How long the flooder writes. Without the budget the probe waited the whole flood (seconds).
 constexpr auto flood_duration = 2s;
 // The worst probe round trip accepted while the flood runs: generous for sanitizer builds on
-// a shared machine; a starved probe waits for the whole flood_duration.
-constexpr auto worst_probe_round_trip_limit = 200ms;
+// a shared machine, where both flooding tests may run at once under ctest -j2 (an ASan run
+// saw 276 ms once, its p99 22 ms); a starved probe waits for the whole flood_duration (1.9-2 s
+// against a release server without the budget).
+constexpr auto worst_probe_round_trip_limit = 500ms;
 // Flood line k is k modulo 1000 in three digits and "\n": short lines cost the server the most
 // per byte, so the flooder outruns it and its receives find bytes waiting.
 constexpr std::size_t flood_digits = 3;
