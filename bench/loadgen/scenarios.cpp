@@ -172,6 +172,7 @@ int load_generator::abandon_unfinished(bool need_echo) {
     for (auto& c : table_) {
         bool unfinished = c.state == connection_state::waiting ||
                           c.state == connection_state::connecting ||
+                          c.state == connection_state::handshaking ||
                           (need_echo && c.state == connection_state::open && c.echoed == 0);
         if (unfinished) {
             close_connection(c);
