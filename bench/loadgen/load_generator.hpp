@@ -134,6 +134,7 @@ private:
     double client_cpu_start_ = 0, server_cpu_start_ = 0;
     u64 rx_ns_ = 0;  // arrival time of the chunk being checked
     ssl_ctx_st* tls_client_ = nullptr;  // --tls: the client's SSL_CTX
+    std::string tls_suite_;  // --tls: cipher and key exchange group of the first handshake
 
     u64 completed_total_ = 0;  // lines, connections or exchanges, in every phase
     u64 errors_ = 0, mismatches_ = 0;

@@ -8,6 +8,7 @@
 #include <bit>
 #include <cmath>
 #include <cstddef>
+#include <string>
 
 #include "loadgen/integers.hpp"
 
@@ -59,6 +60,7 @@ struct results {
     latency_histogram latency;
     u64 tls_handshakes = 0;  // --tls: handshakes completed while measuring
     u64 tls_resumed = 0;  // of those, the ones that resumed a session
+    std::string tls_suite;  // --tls: "CIPHER GROUP" the first handshake negotiated
 };
 
 // utime + stime of this process, in seconds.

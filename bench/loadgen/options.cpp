@@ -73,10 +73,11 @@ options:
   --server-pid PID      server process: CPU share; idle: RSS from /proc/PID/status
   --source-addresses K  bind clients to 127.0.0.2..127.0.0.(K+1) (default: idle N/5000,
                         churn 16, others 0)
-  --tls                 TLS 1.3 (OpenSSL) over every connection: a full handshake per
-                        connection, every echoed byte checked after decryption. The
-                        server's certificate is NOT verified: this is a loopback benchmark
-                        against a self-signed certificate, not a client to trust
+  --tls                 TLS 1.3 (OpenSSL; TLS_AES_128_GCM_SHA256 only) over every connection:
+                        a full handshake per connection, every echoed byte checked after
+                        decryption. The server's certificate is NOT verified: this is a
+                        loopback benchmark against a self-signed certificate, not a client
+                        to trust
   --tls-resume          --tls, and each connection slot resumes the session (ticket) its
                         last connection received: churn then measures resumed handshakes
   --json                print one JSON line

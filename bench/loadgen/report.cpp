@@ -35,13 +35,14 @@ void print_load_report(const bench_options& o, const results& r, int established
             "2f,"
             "\"p50_us\":%.1f,\"p99_us\":%.1f,\"p999_us\":%.1f,\"max_us\":%.1f,\"established\":%d,"
             "\"errors\":%llu,\"mismatches\":%llu,\"client_cpu\":%.3f,\"server_cpu\":%s,"
-            "\"latency_count\":%llu,\"tls\":%s,\"tls_handshakes\":%llu,\"tls_resumed\":%llu}\n",
+            "\"latency_count\":%llu,\"tls\":%s,\"tls_handshakes\":%llu,\"tls_resumed\":%llu,\"tls_"
+            "suite\":\"%s\"}\n",
             name_of(o.kind), o.address.c_str(), o.connections, o.line_size_bytes, o.depth, wall,
             static_cast<unsigned long long>(r.completed), rate, unit, mb_s, us(0.5), us(0.99),
             us(0.999), double(r.latency.max()) / 1e3, established, errors, mismatches, client_cpu,
             server_cpu_json.c_str(), static_cast<unsigned long long>(r.latency.count()),
             o.tls ? "true" : "false", static_cast<unsigned long long>(r.tls_handshakes),
-            static_cast<unsigned long long>(r.tls_resumed));
+            static_cast<unsigned long long>(r.tls_resumed), r.tls_suite.c_str());
     } else {
         std::printf("%s %s: %d %sconnections, %d-byte lines, depth %d, %.2f s measured\n",
                     name_of(o.kind), o.address.c_str(), o.connections, o.tls ? "TLS " : "",
@@ -60,7 +61,8 @@ void print_load_report(const bench_options& o, const results& r, int established
         if (server_cpu >= 0) std::printf("  server %.0f%%", server_cpu * 100);
         std::printf("\n");
         if (o.tls)
-            std::printf("  %-10s TLS 1.3, %llu handshakes measured, %llu of them resumed\n", "tls",
+            std::printf("  %-10s TLS 1.3 %s, %llu handshakes measured, %llu of them resumed\n",
+                        "tls", r.tls_suite.c_str(),
                         static_cast<unsigned long long>(r.tls_handshakes),
                         static_cast<unsigned long long>(r.tls_resumed));
         std::printf("  %-10s %llu errors, %llu mismatches\n", "checks", errors, mismatches);

@@ -43,6 +43,10 @@ struct tls_connection {
 
 namespace {
 
+// The only TLS 1.3 cipher suite the client offers; the key exchange is OpenSSL's default
+// (X25519 first), the signature whatever the server's certificate is (run.sh: ECDSA P-256).
+constexpr const char* offered_cipher_suite = "TLS_AES_128_GCM_SHA256";
+
 // "WHAT: OpenSSL's first queued error", and the queue emptied for the next failure.
 std::string openssl_error(const std::string& what) {
     std::string text = what;
@@ -72,6 +76,10 @@ void load_generator::create_tls_client() {
     if (context == nullptr) throw usage_error(openssl_error("--tls: SSL_CTX_new"));
     tls_client_ = context;
     SSL_CTX_set_min_proto_version(context, TLS1_3_VERSION);
+    // One suite, so that every server runs the same cipher: Go's crypto/tls would pick it
+    // anyway, OpenSSL servers follow the client's order (which starts with AES-256-GCM).
+    if (SSL_CTX_set_ciphersuites(context, offered_cipher_suite) != 1)
+        throw usage_error(openssl_error("--tls: SSL_CTX_set_ciphersuites"));
     SSL_CTX_set_verify(context, SSL_VERIFY_NONE, nullptr);  // loopback, self-signed: see --help
     if (o_.tls_resume) {
         // Sessions go to the slots (save_session), not to OpenSSL's cache.
@@ -177,6 +185,10 @@ bool load_generator::tls_consume(connection& c) {
         if (measuring_) {
             ++r_.tls_handshakes;
             if (SSL_session_reused(t.ssl)) ++r_.tls_resumed;
+        }
+        if (tls_suite_.empty()) {
+            const char* group = SSL_group_to_name(t.ssl, SSL_get_negotiated_group(t.ssl));
+            tls_suite_ = std::string(SSL_get_cipher_name(t.ssl)) + " " + (group ? group : "?");
         }
         queue_lines(c, lines_in_flight(c), now_ns());
     }
