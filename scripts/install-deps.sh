@@ -8,6 +8,7 @@ packages=(
   clang-14 libclang-rt-14-dev        # the clang build, libFuzzer and clang's sanitizers
   clang-tidy-14 clang-format-14      # scripts/check-tidy.sh, scripts/check-format.sh
   liburing-dev libboost-context-dev  # io_uring and fiber switches
+  libssl-dev openssl                 # TLS (OpenSSL 3); the openssl command for the TLS tests
   libgtest-dev libgmock-dev          # tests
   libbenchmark-dev                   # micro-benchmarks
   gambc                              # Gambit Scheme 4.9: the reference implementation

@@ -56,6 +56,17 @@ public:
     using error::error;
 };
 
+// A TLS failure on one connection (include/rill/tls.hpp): the handshake (a certificate that
+// does not verify, no common version or cipher, a peer that is not speaking TLS, the
+// handshake timeout), or a record that does not authenticate. The message names the
+// operation, the peer and OpenSSL's reason: "read_line: tls handshake with 127.0.0.1:40522:
+// certificate verify failed: self-signed certificate". Also a tls_context whose certificate
+// or key cannot be loaded.
+class tls_error : public error {
+public:
+    using error::error;
+};
+
 // channel::send on a closed channel.
 class channel_closed : public error {
 public:

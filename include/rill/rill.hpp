@@ -9,4 +9,5 @@
 #include <rill/stats.hpp>
 #include <rill/stream.hpp>
 #include <rill/tcp.hpp>
+#include <rill/tls.hpp>
 #include <rill/transcoder.hpp>

@@ -9,6 +9,7 @@
 
 #include <rill/address.hpp>
 #include <rill/stream.hpp>
+#include <rill/tls.hpp>
 #include <rill/transcoder.hpp>
 
 namespace rill {
@@ -37,6 +38,10 @@ struct server_options {
     // handed out counts until its stream is closed or destroyed. Pair it with a
     // reader_timeout, or idle clients keep the server at its cap.
     std::size_t max_connections = 0;
+    // Serve TLS (include/rill/tls.hpp): every client stream handed out is encrypted; its
+    // handshake runs in the task that reads or writes it first. The context needs a
+    // certificate and key (argument_error otherwise).
+    std::optional<tls_context> tls;
 };
 
 struct client_options {
@@ -45,6 +50,10 @@ struct client_options {
     bool coalesce = true;  // true: Nagle on; false: TCP_NODELAY. Never affects buffering
     std::optional<rill::transcoder> transcoder;
     stream_options stream;  // line cap, reader and writer timeouts
+    // Connect over TLS (include/rill/tls.hpp): the server's certificate is verified and must
+    // name the host connected to (or tls_options::server_name), unless the context turns
+    // that off. The handshake runs on the stream's first read or write.
+    std::optional<tls_context> tls;
 };
 
 class tcp_server_stream;
@@ -109,5 +118,9 @@ void close_stream(tcp_server_stream& server);
 socket_info tcp_server_socket_info(const tcp_server_stream& server);
 socket_info tcp_client_self_socket_info(const tcp_client_stream& client);
 socket_info tcp_client_peer_socket_info(const tcp_client_stream& client);
+// What a TLS client stream negotiated (version, cipher, ALPN, the peer certificate's
+// subject), finishing the handshake first if it has not run yet (so it blocks, and throws
+// tls_error as a read would); empty for a stream without TLS.
+std::optional<tls_info> tcp_client_tls_info(tcp_client_stream& client);
 
 }  // namespace rill

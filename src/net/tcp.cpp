@@ -20,6 +20,7 @@
 #include "net/connection_limit.hpp"
 #include "net/resolve.hpp"
 #include "net/socket_transport.hpp"
+#include "net/tls_transport.hpp"
 #include "runtime/counters.hpp"
 #include "stream/stream_state.hpp"
 
@@ -80,10 +81,20 @@ socket_info socket_name(int fd, bool peer, const char* operation) {
 // A client stream over `socket` (fd's descriptor, with what its backend registered while
 // connecting). The socket's transport owns the descriptor as soon as it exists, and `slot`
 // (an accepted client's place under its server's max_connections; empty otherwise).
+// Over TLS when the options say so: `server_name` and `port` are a client's (see
+// emplace_tls_transport).
 template <class Options>
 std::unique_ptr<stream_state> make_client_state(unique_fd& fd, io_handle socket, const Options& o,
-                                                connection_slot slot = {}) {
+                                                connection_slot slot = {},
+                                                const std::string& server_name = {}, int port = 0) {
     auto st = std::make_unique<stream_state>(o.stream, o.transcoder);
+    if (o.tls) [[unlikely]] {
+        fd.release();  // the TLS transport takes the socket even when it throws
+        constexpr tls_role role =
+            std::is_same_v<Options, server_options> ? tls_role::server : tls_role::client;
+        emplace_tls_transport(st->io, socket, std::move(slot), *o.tls, role, server_name, port);
+        return st;
+    }
     emplace_socket_transport(st->io, socket, std::move(slot));
     fd.release();
     return st;
@@ -157,6 +168,7 @@ tcp_server_stream::tcp_server_stream(address where, server_options options) {
         throw argument_error("defer_accept must be 0.." +
                              std::to_string(std::numeric_limits<int>::max()) + " seconds, got " +
                              std::to_string(options.defer_accept.count()));
+    if (options.tls) detail::check_server_tls_context(*options.tls);
     auto endpoints =
         detail::resolve(where, options.port_number, detail::resolve_purpose::listen, op);
     int first_error = 0;
@@ -334,8 +346,9 @@ tcp_client_stream::tcp_client_stream(address where, client_options options) {
             }
             if (r == 0) {
                 // The stream's transport keeps the backend's registration made while connecting.
-                static_cast<stream&>(*this) =
-                    tcp_client_stream(detail::make_client_state(fd, socket, options));
+                static_cast<stream&>(*this) = tcp_client_stream(
+                    detail::make_client_state(fd, socket, options, {}, where.host(),
+                                              detail::to_socket_info(e.get()).port_number));
                 return;
             }
         }
@@ -351,6 +364,13 @@ tcp_client_stream::tcp_client_stream(address where, client_options options) {
 socket_info tcp_client_self_socket_info(const tcp_client_stream& client) {
     return detail::socket_name(client.is_open() ? detail::state_of(client).io->native_handle() : -1,
                                false, "tcp_client_self_socket_info");
+}
+
+std::optional<tls_info> tcp_client_tls_info(tcp_client_stream& client) {
+    constexpr const char* op = "tcp_client_tls_info";
+    if (!client.is_open()) throw error(std::string(op) + ": the stream is closed");
+    detail::stream_state& st = detail::state_of(client);
+    return detail::tls_info_of(*st.io, detail::optional_deadline(st.options.reader_timeout), op);
 }
 
 socket_info tcp_client_peer_socket_info(const tcp_client_stream& client) {

@@ -42,6 +42,8 @@ stream_state::stream_state(const stream_options& o, const std::optional<transcod
             st->write_error = ETIMEDOUT;  // reported by the stream's next write
         } catch (const os_error&) {
             // flush recorded the errno: the stream's next write reports it.
+        } catch (const tls_error&) {
+            // The same (write_error is EPROTO): the transport's account is thrown again.
         }
     };
     pending_flush.context = this;
@@ -86,6 +88,10 @@ void stream_state::close_transport() noexcept {
 
 std::string stream_state::name() const { return io->peer_name(); }
 
+void transport::throw_protocol_failure(const std::string& operation) const {
+    throw_os_error(EPROTO, operation + ": receive from " + peer_name());
+}
+
 fill_result stream_state::fill_bytes(const char* operation) {
     if (end_of_input) return fill_result::end_of_stream;
     const auto deadline = optional_deadline(options.reader_timeout);
@@ -113,8 +119,10 @@ fill_result stream_state::fill_bytes(const char* operation) {
     // connection that timed out (retransmissions, keepalive): only the first is a timeout.
     if (r == -ETIMEDOUT && deadline) return fill_result::timed_out;
     if (r == -ECANCELED) throw task_cancelled();
+    if (r == transport_protocol_failure && !close_requested())
+        io->throw_protocol_failure(operation);  // a TLS failure: tls_error
     if (r == 0 || r == -ECONNRESET || r == -EPIPE || r == -ETIMEDOUT || r == -EHOSTUNREACH ||
-        r == -ENETUNREACH || r == -ECONNABORTED) {
+        r == -ENETUNREACH || r == -ECONNABORTED || r == transport_protocol_failure) {
         // The peer closed or vanished: that is the end of this stream, not an error.
         end_of_input = true;
         return fill_result::end_of_stream;
@@ -168,6 +176,7 @@ void stream_state::refuse_write(const char* operation) {
     if (write_error == ETIMEDOUT)
         throw timeout_error(std::string(operation) + ": an earlier flush to " + name() +
                             " passed the writer timeout");
+    if (write_error == -transport_protocol_failure) io->throw_protocol_failure(operation);
     if (write_error) throw_os_error(write_error, std::string(operation) + ": send to " + name());
     throw error(std::string(operation) + ": the stream is closed for writing");
 }
@@ -190,6 +199,10 @@ std::size_t stream_state::send_some(const char* p, std::size_t n,
     if (r == -ECANCELED) throw task_cancelled();
     write_error = static_cast<int>(-r);
     if (close_requested()) refuse_write(operation);  // "the stream was closed"
+    if (r == transport_protocol_failure) {
+        out.release();  // the connection is broken: nothing more of it will leave
+        io->throw_protocol_failure(operation);
+    }
     throw_os_error(write_error, std::string(operation) + ": send to " + name());
 }
 
@@ -264,7 +277,10 @@ bool input_may_be_unread(const stream_state& st) noexcept {
 // meanwhile. Out of line: the close of a connection with nothing unread does not pay for it.
 [[gnu::noinline]] bool drain_before_close(stream_state& st) {
     if (st.write_error || st.options.lingering_close_time.count() <= 0) return false;
-    if (!st.writer_closed) st.io->shutdown_writer();
+    if (!st.writer_closed) {
+        st.io->finish_output(optional_deadline(st.options.writer_timeout));
+        st.io->shutdown_writer();
+    }
     st.writer_closed = true;
     st.in.consume(st.in.size());  // unread input is dropped: it is never read now
     const auto deadline = deadline_after(st.options.lingering_close_time);
@@ -336,7 +352,12 @@ void close_stream(stream& s) {
     bool cancelled = false;
     try {
         // Nothing unread: the last bytes go with MSG_MORE and the FIN joins their segment.
-        if (!st.writer_closed && !st.write_error) st.flush("close_stream", !linger);
+        if (!st.writer_closed && !st.write_error) {
+            st.flush("close_stream", !linger);
+            // TLS's close_notify; a socket has nothing to add. A failure here changes nothing:
+            // the stream closes either way.
+            if (!linger) st.io->finish_output(detail::optional_deadline(st.options.writer_timeout));
+        }
         cancelled = linger && detail::drain_before_close(st);
     } catch (...) {
         st.close_transport();
@@ -351,6 +372,9 @@ void close_writer(stream& s) {
     detail::stream_state& st = detail::state_of(s);
     if (st.writer_closed) return;
     st.flush("close_writer", true);
+    if (const long r = st.io->finish_output(detail::optional_deadline(st.options.writer_timeout));
+        r == -ECANCELED)
+        throw task_cancelled();
     st.io->shutdown_writer();
     st.writer_closed = true;
 }

@@ -5,6 +5,7 @@
 // the bytes.
 #pragma once
 
+#include <cerrno>
 #include <cstddef>
 #include <memory>
 #include <new>
@@ -17,6 +18,11 @@
 #include "io/backend.hpp"
 
 namespace rill::detail {
+
+// What a transport's call returns when the protocol it speaks failed (TLS: a handshake or
+// record the peer got wrong, or one this side refused): the connection is unusable, and
+// throw_protocol_failure tells why. EPROTO, as the kernel says for a protocol error.
+inline constexpr long transport_protocol_failure = -EPROTO;
 
 // Every call comes from the task using the stream. Results follow the backends' convention:
 // a count or -errno; -ETIMEDOUT once `deadline` passed; -ECANCELED when the task was
@@ -42,12 +48,21 @@ public:
     // close_stream lingers then, since closing a socket with unread input resets the
     // connection. False after close or shutdown_reader.
     virtual bool input_pending() const noexcept = 0;
+    // close_stream and close_writer, after the last send: this side's orderly end of output
+    // (TLS: close_notify), sent within `deadline`. A socket has none (the FIN comes with
+    // shutdown_writer or close). A close for an exception, or a stream dropped, skips it.
+    virtual long finish_output(const std::optional<time_point>&) { return 0; }
     // Releases everything; later calls fail with -EBADF.
     virtual void close() noexcept = 0;
     // From any thread, while the stream's task may be waiting in receive or send: both
     // directions end (the peer reads end of stream), a waiting receive returns 0 and a waiting
     // send fails (-EPIPE). Releases nothing: the stream's task closes later.
     virtual void shut_down_from_any_thread() noexcept = 0;
+
+    // A call returned transport_protocol_failure: throws the error saying why, its message
+    // `operation` followed by the transport's account ("read_line: tls handshake with
+    // 127.0.0.1:40522: certificate verify failed: self-signed certificate").
+    [[noreturn]] virtual void throw_protocol_failure(const std::string& operation) const;
 
     // Who is at the other end, for messages: "127.0.0.1:2020".
     virtual std::string peer_name() const = 0;
