@@ -437,7 +437,7 @@ print_tls_row() {  # print_tls_row ROW
         "$(ratio "$rss" "$base_go")" "$(fmt "$est" %d)/$TLS_IDLE_CONNECTIONS" \
         "$(column_of "$row" "$server" 10 | awk '{ s += $1 } END { print s + 0 }')"
     done
-    echo "KiB/conn: growth of the server's VmRSS per idle TLS connection (median; lower is better)"
+    echo "KiB/conn: growth of the server's VmRSS per idle TLS connection (median; lower is better);"
     echo "x_asio, x_go: its ratio to asio-tls's, go-tls's"
     return
   fi
@@ -468,16 +468,14 @@ print_tls_row() {  # print_tls_row ROW
       "$(fmt "$cost" %.2f)" "$(fmt "$p50" %.1f)" "$(fmt "$p99" %.1f)" \
       "$(awk -v b="$busy" 'BEGIN { if (b == "") print "-"; else printf "%.0f", b * 100 }')" "$resumed" "$errors"
   done
-  echo "rate in $(awk -F'\t' -v r="$row" 'NR > 1 && $2 == r && $5 != "" { print $5; exit }' "$RESULTS");" \
-    "higher is better; latencies and srv_us: lower is better"
-  echo "x_asio, x_go, range: median, lowest and highest over the rounds of the rate's ratio to asio-tls's,"
-  echo "go-tls's in the same round; srv_us: server CPU microseconds per request or connection;"
-  echo "resumed: share of the measured handshakes that resumed a session"
+  echo "rate in $(awk -F'\t' -v r="$row" 'NR > 1 && $2 == r && $5 != "" { print $5; exit }' "$RESULTS")"
+  tls_notes=1
 }
 
 print_table() {
   echo
   shared=0
+  tls_notes=0
   for entry in "${ROWS[@]}"; do
     IFS='|' read -r row args mode title _row_servers <<<"$entry"
     selected "$row" || continue
@@ -560,6 +558,12 @@ print_table() {
     fi
     echo
   done
+  if ((tls_notes)); then
+    echo "TLS rows: x_asio, x_go, range: median, lowest and highest over the rounds of the rate's ratio"
+    echo "to asio-tls's, go-tls's in the same round (higher is better); srv_us: server CPU microseconds"
+    echo "per request or connection; resumed: share of the measured handshakes that resumed a session"
+    echo
+  fi
   if ((shared)); then
     echo "busy: the pair's share of CPU $SERVER_CPU (client + server). Below ~100% other processes took turns"
     echo "on that CPU: raw rates and latencies then suffer, rate/busy (per CPU-second the pair got) less so."
