@@ -15,6 +15,9 @@
 // Python's ssl does by default (many clients close that way); one that ends inside a record,
 // or sends anything TLS cannot authenticate, gets a tls_error.
 //
+// As for every stream, one task uses a TLS stream at a time: its handshake and records go
+// through one OpenSSL object, which two tasks must not drive at once.
+//
 // Errors: tls_error (a rill::error) naming the operation, the peer and OpenSSL's reason:
 // "read_line: tls handshake with 127.0.0.1:40522: certificate verify failed: self-signed
 // certificate". They end that connection only.

@@ -9,11 +9,13 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <exception>
 #include <fstream>
 #include <functional>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -21,9 +23,13 @@
 
 #include <rill/rill.hpp>
 
+#include "net/tls_transport.hpp"
 #include "stream/memory_transport.hpp"
 #include "support/loopback.hpp"
 #include "support/wait.hpp"
+#if RILL_WITH_TLS
+#include "support/tls_certs.hpp"
+#endif
 
 namespace rill_stream_test {
 
@@ -33,6 +39,41 @@ using rill_test::task_wait_until;
 using rill_test::thread_wait_until;
 using rill_test::wait_limit;
 
+// The tls. pass of the suite (RILL_TEST_TRANSPORT=tls, tests/CMakeLists.txt) runs the stream
+// tests whose peer is a memory_peer or a rill client over TLS: every stream operation and
+// transcoder then reads and writes through rill's TLS transport, unchanged. Tests with a raw
+// socket peer (it speaks no TLS) are skipped in that pass.
+inline bool tls_pass() {
+    const char* v = std::getenv("RILL_TEST_TRANSPORT");
+    return v != nullptr && std::string_view(v) == "tls";
+}
+
+#if RILL_WITH_TLS
+// The certificates and both sides' contexts of the tls. pass, made once per process.
+struct tls_pass_contexts {
+    rill_test::tls_test_certificates certificates;
+    rill::tls_context server{{.certificate_pem = certificates.server.certificate.pem,
+                              .private_key_pem = certificates.server.private_key.pem}};
+    rill::tls_context client{{.ca_file = certificates.ca.path.string()}};
+};
+inline tls_pass_contexts& tls_contexts() {
+    static tls_pass_contexts contexts;
+    return contexts;
+}
+#endif
+
+// In the tls. pass: both ends of an in-memory pair wrapped in TLS (server, client).
+inline void wrap_in_tls_in_tls_pass(std::unique_ptr<rill::detail::transport>& server_end,
+                                    std::unique_ptr<rill::detail::transport>& client_end) {
+    if (!tls_pass()) return;
+#if RILL_WITH_TLS
+    server_end = rill::detail::make_tls_transport(std::move(server_end), tls_contexts().server,
+                                                  rill::detail::tls_role::server);
+    client_end = rill::detail::make_tls_transport(std::move(client_end), tls_contexts().client,
+                                                  rill::detail::tls_role::client, "localhost");
+#endif
+}
+
 // Long enough for bytes sent on loopback to have arrived, short enough to keep the suite fast.
 inline constexpr auto settle_time = std::chrono::milliseconds(50);
 
@@ -41,6 +82,7 @@ inline constexpr auto settle_time = std::chrono::milliseconds(50);
 // started before run and joined after it. An exception on the peer's side is rethrown here.
 template <class Serve, class Peer>
 void serve_raw_peer(Serve serve, Peer peer, rill::server_options options = {}) {
+    if (tls_pass()) GTEST_SKIP() << "a raw socket peer speaks no TLS (the tls. pass)";
     std::atomic<int> port{0};  // 0: not yet known; -1: the server side gave up
     std::exception_ptr peer_error;
     std::thread peer_thread([&] {
@@ -78,11 +120,18 @@ void serve_raw_peer(Serve serve, Peer peer, rill::server_options options = {}) {
 // holding a tcp_client_stream to the server (joined, so its exception is rethrown).
 template <class Serve, class Connect>
 void serve_rill_peer(Serve serve, Connect connect, rill::server_options options = {}) {
+    rill::client_options client_options;
+#if RILL_WITH_TLS
+    if (tls_pass()) {
+        options.tls = tls_contexts().server;
+        client_options.tls = tls_contexts().client;
+    }
+#endif
     rill::run([&] {
         rill::tcp_server_stream server(0, options);
         const int port = rill::tcp_server_socket_info(server).port_number;
         auto peer = rill::spawn([&, port] {
-            rill::tcp_client_stream c(port);
+            rill::tcp_client_stream c("localhost:" + std::to_string(port), client_options);
             connect(c);
         });
         auto client = rill::read(server);
@@ -108,7 +157,15 @@ public:
             bytes.remove_prefix(static_cast<std::size_t>(r));
         }
     }
-    void shutdown_write() { transport_->shutdown_writer(); }
+    // TLS: close_notify first, as close_writer sends it (after the handshake, which a peer
+    // that sent nothing has not made yet: a send of nothing makes it).
+    void shutdown_write() {
+        const auto deadline = rill::detail::clock::now() + wait_limit;
+        if (tls_pass() && transport_->send("", 0, deadline, false) < 0)
+            throw std::runtime_error("memory_peer: the TLS handshake failed");
+        transport_->finish_output(deadline);
+        transport_->shutdown_writer();
+    }
     // What arrives next (empty at end of stream).
     std::string receive_some() {
         rill::detail::byte_buffer in;
@@ -139,6 +196,7 @@ void serve_memory_peer(Serve serve, Peer peer, rill::stream_options options = {}
                        std::optional<rill::transcoder> coding = {}) {
     rill::run([&] {
         auto [mine, theirs] = rill::detail::make_memory_transport_pair();
+        wrap_in_tls_in_tls_pass(mine, theirs);
         rill::stream s = rill::detail::make_stream(std::move(mine), options, coding);
         auto peer_task = rill::spawn([&, t = std::move(theirs)]() mutable {
             memory_peer p(std::move(t));
