@@ -1,10 +1,13 @@
 // The rill command: the seed's echo server and client with every option exposed, and the
 // benchmark load generator.
+#include <cerrno>
 #include <charconv>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <fstream>
 #include <iostream>
 #include <limits>
 #include <string>
@@ -24,7 +27,8 @@ const char* const usage_text =
     "  rill echo [ADDRESS] [--port-number N] [--backlog N] [--no-reuse-address]\n"
     "            [--transcoder CODEC[,EOL[,ERRORS]]] [--mode once|persistent] [--workers N]\n"
     "            [--defer-accept SECS] [--reader-timeout D] [--writer-timeout D]\n"
-    "            [--max-connections N]\n"
+    "            [--max-connections N] [--tls-cert FILE --tls-key FILE]\n"
+    "            [--tls-handshake-timeout D]\n"
     "      The seed's echo server. ADDRESS is PORT, INTF:PORT or INTF (default 127.0.0.1:2020).\n"
     "      once: one line per connection, then close (the seed); persistent: every line until\n"
     "      end of stream. Prints the bound address on its first line. --workers: worker\n"
@@ -33,9 +37,15 @@ const char* const usage_text =
     "      --reader-timeout D: a client that sends nothing for D is closed; --writer-timeout\n"
     "      D: one that does not read its answers for D is closed (D: 500ms, 30s, 2m, 1h).\n"
     "      --max-connections N: at most N clients open at once; more wait in the backlog.\n"
+    "      --tls-cert FILE --tls-key FILE: serve TLS (1.2 and 1.3) with this PEM certificate\n"
+    "      chain (leaf first) and private key; --tls-handshake-timeout D: a client that has\n"
+    "      not completed its handshake after D is closed (default 10s).\n"
     "  rill send ADDRESS [LINE ...] [--keep-alive] [--no-coalesce] [--transcoder ...]\n"
+    "            [--tls [--tls-ca FILE] [--insecure] [--server-name NAME]]\n"
     "      The seed's client: sends each LINE (or each line of standard input) and prints the\n"
-    "      reply to it.\n"
+    "      reply to it. --tls: speak TLS, verifying the server's certificate against the\n"
+    "      system's CAs, or only those in --tls-ca FILE (PEM), and its name against\n"
+    "      --server-name (default: the host in ADDRESS); --insecure: verify nothing.\n"
     "  rill bench SCENARIO [OPTIONS]   (rill bench --help)\n";
 
 struct usage_error : std::runtime_error {
@@ -114,6 +124,21 @@ private:
     std::size_t i_ = 0;
 };
 
+// A file named by `option` that this process can read: checked here, so that the error names
+// the flag and the file before any connection is made.
+void require_readable_file(std::string_view option, const std::string& path) {
+    std::ifstream file(path);
+    if (!file)
+        throw std::runtime_error(std::string(option) + " " + path + ": " + std::strerror(errno));
+}
+
+// Refuses a TLS flag up front in a build without TLS, before its files are looked at.
+void require_tls(std::string_view option) {
+    if (!rill::tls_available())
+        throw std::runtime_error(std::string(option) +
+                                 ": this rill was built without TLS (RILL_WITH_TLS=OFF)");
+}
+
 // A bare number is a port on the loopback, as tcp_server_stream(2020) takes it; anything else
 // is an address string ("INTF:PORT", "INTF").
 rill::address parse_address(const std::string& text) {
@@ -127,6 +152,8 @@ int echo_command(int argc, char** argv) {
     rill::server_options options;
     rill::runtime_options runtime;
     bool persistent = false;
+    rill::tls_options tls;
+    std::optional<std::chrono::milliseconds> tls_handshake_timeout;
     arguments args(argc, argv, 2);
     for (std::string a; args.next(a);) {
         if (a == "--port-number")
@@ -147,6 +174,12 @@ int echo_command(int argc, char** argv) {
             options.stream.writer_timeout = parse_duration(a, args.value(a));
         else if (a == "--max-connections")
             options.max_connections = parse_positive_count(a, args.value(a));
+        else if (a == "--tls-cert")
+            tls.certificate_file = args.value(a);
+        else if (a == "--tls-key")
+            tls.private_key_file = args.value(a);
+        else if (a == "--tls-handshake-timeout")
+            tls_handshake_timeout = parse_duration(a, args.value(a));
         else if (a == "--mode") {
             std::string mode = args.value(a);
             if (mode != "once" && mode != "persistent")
@@ -158,6 +191,19 @@ int echo_command(int argc, char** argv) {
             throw usage_error("more than one ADDRESS: " + *where + " and " + a);
         else
             where = a;
+    }
+    if (!tls.private_key_file.empty() && tls.certificate_file.empty())
+        throw usage_error("--tls-key needs --tls-cert (the certificate it is the key of)");
+    if (tls_handshake_timeout && tls.certificate_file.empty())
+        throw usage_error("--tls-handshake-timeout needs --tls-cert and --tls-key");
+    if (!tls.certificate_file.empty()) {
+        require_tls("--tls-cert");
+        if (tls.private_key_file.empty())
+            throw usage_error("--tls-cert needs --tls-key (the certificate's private key)");
+        require_readable_file("--tls-cert", tls.certificate_file);
+        require_readable_file("--tls-key", tls.private_key_file);
+        if (tls_handshake_timeout) tls.handshake_timeout = *tls_handshake_timeout;
+        options.tls = rill::tls_context(tls);
     }
     rill::address address = where ? parse_address(*where) : rill::address(default_echo_port);
     // "INTF" alone takes the default port, as the usage says (the library wants a port).
@@ -187,9 +233,20 @@ int send_command(int argc, char** argv) {
     std::optional<std::string> where;
     std::vector<std::string> lines;
     rill::client_options options;
+    bool use_tls = false;
+    bool insecure = false;
+    rill::tls_options tls;
     arguments args(argc, argv, 2);
     for (std::string a; args.next(a);) {
-        if (a == "--keep-alive")
+        if (a == "--tls")
+            use_tls = true;
+        else if (a == "--tls-ca")
+            tls.ca_file = args.value(a);
+        else if (a == "--insecure")
+            insecure = true;
+        else if (a == "--server-name")
+            tls.server_name = args.value(a);
+        else if (a == "--keep-alive")
             options.keep_alive = true;
         else if (a == "--no-coalesce")
             options.coalesce = false;
@@ -203,6 +260,23 @@ int send_command(int argc, char** argv) {
             lines.push_back(a);
     }
     if (!where) throw usage_error("rill send needs an ADDRESS");
+    if (!use_tls) {
+        if (!tls.ca_file.empty()) throw usage_error("--tls-ca needs --tls");
+        if (insecure) throw usage_error("--insecure needs --tls");
+        if (!tls.server_name.empty()) throw usage_error("--server-name needs --tls");
+    } else {
+        require_tls("--tls");
+        if (insecure && !tls.ca_file.empty())
+            throw usage_error("--insecure verifies nothing: --tls-ca has no use with it");
+        if (!tls.ca_file.empty()) require_readable_file("--tls-ca", tls.ca_file);
+        if (insecure) {
+            tls.verify_peer = false;
+            tls.check_host_name = false;
+            std::cerr << "rill send: --insecure: the server's certificate and name are not "
+                         "verified\n";
+        }
+        options.tls = rill::tls_context(tls);
+    }
     const rill::address address = parse_address(*where);
     const bool from_stdin = lines.empty();
     return rill::run([&]() -> int {

@@ -319,6 +319,9 @@ public:
 
 private:
     void start(const std::string& server_name, int port) {
+        // Kept for messages: a peer that alerts and closes at once is gone by the time its
+        // failure is told (getpeername then fails).
+        peer_ = lower_->peer_name();
         ERR_clear_error();
         ssl_ = SSL_new(context_->ctx.get());
         BIO* bio = ssl_ ? BIO_new(transport_bio_method()) : nullptr;
@@ -476,7 +479,7 @@ public:
     [[noreturn]] void throw_protocol_failure(const std::string& operation) const override {
         throw tls_error(operation + ": " + failure_);
     }
-    std::string peer_name() const override { return lower_->peer_name(); }
+    std::string peer_name() const override { return peer_; }
     int native_handle() const noexcept override { return lower_->native_handle(); }
 
     // tcp_client_tls_info.
@@ -608,7 +611,7 @@ private:
 
     long fail(const char* what, std::string reason) {
         failed_ = true;
-        failure_ = std::string(what) + " " + lower_->peer_name() + ": " + reason;
+        failure_ = std::string(what) + " " + peer_ + ": " + reason;
         cipher_in_.release();
         return transport_protocol_failure;
     }
@@ -621,6 +624,7 @@ private:
     std::optional<time_point> handshake_deadline_;
     std::string failure_;  // why the transport failed: "tls handshake with ...: reason"
     std::string session_key_;  // a client's "server_name:port"; empty: no resumption
+    std::string peer_;  // "127.0.0.1:40522", from when the connection was made
     tls_role role_;
     bool established_ = false;
     bool failed_ = false;

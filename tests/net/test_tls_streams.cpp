@@ -16,6 +16,7 @@
 
 #include <chrono>
 #include <cstring>
+#include <mutex>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -352,6 +353,7 @@ TEST(TlsStreams, TheHandshakeTimeoutEndsSilentAndDribblingPeersWhileOthersAreSer
     so.handshake_timeout = 300ms;
     std::atomic<int> port{0};
     std::atomic<int> failures{0};
+    std::mutex failure_mutex;  // the clients' tasks run on any worker
     std::string last_failure;
     std::thread peers([&] {
         if (!rill_test::thread_wait_until([&] { return port.load() != 0; })) return;
@@ -384,8 +386,9 @@ TEST(TlsStreams, TheHandshakeTimeoutEndsSilentAndDribblingPeersWhileOthersAreSer
                             rill::flush_writer(c);
                         }
                     } catch (const rill::tls_error& e) {
-                        ++failures;
+                        std::lock_guard lock(failure_mutex);
                         last_failure = e.what();
+                        ++failures;
                     }
                 }));
             }
