@@ -9,6 +9,11 @@
 #
 #   bench/run.sh                              # full run: 3 rounds, 5 s per measurement
 #   bench/run.sh --rounds 3 --duration 2 --warmup 0.5 --only pingpong,churn
+#   bench/run.sh --only tls --servers go-tls,asio-tls,rill-tls-uring,rill-tls-epoll
+#
+# The TLS rows (tls-*) run against the TLS servers only (*-tls*), the others against the plain
+# ones only; each run makes a fresh ECDSA P-256 certificate and key with `openssl` in
+# BUILD/bench-tls (never committed: the key is made where it is used).
 #
 # Everything it starts it stops by PID; the load generator only targets 127.0.0.1 and each
 # measurement is bounded (duration + warmup + its own timeouts, and `timeout` around it).
@@ -23,8 +28,11 @@ ROUNDS=3
 DURATION=5
 WARMUP=1
 ONLY=""
-SERVERS="epoll,uring,go,asio,gambit,rill-uring,rill-epoll"
+SERVERS="epoll,uring,go,asio,gambit,rill-uring,rill-epoll,go-tls,asio-tls,rill-tls-uring,rill-tls-epoll"
 IDLE_CONNECTIONS=19700  # the hard descriptor limit here is 20000 per process
+# Fewer for TLS: each costs a full handshake (1-2 ms of the one CPU, client and server, on this
+# VM), and Asio holds ~70 KiB each.
+TLS_IDLE_CONNECTIONS=5000
 SERVER_CPU=1
 CLIENT_CPU=1
 BASE_PORT=21000
@@ -38,11 +46,16 @@ usage: bench/run.sh [options]
   --duration SECS         measured time per run (default $DURATION)
   --warmup SECS           unmeasured load before each measurement (default $WARMUP)
   --only LIST             rows to run, comma-separated: pingpong, pipeline, churn, idle,
-                          flood, or a row id (pingpong-c1, pingpong-c100, pingpong-c1000,
-                          pipeline-c100, churn-c50, idle, flood)
-  --servers LIST          default $SERVERS; also rill-uring-defer, rill-epoll-defer
+                          flood, tls, tls-pingpong, tls-churn, or a row id (pingpong-c1,
+                          pingpong-c100, pingpong-c1000, pipeline-c100, churn-c50, idle, flood,
+                          tls-pingpong-c1, tls-pingpong-c100, tls-churn-c50,
+                          tls-churn-resume-c50, tls-idle)
+  --servers LIST          default $SERVERS
+                          (the tls-* rows run against the *-tls* servers, the others against
+                          the rest); also rill-uring-defer, rill-epoll-defer
                           (rill echo --defer-accept 1: server_options::defer_accept)
   --idle-connections N    connections held by the idle row (default $IDLE_CONNECTIONS)
+  --tls-idle-connections N  connections held by the tls-idle row (default $TLS_IDLE_CONNECTIONS)
   --server-cpu N          CPU the servers are pinned to (default $SERVER_CPU)
   --client-cpu N          CPU the load generator is pinned to (default $CLIENT_CPU: the same)
   --build-dir DIR         project build directory (default build/release)
@@ -59,6 +72,7 @@ while (($#)); do
     --only) ONLY=$2; shift ;;
     --servers) SERVERS=$2; shift ;;
     --idle-connections) IDLE_CONNECTIONS=$2; shift ;;
+    --tls-idle-connections) TLS_IDLE_CONNECTIONS=$2; shift ;;
     --server-cpu) SERVER_CPU=$2; shift ;;
     --client-cpu) CLIENT_CPU=$2; shift ;;
     --build-dir) BUILD=$(realpath -m "$2"); shift ;;
@@ -98,6 +112,7 @@ build_all() {
   if cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DRILL_BUILD_BENCH=ON >>"$log" 2>&1 &&
     cmake --build "$BUILD" -j "$(nproc)" --target loadgen epoll_echo uring_echo >>"$log" 2>&1; then
     cmake --build "$BUILD" -j "$(nproc)" --target asio_echo >>"$log" 2>&1 || note "asio_echo not built: libasio-dev missing (--install-deps)? see $log"
+    cmake --build "$BUILD" -j "$(nproc)" --target asio_tls_echo >>"$log" 2>&1 || note "asio_tls_echo not built: libasio-dev or libssl-dev missing? see $log"
     # rill's servers: tools/rill (target rill_tool) and examples/echo; should those targets be
     # renamed, the whole project. rill's rows need a build that passed.
     if cmake --build "$BUILD" -j "$(nproc)" --target rill_tool echo >>"$log" 2>&1 ||
@@ -120,6 +135,8 @@ build_all() {
     # Caches inside the build tree: nothing written to $HOME, no module download (std only).
     GOCACHE=$BUILD/go-cache GOPATH=$BUILD/go-path GO111MODULE=off GOFLAGS='' \
       go build -o "$BIN/go_echo" "$ROOT/bench/peers/go_echo.go" >>"$log" 2>&1 || note "go_echo did not build (see $log)"
+    GOCACHE=$BUILD/go-cache GOPATH=$BUILD/go-path GO111MODULE=off GOFLAGS='' \
+      go build -o "$BIN/go_tls_echo" "$ROOT/bench/peers/go_tls_echo.go" >>"$log" 2>&1 || note "go_tls_echo did not build (see $log)"
   else
     note "go not found (--install-deps, or apt-get install golang-go): the Go peer is skipped"
   fi
@@ -150,6 +167,27 @@ LOADGEN=$BIN/loadgen
 # ------------------------------------------------------------------------------------------
 # Servers and rows
 
+# The TLS servers' certificate: ECDSA P-256, self-signed for 127.0.0.1 and localhost, made
+# afresh for each run (the load generator does not verify it: loopback only).
+TLS_DIR=$BUILD/bench-tls
+TLS_CERT=$TLS_DIR/cert.pem
+TLS_KEY=$TLS_DIR/key.pem
+TLS_READY=0
+RILL_HAS_TLS=""  # does `rill echo` take --tls-cert? (asked once)
+make_tls_certificate() {
+  command -v openssl >/dev/null || { note "openssl not found: the TLS servers are skipped"; return 0; }
+  mkdir -p "$TLS_DIR"
+  rm -f "$TLS_CERT" "$TLS_KEY"
+  if (umask 077 && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+    -keyout "$TLS_KEY" -out "$TLS_CERT" -days 7 -subj /CN=localhost \
+    -addext "subjectAltName=DNS:localhost,IP:127.0.0.1") >"$TLS_DIR/openssl.log" 2>&1; then
+    TLS_READY=1
+  else
+    note "openssl req failed (see $TLS_DIR/openssl.log): the TLS servers are skipped"
+  fi
+}
+is_tls_server() { [[ $1 == *-tls* ]]; }
+
 # server_command NAME MODE PORT: sets CMD (an array, run as one process whose PID is the
 # server's) and PORT_USED, or returns 1 with WHY set when that server cannot run.
 server_command() {
@@ -161,6 +199,23 @@ server_command() {
       local exe=$BIN/${name}_echo
       [[ -x $exe ]] || { WHY="$exe not built"; return 1; }
       CMD=("$exe" "$port" --mode "$mode") ;;
+    go-tls | asio-tls)
+      local exe=$BIN/${name%-tls}_tls_echo
+      [[ -x $exe ]] || { WHY="$exe not built"; return 1; }
+      ((TLS_READY)) || { WHY="no certificate (openssl)"; return 1; }
+      CMD=("$exe" "$port" --mode "$mode" --cert "$TLS_CERT" --key "$TLS_KEY") ;;
+    rill-tls-uring | rill-tls-epoll)
+      local backend=io_uring
+      [[ $name == *-epoll ]] && backend=epoll
+      [[ -x $BUILD/tools/rill && $RILL_BUILT == 1 ]] || { WHY="$BUILD/tools/rill not built yet"; return 1; }
+      if [[ -z $RILL_HAS_TLS ]]; then
+        RILL_HAS_TLS=0
+        "$BUILD/tools/rill" --help 2>&1 | grep -q -- --tls-cert && RILL_HAS_TLS=1
+      fi
+      ((RILL_HAS_TLS)) || { WHY="this rill echo has no --tls-cert yet"; return 1; }
+      ((TLS_READY)) || { WHY="no certificate (openssl)"; return 1; }
+      CMD=(env "RILL_BACKEND=$backend" "$BUILD/tools/rill" echo "127.0.0.1:$port" --mode "$mode"
+        --tls-cert "$TLS_CERT" --tls-key "$TLS_KEY") ;;
     gambit)
       if [[ -x $BIN/gambit_echo ]]; then CMD=("$BIN/gambit_echo" "$port" --mode "$mode")
       elif [[ -x $BIN/gambit_echo.sh ]]; then CMD=("$BIN/gambit_echo.sh" "$port" --mode "$mode")
@@ -195,11 +250,20 @@ ROWS=(
   "churn-c50|churn --connections 50|once|churn C=50 (once mode)"
   "idle|idle --connections $IDLE_CONNECTIONS|persistent|idle N=$IDLE_CONNECTIONS (server RSS per connection)"
   "flood|flood --connections 2 --depth 65536 --size 64|persistent|flood: 1 connection floods (65536 lines in flight), 1 probe, S=64|epoll,uring,rill-uring,rill-epoll"
+  # TLS 1.3 (`rill bench --tls`), ECDSA P-256 certificate; against the TLS servers only.
+  "tls-pingpong-c1|pingpong --tls --connections 1 --size 64|persistent|TLS pingpong C=1 S=64|tls"
+  "tls-pingpong-c100|pingpong --tls --connections 100 --size 64|persistent|TLS pingpong C=100 S=64|tls"
+  "tls-churn-c50|churn --tls --connections 50|once|TLS churn C=50, full handshakes (once mode)|tls"
+  "tls-churn-resume-c50|churn --tls-resume --connections 50|once|TLS churn C=50, session resumption (tickets; once mode)|tls"
+  "tls-idle|idle --tls --connections $TLS_IDLE_CONNECTIONS --timeout 60|persistent|TLS idle N=$TLS_IDLE_CONNECTIONS (server RSS per connection)|tls"
 )
 
-row_runs_on() {  # row_runs_on ROW_SERVERS SERVER: does the row run against SERVER?
-  [[ -z $1 ]] && return 0
-  [[ ,$1, == *,"$2",* ]]
+# row_runs_on ROW_SERVERS SERVER: does the row run against SERVER? An empty list: every plain
+# server; "tls": every TLS server; else the servers listed.
+row_runs_on() {
+  if [[ -z $1 ]]; then [[ $2 != *-tls* ]]
+  elif [[ $1 == tls ]]; then is_tls_server "$2"
+  else [[ ,$1, == *,"$2",* ]]; fi
 }
 
 selected() {  # selected ROW_ID: is the row in --only?
@@ -218,7 +282,7 @@ ulimit -n "$(ulimit -Hn)"  # idle: ~20k descriptors in the server and in the cli
 OUT=$BUILD/bench-results/$(date +%Y%m%d-%H%M%S)
 mkdir -p "$OUT"
 RESULTS=$OUT/results.tsv
-printf 'round\trow\tserver\trate\tunit\tp50_us\tp99_us\tclient_cpu\tserver_cpu\terrors\trss_per_conn_kib\testablished\trate_per_busy\tserver_us_per_op\tmax_us\tlatency_count\n' >"$RESULTS"
+printf 'round\trow\tserver\trate\tunit\tp50_us\tp99_us\tclient_cpu\tserver_cpu\terrors\trss_per_conn_kib\testablished\trate_per_busy\tserver_us_per_op\tmax_us\tlatency_count\ttls_handshakes\ttls_resumed\n' >"$RESULTS"
 
 SERVER_PID=""
 stop_server() {
@@ -285,19 +349,23 @@ run_one() {  # run_one ROUND ROW_ID ARGS MODE SERVER
   if [[ -n $rate && -n $server_cpu ]]; then
     server_us=$(awk -v r="$rate" -v s="$server_cpu" 'BEGIN { if (r > 0 && s >= 0) printf "%.3f", s * 1e6 / r }')
   fi
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$row" "$server" "$rate" \
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$row" "$server" "$rate" \
     "$(json_get "$line" rate_unit)" "$(json_get "$line" p50_us)" "$(json_get "$line" p99_us)" \
     "$client_cpu" "$server_cpu" "$errors" "$(json_get "$line" rss_per_conn_kib)" \
     "$(json_get "$line" established)" "$per_busy" "$server_us" "$(json_get "$line" max_us)" \
-    "$(json_get "$line" latency_count)" >>"$RESULTS"
+    "$(json_get "$line" latency_count)" "$(json_get "$line" tls_handshakes)" \
+    "$(json_get "$line" tls_resumed)" >>"$RESULTS"
   local shown=${rate:-?}
-  [[ $row == idle ]] && shown="$(json_get "$line" rss_per_conn_kib) KiB/conn"
+  [[ $row == *idle ]] && shown="$(json_get "$line" rss_per_conn_kib) KiB/conn"
   [[ $row == flood ]] && shown="$shown lines/s, probe max $(json_get "$line" max_us) us"
   printf '  round %s  %-15s %-16s %s%s\n' "$round" "$row" "$server" "$shown" \
     "$( ((status == 0)) || echo "  (exit $status, see $log.loadgen)")" >&2
 }
 
 IFS=, read -r -a SERVER_LIST <<<"$SERVERS"
+for server in "${SERVER_LIST[@]}"; do
+  is_tls_server "$server" && { make_tls_certificate; break; }
+done
 for server in "${SERVER_LIST[@]}"; do
   for mode in persistent once; do
     server_command "$server" "$mode" 1 || note "$server ($mode mode) skipped: $WHY"
@@ -331,8 +399,9 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b + 0 == 0)
 # paired_ratios ROW SERVER: per round, the server's rate over raw epoll's in the same round, one
 # a line. Rounds drift (this VM's rates move by ±10% between runs of the same binary); the two
 # runs of a round are next to each other, so their ratio is steadier than a ratio of medians.
+# A third argument names another base server than epoll (the TLS rows: asio-tls, go-tls).
 paired_ratios() {
-  awk -F'\t' -v r="$1" -v s="$2" 'NR > 1 && $2 == r && $4 != "" { if ($3 == "epoll") e[$1] = $4; if ($3 == s) v[$1] = $4 }
+  awk -F'\t' -v r="$1" -v s="$2" -v b="${3:-epoll}" 'NR > 1 && $2 == r && $4 != "" { if ($3 == b) e[$1] = $4; if ($3 == s) v[$1] = $4 }
     END { for (k in v) if (e[k] > 0) print v[k] / e[k] }' "$RESULTS"
 }
 # server_per_client ROW SERVER: per run, the server's CPU time over the load generator's, one a
@@ -345,13 +414,77 @@ busy_of() {  # busy_of ROW SERVER: the pair's CPU share per run (client + server
   awk -F'\t' -v r="$1" -v s="$2" 'NR > 1 && $2 == r && $3 == s && $9 != "" { print $8 + $9 }' "$RESULTS"
 }
 
+range_of() {  # the lowest and highest of sorted values, one a line: "LO-HI", or "-" for none
+  awk 'NF { if (!n++) lo = $1; hi = $1 } END { if (n) printf "%.2f-%.2f", lo, hi; else print "-" }'
+}
+has_results() {  # has_results ROW SERVER
+  [[ -n $(awk -F'\t' -v r="$1" -v s="$2" 'NR > 1 && $2 == r && $3 == s' "$RESULTS") ]]
+}
+
+# The TLS rows: ratios to the TLS peers, Asio + OpenSSL and Go crypto/tls (no raw-epoll floor).
+print_tls_row() {  # print_tls_row ROW
+  local row=$1 server
+  if [[ $row == tls-idle ]]; then
+    printf '%-16s %9s %7s %7s %12s %7s\n' server KiB/conn x_asio x_go established errors
+    local base_asio base_go rss est
+    base_asio=$(column_of "$row" asio-tls 11 | median)
+    base_go=$(column_of "$row" go-tls 11 | median)
+    for server in "${SERVER_LIST[@]}"; do
+      has_results "$row" "$server" || continue
+      rss=$(column_of "$row" "$server" 11 | median)
+      est=$(column_of "$row" "$server" 12 | median)
+      printf '%-16s %9s %7s %7s %12s %7s\n' "$server" "$(fmt "$rss" %.2f)" "$(ratio "$rss" "$base_asio")" \
+        "$(ratio "$rss" "$base_go")" "$(fmt "$est" %d)/$TLS_IDLE_CONNECTIONS" \
+        "$(column_of "$row" "$server" 10 | awk '{ s += $1 } END { print s + 0 }')"
+    done
+    echo "KiB/conn: growth of the server's VmRSS per idle TLS connection (median; lower is better);"
+    echo "x_asio, x_go: its ratio to asio-tls's, go-tls's"
+    return
+  fi
+  printf '%-16s %9s %7s %11s %7s %11s %7s %9s %9s %5s %8s %6s\n' server rate x_asio range x_go range \
+    srv_us p50_us p99_us busy resumed errors
+  local rate pairs_asio pairs_go cost p50 p99 busy resumed errors
+  for server in "${SERVER_LIST[@]}"; do
+    has_results "$row" "$server" || continue
+    rate=$(column_of "$row" "$server" 4 | median)
+    pairs_asio=$(paired_ratios "$row" "$server" asio-tls | sort -g)
+    pairs_go=$(paired_ratios "$row" "$server" go-tls | sort -g)
+    cost=$(column_of "$row" "$server" 14 | median)
+    p50=$(column_of "$row" "$server" 6 | median)
+    p99=$(column_of "$row" "$server" 7 | median)
+    busy=$(busy_of "$row" "$server" | median)
+    # The share of the measured handshakes that resumed a session (churn rows).
+    resumed=$(awk -F'\t' -v r="$row" -v s="$server" 'NR > 1 && $2 == r && $3 == s { h += $17; k += $18 }
+      END { if (h > 0) printf "%.0f%%", 100 * k / h; else print "-" }' "$RESULTS")
+    errors=$(column_of "$row" "$server" 10 | awk '{ s += $1 } END { print s + 0 }')
+    if [[ $SERVER_CPU == "$CLIENT_CPU" && -n $busy ]] && awk -v b="$busy" 'BEGIN { exit !(b < 0.9) }'; then
+      shared=1
+    fi
+    printf '%-16s %9s %7s %11s %7s %11s %7s %9s %9s %4s%% %8s %6s\n' "$server" "$(fmt "$rate" %.0f)" \
+      "$(fmt "$(median <<<"$pairs_asio")" %.2f)" \
+      "$(range_of <<<"$pairs_asio")" \
+      "$(fmt "$(median <<<"$pairs_go")" %.2f)" \
+      "$(range_of <<<"$pairs_go")" \
+      "$(fmt "$cost" %.2f)" "$(fmt "$p50" %.1f)" "$(fmt "$p99" %.1f)" \
+      "$(awk -v b="$busy" 'BEGIN { if (b == "") print "-"; else printf "%.0f", b * 100 }')" "$resumed" "$errors"
+  done
+  echo "rate in $(awk -F'\t' -v r="$row" 'NR > 1 && $2 == r && $5 != "" { print $5; exit }' "$RESULTS")"
+  tls_notes=1
+}
+
 print_table() {
   echo
   shared=0
+  tls_notes=0
   for entry in "${ROWS[@]}"; do
     IFS='|' read -r row args mode title _row_servers <<<"$entry"
     selected "$row" || continue
     echo "## $title"
+    if [[ $row == tls-* ]]; then
+      print_tls_row "$row"
+      echo
+      continue
+    fi
     if [[ $row == idle ]]; then
       printf '%-16s %9s %8s %12s %7s\n' server KiB/conn x_epoll established errors
     elif [[ $row == flood ]]; then
@@ -425,6 +558,12 @@ print_table() {
     fi
     echo
   done
+  if ((tls_notes)); then
+    echo "TLS rows: x_asio, x_go, range: median, lowest and highest over the rounds of the rate's ratio"
+    echo "to asio-tls's, go-tls's in the same round (higher is better); srv_us: server CPU microseconds"
+    echo "per request or connection; resumed: share of the measured handshakes that resumed a session"
+    echo
+  fi
   if ((shared)); then
     echo "busy: the pair's share of CPU $SERVER_CPU (client + server). Below ~100% other processes took turns"
     echo "on that CPU: raw rates and latencies then suffer, rate/busy (per CPU-second the pair got) less so."

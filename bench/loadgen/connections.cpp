@@ -29,10 +29,6 @@ namespace {
 constexpr int max_connects_in_flight = 64;
 // Descriptors the client keeps for itself beyond its sockets (stdio, epoll, /proc reads).
 constexpr int reserved_descriptors = 16;
-// Full receives from one connection before the others get their turn: a connection whose
-// echoes never stop (flood) must not starve the rest of the client, or the probe's latency
-// would be the client's, not the server's.
-constexpr int max_reads_per_event = 4;
 
 }  // namespace
 
@@ -48,10 +44,12 @@ load_generator::load_generator(const bench_options& o)
         table_[i].sent_ns.resize(std::size_t(lines_in_flight(table_[i])));
     }
     progress_ = isatty(STDOUT_FILENO) == 1;
+    if (o.tls) create_tls_client();
 }
 
 load_generator::~load_generator() {
     for (auto& c : table_) close_connection(c);
+    if (o_.tls) destroy_tls_client();
     close(epoll_fd_);
 }
 
@@ -121,6 +119,7 @@ void load_generator::open_connection(connection& c) {
 }
 
 void load_generator::on_connected(connection& c) {
+    if (o_.tls) return start_tls(c);  // it counts as connecting until its handshake is done
     --connecting_;
     c.state = connection_state::open;
     ++established_;
@@ -151,19 +150,25 @@ void load_generator::flush(connection& c) {
 }
 
 void load_generator::on_event(connection& c, u32 events) {
+    if (o_.tls) return on_tls_event(c, events);
     if (c.state == connection_state::connecting) {
-        int error = 0;
-        socklen_t length = sizeof error;
-        getsockopt(c.fd, SOL_SOCKET, SO_ERROR, &error, &length);
-        if (error != 0 || (events & (EPOLLERR | EPOLLHUP)))
-            return fail(c, false,
-                        std::string("connect: ") + std::strerror(error ? error : ECONNREFUSED));
-        if (!(events & EPOLLOUT)) return;
+        if (!connect_completed(c, events)) return;
         on_connected(c);
     }
     if (c.fd >= 0 && (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)))
         read_available(c, events);
     if (c.fd >= 0 && (events & EPOLLOUT) && c.out_sent < c.out.size()) flush(c);
+}
+
+bool load_generator::connect_completed(connection& c, u32 events) {
+    int error = 0;
+    socklen_t length = sizeof error;
+    getsockopt(c.fd, SOL_SOCKET, SO_ERROR, &error, &length);
+    if (error != 0 || (events & (EPOLLERR | EPOLLHUP))) {
+        fail(c, false, std::string("connect: ") + std::strerror(error ? error : ECONNREFUSED));
+        return false;
+    }
+    return (events & EPOLLOUT) != 0;
 }
 
 void load_generator::read_available(connection& c, u32 events) {
@@ -199,7 +204,11 @@ void load_generator::read_still_readable() {
     round.swap(still_readable_);
     for (connection* c : round) {
         c->still_readable = false;
-        if (c->fd >= 0) read_available(*c, c->still_readable_events);
+        if (c->fd < 0) continue;
+        if (o_.tls)
+            tls_read_available(*c, c->still_readable_events);
+        else
+            read_available(*c, c->still_readable_events);
     }
 }
 
@@ -266,7 +275,9 @@ void load_generator::fail(connection& c, bool mismatch, const std::string& what)
 }
 
 void load_generator::close_connection(connection& c) {
-    if (c.state == connection_state::connecting) --connecting_;
+    if (c.state == connection_state::connecting || c.state == connection_state::handshaking)
+        --connecting_;
+    if (c.tls) close_tls(c);
     if (c.fd >= 0) close(c.fd);  // close() also drops it from the epoll set
     c.fd = -1;
     c.state = connection_state::closed;

@@ -4,7 +4,8 @@
 //
 // connections.cpp holds the mechanics (connects, sends, receives, the check of every echoed
 // byte, failures); scenarios.cpp what each scenario does with them (its phases, what an echo or
-// an end of stream means, what is counted).
+// an end of stream means, what is counted); tls_connections.cpp the same mechanics over TLS
+// (--tls), kept apart so that the plain path runs exactly as before: one branch per event.
 
 #include <sys/socket.h>
 
@@ -19,12 +20,21 @@
 #include "loadgen/measurements.hpp"
 #include "loadgen/options.hpp"
 
+struct ssl_ctx_st;  // OpenSSL's SSL_CTX
+
 namespace loadgen {
 
 // flood: the connection that floods; every other one probes.
 inline constexpr u32 flooder_id = 0;
+// Full receives from one connection before the others get their turn: a connection whose
+// echoes never stop (flood) must not starve the rest of the client, or the probe's latency
+// would be the client's, not the server's.
+inline constexpr int max_reads_per_event = 4;
 
-enum class connection_state { closed, waiting, connecting, open, draining };
+// handshaking: TCP connected, TLS handshake under way (--tls); it still counts as connecting.
+enum class connection_state { closed, waiting, connecting, handshaking, open, draining };
+
+struct tls_connection;  // tls_connections.cpp: the OpenSSL state of one connection slot
 
 struct connection {
     int fd = -1;
@@ -41,6 +51,9 @@ struct connection {
     // Its receives stopped at max_reads_per_event with bytes left: read on after the others.
     bool still_readable = false;
     u32 still_readable_events = 0;  // the events of the edge being read
+    // --tls: this slot's OpenSSL state, owned by the load generator; it outlives each connection
+    // so that the slot's saved session (--tls-resume) carries over to the next one.
+    tls_connection* tls = nullptr;
 };
 
 class load_generator {
@@ -61,6 +74,9 @@ private:
     void open_connection(connection& c);
     void on_connected(connection& c);
     void on_event(connection& c, u32 events);
+    // A connecting socket's event: true when the connect succeeded, false when it is still
+    // under way or failed (then c is closed).
+    bool connect_completed(connection& c, u32 events);
     void read_available(connection& c, u32 events);
     // Reads on from every connection left still_readable, once round.
     void read_still_readable();
@@ -71,6 +87,17 @@ private:
     void close_connection(connection& c);
     void queue_connect(connection& c);
     void start_queued_connects();
+
+    // tls_connections.cpp; used only with --tls
+    void create_tls_client();
+    void destroy_tls_client();
+    void start_tls(connection& c);
+    void on_tls_event(connection& c, u32 events);
+    void tls_read_available(connection& c, u32 events);
+    // Decrypts what has arrived: handshake, echoes, close_notify. False when c was closed.
+    bool tls_consume(connection& c);
+    void tls_flush(connection& c);
+    void close_tls(connection& c);
 
     // scenarios.cpp
     // Lines connection c keeps in flight: --depth, but 1 for flood's probes.
@@ -106,6 +133,8 @@ private:
     u64 measure_start_ns_ = 0;
     double client_cpu_start_ = 0, server_cpu_start_ = 0;
     u64 rx_ns_ = 0;  // arrival time of the chunk being checked
+    ssl_ctx_st* tls_client_ = nullptr;  // --tls: the client's SSL_CTX
+    std::string tls_suite_;  // --tls: cipher and key exchange group of the first handshake
 
     u64 completed_total_ = 0;  // lines, connections or exchanges, in every phase
     u64 errors_ = 0, mismatches_ = 0;
@@ -115,6 +144,7 @@ private:
     bool progress_shown_ = false;
     u64 next_tick_ns_ = 0, phase_start_ns_ = 0, completed_at_tick_ = 0;
     std::array<char, 64 * 1024> rx_buffer_{};
+    std::array<char, 64 * 1024> tls_rx_buffer_{};  // --tls: ciphertext as received
 };
 
 }  // namespace loadgen

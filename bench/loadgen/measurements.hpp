@@ -8,6 +8,7 @@
 #include <bit>
 #include <cmath>
 #include <cstddef>
+#include <string>
 
 #include "loadgen/integers.hpp"
 
@@ -57,6 +58,9 @@ struct results {
     u64 completed = 0;  // lines (pingpong, pipeline), connections (churn), exchanges (idle)
     double wall_s = 0, client_cpu_s = 0, server_cpu_s = -1;
     latency_histogram latency;
+    u64 tls_handshakes = 0;  // --tls: handshakes completed while measuring
+    u64 tls_resumed = 0;  // of those, the ones that resumed a session
+    std::string tls_suite;  // --tls: "CIPHER GROUP" the first handshake negotiated
 };
 
 // utime + stime of this process, in seconds.

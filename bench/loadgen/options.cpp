@@ -73,6 +73,13 @@ options:
   --server-pid PID      server process: CPU share; idle: RSS from /proc/PID/status
   --source-addresses K  bind clients to 127.0.0.2..127.0.0.(K+1) (default: idle N/5000,
                         churn 16, others 0)
+  --tls                 TLS 1.3 (OpenSSL; TLS_AES_128_GCM_SHA256 only) over every connection:
+                        a full handshake per connection, every echoed byte checked after
+                        decryption. The server's certificate is NOT verified: this is a
+                        loopback benchmark against a self-signed certificate, not a client
+                        to trust
+  --tls-resume          --tls, and each connection slot resumes the session (ticket) its
+                        last connection received: churn then measures resumed handshakes
   --json                print one JSON line
 exit status: 0 all echoes matched, 1 mismatch or connection error, 2 usage or setup error
 )";
@@ -103,6 +110,14 @@ bench_options parse_options(int argc, char** argv) {
         std::string_view option = argv[i];
         if (option == "--json") {
             o.json = true;
+            continue;
+        }
+        if (option == "--tls" || option == "--tls-resume") {
+            if (!tls_available)
+                throw usage_error(std::string(option) +
+                                  ": this load generator was built without OpenSSL 3");
+            o.tls = true;
+            o.tls_resume = o.tls_resume || option == "--tls-resume";
             continue;
         }
         if (i + 1 >= argc)

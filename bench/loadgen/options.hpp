@@ -29,7 +29,12 @@ struct bench_options {
     bool json = false;  // one JSON line instead of the plain summary
     int server_pid = 0;  // idle: required (RSS); others: adds CPU shares
     int source_addresses = -1;  // bind clients to 127.0.0.2..; -1 = scenario default, 0 = no bind
+    bool tls = false;  // TLS 1.3 over every connection, the server's certificate not verified
+    bool tls_resume = false;  // (implies tls) resume each slot's last session: ticket resumption
 };
+
+// Whether this build has the TLS client (OpenSSL 3 was found when it was configured).
+extern const bool tls_available;
 
 // The text of `rill bench --help`.
 extern const std::string_view usage_text;

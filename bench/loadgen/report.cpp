@@ -35,15 +35,18 @@ void print_load_report(const bench_options& o, const results& r, int established
             "2f,"
             "\"p50_us\":%.1f,\"p99_us\":%.1f,\"p999_us\":%.1f,\"max_us\":%.1f,\"established\":%d,"
             "\"errors\":%llu,\"mismatches\":%llu,\"client_cpu\":%.3f,\"server_cpu\":%s,"
-            "\"latency_count\":%llu}\n",
+            "\"latency_count\":%llu,\"tls\":%s,\"tls_handshakes\":%llu,\"tls_resumed\":%llu,\"tls_"
+            "suite\":\"%s\"}\n",
             name_of(o.kind), o.address.c_str(), o.connections, o.line_size_bytes, o.depth, wall,
             static_cast<unsigned long long>(r.completed), rate, unit, mb_s, us(0.5), us(0.99),
             us(0.999), double(r.latency.max()) / 1e3, established, errors, mismatches, client_cpu,
-            server_cpu_json.c_str(), static_cast<unsigned long long>(r.latency.count()));
+            server_cpu_json.c_str(), static_cast<unsigned long long>(r.latency.count()),
+            o.tls ? "true" : "false", static_cast<unsigned long long>(r.tls_handshakes),
+            static_cast<unsigned long long>(r.tls_resumed), r.tls_suite.c_str());
     } else {
-        std::printf("%s %s: %d connections, %d-byte lines, depth %d, %.2f s measured\n",
-                    name_of(o.kind), o.address.c_str(), o.connections, o.line_size_bytes, o.depth,
-                    wall);
+        std::printf("%s %s: %d %sconnections, %d-byte lines, depth %d, %.2f s measured\n",
+                    name_of(o.kind), o.address.c_str(), o.connections, o.tls ? "TLS " : "",
+                    o.line_size_bytes, o.depth, wall);
         std::printf("  %-10s %llu (%.0f %s", o.kind == scenario::churn ? "conns" : "lines",
                     static_cast<unsigned long long>(r.completed), rate, unit);
         if (mb_s > 0) std::printf(", %.2f MB/s sent", mb_s);
@@ -56,7 +59,13 @@ void print_load_report(const bench_options& o, const results& r, int established
         std::printf("\n");
         std::printf("  %-10s client %.0f%%", "cpu", client_cpu * 100);
         if (server_cpu >= 0) std::printf("  server %.0f%%", server_cpu * 100);
-        std::printf("\n  %-10s %llu errors, %llu mismatches\n", "checks", errors, mismatches);
+        std::printf("\n");
+        if (o.tls)
+            std::printf("  %-10s TLS 1.3 %s, %llu handshakes measured, %llu of them resumed\n",
+                        "tls", r.tls_suite.c_str(),
+                        static_cast<unsigned long long>(r.tls_handshakes),
+                        static_cast<unsigned long long>(r.tls_resumed));
+        std::printf("  %-10s %llu errors, %llu mismatches\n", "checks", errors, mismatches);
     }
     std::fflush(stdout);
 }
@@ -72,12 +81,13 @@ void print_idle_report(const bench_options& o, u64 held, long rss_before_kib, lo
             "{\"scenario\":\"idle\",\"address\":\"%s\",\"connections\":%d,\"established\":%llu,"
             "\"rss_before_kib\":%ld,\"rss_after_kib\":%ld,\"rss_per_conn_kib\":%.2f,\"errors\":%"
             "llu,"
-            "\"mismatches\":%llu}\n",
+            "\"mismatches\":%llu,\"tls\":%s}\n",
             o.address.c_str(), o.connections, static_cast<unsigned long long>(held), rss_before_kib,
-            rss_after_kib, per_connection, errors, mismatches);
+            rss_after_kib, per_connection, errors, mismatches, o.tls ? "true" : "false");
     } else {
-        std::printf("idle %s: %llu of %d connections open after one exchange each\n",
-                    o.address.c_str(), static_cast<unsigned long long>(held), o.connections);
+        std::printf("idle %s: %llu of %d %sconnections open after one exchange each\n",
+                    o.address.c_str(), static_cast<unsigned long long>(held), o.connections,
+                    o.tls ? "TLS " : "");
         std::printf("  %-10s before %ld KiB, after %ld KiB: %.2f KiB per connection\n",
                     "server rss", rss_before_kib, rss_after_kib, per_connection);
         std::printf("  %-10s %llu errors, %llu mismatches\n", "checks", errors, mismatches);

@@ -148,6 +148,7 @@ void load_generator::stop_measuring() {
     measuring_ = false;
     r_.wall_s = double(now_ns() - measure_start_ns_) / 1e9;
     r_.client_cpu_s = cpu_seconds_of_self() - client_cpu_start_;
+    r_.tls_suite = tls_suite_;
     if (o_.server_pid) {
         double end = cpu_seconds_of(o_.server_pid);
         r_.server_cpu_s = end >= 0 && server_cpu_start_ >= 0 ? end - server_cpu_start_ : -1;
@@ -172,6 +173,7 @@ int load_generator::abandon_unfinished(bool need_echo) {
     for (auto& c : table_) {
         bool unfinished = c.state == connection_state::waiting ||
                           c.state == connection_state::connecting ||
+                          c.state == connection_state::handshaking ||
                           (need_echo && c.state == connection_state::open && c.echoed == 0);
         if (unfinished) {
             close_connection(c);
