@@ -13,10 +13,11 @@ namespace rill::detail {
 namespace {
 // Blocks come from mappings of their own, not the heap: freed buffers scattered between live
 // objects would otherwise keep the heap's peak size resident for good. A thread keeps up to
-// warm_blocks_max free blocks with their pages; beyond that a freed block's pages go back to
-// the kernel (the block stays mapped for reuse, since a stream may free it on any thread).
+// up to warm_buffer_blocks_busy_max free blocks with their pages, down to
+// warm_buffer_blocks_max once its worker goes idle; beyond that a freed block's pages go back
+// to the kernel (the block stays mapped for reuse, since a stream may free it on any thread).
 constexpr std::size_t blocks_per_chunk = 64;
-constexpr std::size_t warm_blocks_max = warm_buffer_blocks_max;
+constexpr std::size_t warm_blocks_max = warm_buffer_blocks_busy_max;
 
 // The warm blocks: a stack linked through the blocks' first bytes. Trivially destructible,
 // so the per-request acquire and release reach it without a thread-local guard.
@@ -103,6 +104,12 @@ void release_buffer_block(char* block) noexcept {
     }
     if (warm.count == 0) return release_first_warm(block);
     release_cold(block);
+}
+
+void trim_warm_buffer_blocks() noexcept {
+    if (warm.count <= warm_buffer_blocks_max) [[likely]]
+        return;
+    while (warm.count > warm_buffer_blocks_max) release_cold(warm.pop());
 }
 
 void byte_buffer::make_room(std::size_t min_free) {

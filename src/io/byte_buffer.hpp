@@ -18,8 +18,17 @@ inline constexpr std::size_t initial_buffer_bytes = 4096;
 char* acquire_buffer_block();
 void release_buffer_block(char* block) noexcept;
 
-// Most free blocks a thread keeps warm (with their pages) for acquire_buffer_block.
+// Free blocks a thread keeps warm (with their pages) for acquire_buffer_block while its worker
+// is idle: trim_warm_buffer_blocks gives the pages of the others back.
 inline constexpr std::size_t warm_buffer_blocks_max = 64;
+// ... and while it is busy: a burst of connections each holding a block or two for a moment
+// (TLS holds the plaintext and the ciphertext of each answer while its send is in the ring)
+// reuses them warm. Giving a page back and faulting it in again at every request cost a TLS
+// echo at C=100 half of its server CPU (madvise and its TLB flush).
+inline constexpr std::size_t warm_buffer_blocks_busy_max = 1024;
+// From a worker's loop before it waits for events: this thread's warm blocks beyond
+// warm_buffer_blocks_max give their pages back. One comparison when there are none.
+void trim_warm_buffer_blocks() noexcept;
 // Tests: the next `count` times acquire_buffer_block finds no warm block (a test holds them
 // all), on any thread, it throws std::bad_alloc, as an exhausted mmap would.
 void fail_buffer_allocations_for_tests(unsigned count) noexcept;

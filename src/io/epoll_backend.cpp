@@ -110,6 +110,8 @@ public:
     }
 
     void wait(std::optional<std::chrono::nanoseconds> timeout) override {
+        // About to sleep: the buffer blocks a burst left warm beyond the idle reserve go back.
+        if (!timeout || timeout->count() > 0) trim_warm_buffer_blocks();
         epoll_event events[events_per_wait];
         timespec ts{};
         if (timeout) {

@@ -349,6 +349,8 @@ public:
     }
 
     void wait(std::optional<std::chrono::nanoseconds> timeout) override {
+        // About to sleep: the buffer blocks a burst left warm beyond the idle reserve go back.
+        if (!timeout || timeout->count() > 0) trim_warm_buffer_blocks();
         if (cancels_pending_) [[unlikely]]
             retry_pending_cancels();
         if (!wake_armed_ && !arm_wake()) {

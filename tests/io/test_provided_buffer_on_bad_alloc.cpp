@@ -81,7 +81,7 @@ TEST(ProvidedBufferOnBadAlloc, BufferGoesBackWhenTheCopyCannotAllocate) {
                 // The failure hook is met only by an allocation that finds no warm block: hold
                 // them all (this task runs on the worker whose blocks the stream takes).
                 std::vector<char*> held;
-                for (std::size_t b = 0; b < rill::detail::warm_buffer_blocks_max; ++b)
+                for (std::size_t b = 0; b < rill::detail::warm_buffer_blocks_busy_max; ++b)
                     held.push_back(rill::detail::acquire_buffer_block());
                 rill::detail::fail_buffer_allocations_for_tests(1);
                 wanted = ++asked;
