@@ -109,6 +109,10 @@ void release_buffer_block(char* block) noexcept {
 void trim_warm_buffer_blocks() noexcept {
     if (warm.count <= warm_buffer_blocks_max) [[likely]]
         return;
+    thread_local std::chrono::steady_clock::time_point last_trim{};
+    const auto now = std::chrono::steady_clock::now();
+    if (now - last_trim < warm_buffer_trim_interval) return;
+    last_trim = now;
     while (warm.count > warm_buffer_blocks_max) release_cold(warm.pop());
 }
 

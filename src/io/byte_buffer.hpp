@@ -3,6 +3,7 @@
 // idle connection holds none. The backends receive into it directly.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstring>
 
@@ -27,7 +28,10 @@ inline constexpr std::size_t warm_buffer_blocks_max = 64;
 // echo at C=100 half of its server CPU (madvise and its TLB flush).
 inline constexpr std::size_t warm_buffer_blocks_busy_max = 1024;
 // From a worker's loop before it waits for events: this thread's warm blocks beyond
-// warm_buffer_blocks_max give their pages back. One comparison when there are none.
+// warm_buffer_blocks_max give their pages back, at most once per warm_buffer_trim_interval (a
+// loaded worker sleeps between batches, and trimming at each sleep gave the pages back only
+// to fault them in again). One comparison when there is nothing beyond the reserve.
+inline constexpr std::chrono::milliseconds warm_buffer_trim_interval{1000};
 void trim_warm_buffer_blocks() noexcept;
 // Tests: the next `count` times acquire_buffer_block finds no warm block (a test holds them
 // all), on any thread, it throws std::bad_alloc, as an exhausted mmap would.
