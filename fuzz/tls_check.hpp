@@ -14,19 +14,24 @@
 //                payload as application data, cut into records at random (record seed);
 //                a relay between client and server cuts the ciphertext into receives at
 //                random (cipher seed).
-//              2 corrupted: as 1 for the first k bytes of the payload (k from the cipher seed),
-//                then the rest goes raw into the ciphertext stream, between two records.
+//              2 corrupted: as 1 for the first k bytes of the payload (k from the cipher seed);
+//                the rest corrupts the ciphertext after the handshake: settings bit 2 clear,
+//                it goes raw into the ciphertext stream after the last record; set, its first
+//                two bytes pick an offset into the ciphertext of the records (and the
+//                close_notify) and the others are XORed into it from there (a bit flip
+//                inside a record, its header or its tag).
 //   settings   bit 0: the client ends with close_notify (0) or by shutting down TCP only
 //                (truncation between records, read as end of stream); bit 1: the server's
 //                max_line_length is short_max_line_length_bytes instead of the default
-//                (modes 0 and 1).
+//                (modes 0 and 1); bit 2: mode 2 flips ciphertext instead of injecting bytes.
 //
 // Checked: no crash or sanitizer report; read_line ends only in end of stream, tls_error or
 // line_too_long (never another exception, never a hang: every run ends within
 // stuck_limit); after end of stream or tls_error the next read_line gives the same again;
 // mode 1 gives exactly the lines a model cuts from the payload, then end of stream; mode 2
-// gives exactly the lines complete before the corruption and then tls_error (or, should the
-// injected bytes be ignored, all the lines sent and end of stream); mode 0 never gives a line.
+// gives exactly the lines complete before the corruption (the first record changed, or the
+// injected bytes) and then tls_error (or, should injected bytes be ignored, all the lines
+// sent and end of stream); mode 0 never gives a line.
 #pragma once
 
 #include <openssl/bio.h>
@@ -78,6 +83,7 @@ enum class mode : std::uint8_t { raw, established, corrupted };
 struct settings {
     mode what = mode::raw;
     bool close_notify = true;  // the client ends with close_notify, else TCP's end only
+    bool flip = false;  // mode corrupted: XOR into the records instead of injecting bytes
     std::size_t max_line_length = default_max_line_length_bytes;
     std::uint32_t record_seed = 0;
     std::uint32_t cipher_seed = 0;
@@ -90,6 +96,7 @@ inline settings parse_input(const std::uint8_t* data, std::size_t size) {
     s.close_notify = (data[1] & 1) == 0;
     if ((data[1] & 2) != 0 && s.what != mode::corrupted)
         s.max_line_length = short_max_line_length_bytes;
+    s.flip = (data[1] & 4) != 0;
     s.record_seed = data[2];
     s.cipher_seed = data[3];
     s.payload =
@@ -279,17 +286,111 @@ inline std::string send_all(detail::transport& t, std::string_view bytes, const 
     return {};
 }
 
-// Modes established and corrupted: a real TLS client sends `plaintext` (in records cut at
-// random), then `garbage` raw into the ciphertext stream when not empty, then ends.
+// The client's transport below TLS: passes everything on to `below`, and once armed XORs
+// `masks` into the ciphertext it sends, from `flip_at` bytes after the arming on, noting the
+// offset of the first byte it changed.
+class corrupting_transport final : public detail::transport {
+public:
+    explicit corrupting_transport(std::unique_ptr<detail::transport> below)
+        : below_(std::move(below)) {}
+
+    void arm(std::size_t flip_at, std::string_view masks) {
+        armed_ = true;
+        flip_at_ = flip_at;
+        masks_ = masks;
+    }
+    // Bytes sent since the arming.
+    std::size_t sent_since_arming() const noexcept { return sent_; }
+    // Where the first changed byte is, counted from the arming; empty: none changed.
+    std::optional<std::size_t> first_changed() const noexcept { return first_changed_; }
+
+    long receive(detail::byte_buffer& in, const std::optional<detail::time_point>& deadline,
+                 detail::pending_output* flushed) override {
+        return below_->receive(in, deadline, flushed);
+    }
+    long send(const char* p, std::size_t n, const std::optional<detail::time_point>& deadline,
+              bool closing) override {
+        if (!armed_) return below_->send(p, n, deadline, closing);
+        std::string bytes(p, n);
+        std::optional<std::size_t> changed;
+        for (std::size_t i = 0; i < n; ++i) {
+            const std::size_t at = sent_ + i;
+            if (at < flip_at_ || at - flip_at_ >= masks_.size() || masks_[at - flip_at_] == 0)
+                continue;
+            bytes[i] = static_cast<char>(bytes[i] ^ masks_[at - flip_at_]);
+            if (!changed) changed = at;
+        }
+        const long r = below_->send(bytes.data(), n, deadline, closing);
+        if (r <= 0) return r;
+        if (changed && *changed < sent_ + static_cast<std::size_t>(r) && !first_changed_)
+            first_changed_ = changed;
+        sent_ += static_cast<std::size_t>(r);
+        return r;
+    }
+    long send_without_waiting(const char* p, std::size_t n) noexcept override {
+        // Only a stream closing after an exception sends this way: never after the arming.
+        return armed_ ? -EAGAIN : below_->send_without_waiting(p, n);
+    }
+    void shutdown_writer() noexcept override { below_->shutdown_writer(); }
+    void shutdown_reader() noexcept override { below_->shutdown_reader(); }
+    bool input_pending() const noexcept override { return below_->input_pending(); }
+    void close() noexcept override { below_->close(); }
+    void shut_down_from_any_thread() noexcept override { below_->shut_down_from_any_thread(); }
+    std::string peer_name() const override { return below_->peer_name(); }
+    int native_handle() const noexcept override { return below_->native_handle(); }
+
+private:
+    std::unique_ptr<detail::transport> below_;
+    bool armed_ = false;
+    std::size_t flip_at_ = 0;
+    std::string_view masks_;
+    std::size_t sent_ = 0;
+    std::optional<std::size_t> first_changed_;
+};
+
+// What the client did, for the expectations.
+struct client_report {
+    std::string failure;  // "" when every send went through
+    bool changed = false;  // mode corrupted with flips: some ciphertext was changed
+    // The plaintext whose records went out unchanged before the first changed byte: all of it
+    // when none was changed, or only the close_notify.
+    std::size_t intact_bytes = 0;
+};
+
+// The ciphertext a TLS 1.3 record adds to its plaintext: header 5, content type 1, tag 16.
+inline constexpr std::size_t tls13_record_overhead_bytes = 22;
+// A close_notify record: the alert's 2 bytes and the overhead.
+inline constexpr std::size_t tls13_close_notify_bytes = 2 + tls13_record_overhead_bytes;
+
+// Modes established and corrupted: a real TLS client sends `plaintext` in records cut at
+// random, then ends. `corruption` (mode corrupted) goes raw into the ciphertext stream after
+// the records, or with in.flip is XORed into their ciphertext (see the input layout).
 inline server_reads run_established(const settings& in, std::string_view plaintext,
-                                    std::string_view garbage, std::string& client_failure) {
+                                    std::string_view corruption, client_report& report) {
     auto [client_lower, relay_in] = detail::make_memory_transport_pair();
     auto [relay_out, server_lower] = detail::make_memory_transport_pair();
-    detail::transport* client_raw = client_lower.get();  // owned by the client's TLS transport
+    auto tap_owner = std::make_unique<corrupting_transport>(std::move(client_lower));
+    corrupting_transport* tap = tap_owner.get();  // owned by the client's TLS transport
     std::unique_ptr<detail::transport> client = detail::make_tls_transport(
-        std::move(client_lower), client_context(), detail::tls_role::client, "localhost", 0);
-    const std::vector<std::string> records = read_line_check::chunks_at(
+        std::move(tap_owner), client_context(), detail::tls_role::client, "localhost", 0);
+    std::vector<std::string> records = read_line_check::chunks_at(
         plaintext, codec_check::random_cuts(plaintext.size(), in.record_seed));
+    std::erase_if(records, [](const std::string& r) { return r.empty(); });
+    report.intact_bytes = plaintext.size();
+
+    const bool flip = !corruption.empty() && in.flip;
+    std::size_t flip_at = 0;
+    std::string_view masks;
+    if (flip) {
+        std::size_t ciphertext_bytes = in.close_notify ? tls13_close_notify_bytes : 0;
+        for (const std::string& r : records)
+            ciphertext_bytes += r.size() + tls13_record_overhead_bytes;
+        const auto byte = [&](std::size_t i) {
+            return i < corruption.size() ? static_cast<std::uint8_t>(corruption[i]) : 0u;
+        };
+        flip_at = (byte(0) | byte(1) << 8) % ciphertext_bytes;
+        masks = corruption.substr(std::min<std::size_t>(2, corruption.size()));
+    }
 
     // clang 14 cannot capture structured bindings: plain pointers.
     detail::transport* const in_side = relay_in.get();
@@ -297,24 +398,32 @@ inline server_reads run_established(const settings& in, std::string_view plainte
     auto forward = spawn([&] { relay(*in_side, *out_side, in.cipher_seed | 1); });
     auto back = spawn([&] { relay(*out_side, *in_side, 0); });
     auto writer = spawn([&] {
-        // An empty send runs the handshake: the garbage comes after it, whatever the plaintext.
+        // An empty send runs the handshake: the corruption comes after it.
         if (const long r = client->send("", 0, std::nullopt, false); r < 0) {
-            client_failure = "client handshake failed: " + std::to_string(r);
+            report.failure = "client handshake failed: " + std::to_string(r);
             client->shutdown_writer();
             return;
         }
+        if (flip) tap->arm(flip_at, masks);
+        std::vector<std::size_t> record_ends;  // ciphertext sent after each record
         for (const std::string& record : records) {
-            if (record.empty()) continue;
-            client_failure = send_all(*client, record, "client send");
-            if (!client_failure.empty()) break;
+            report.failure = send_all(*client, record, "client send");
+            if (!report.failure.empty()) break;
+            record_ends.push_back(tap->sent_since_arming());
         }
-        if (!garbage.empty()) {
-            if (client_failure.empty()) client_failure = send_all(*client_raw, garbage, "inject");
-            client_raw->shutdown_writer();
+        if (!corruption.empty() && !flip) {
+            if (report.failure.empty()) report.failure = send_all(*tap, corruption, "inject");
+            tap->shutdown_writer();
             return;
         }
-        if (in.close_notify) client->finish_output(std::nullopt);
+        if (in.close_notify && report.failure.empty()) client->finish_output(std::nullopt);
         client->shutdown_writer();
+        if (const std::optional<std::size_t> first = tap->first_changed()) {
+            report.changed = true;
+            report.intact_bytes = 0;
+            for (std::size_t j = 0; j < record_ends.size() && record_ends[j] <= *first; ++j)
+                report.intact_bytes += records[j].size();
+        }
     });
     server_reads r;
     {
@@ -331,6 +440,14 @@ inline server_reads run_established(const settings& in, std::string_view plainte
     forward.join();
     back.join();
     return r;
+}
+
+// The lines of `text` up to its last line end: what follows may be a line's beginning only.
+inline std::vector<std::string> complete_lines(std::string_view text, std::size_t cap) {
+    const std::size_t last_end = text.find_last_of("\r\n");
+    return read_line_check::model_lines(
+        last_end == std::string_view::npos ? std::string_view() : text.substr(0, last_end + 1),
+        eol_style::crlf, cap);
 }
 
 inline std::string describe(const server_reads& r) {
@@ -350,29 +467,29 @@ inline std::string check_tls_input(const std::uint8_t* data, std::size_t size) {
     const settings in = parse_input(data, size);
     const auto started = std::chrono::steady_clock::now();
     server_reads r;
-    std::vector<std::string> expected;  // the lines; mode corrupted: those before the garbage
+    std::vector<std::string> expected;  // the lines; mode corrupted: those before it
     std::vector<std::string> expected_if_ignored;  // mode corrupted: all the lines sent
-    std::string client_failure;
+    client_report client;
     try {
         switch (in.what) {
         case mode::raw: r = run_raw(in); break;
         case mode::established:
-            r = run_established(in, in.payload, {}, client_failure);
+            r = run_established(in, in.payload, {}, client);
             expected =
                 read_line_check::model_lines(in.payload, eol_style::crlf, in.max_line_length);
             break;
         case mode::corrupted: {
             const std::size_t k = in.payload.empty() ? 0 : in.cipher_seed % in.payload.size();
             const std::string_view plaintext = in.payload.substr(0, k);
-            r = run_established(in, plaintext, in.payload.substr(k), client_failure);
-            // What follows the last line end may still be a line's beginning: it is lost.
-            const std::size_t last_end = plaintext.find_last_of("\r\n");
-            const std::string_view complete = last_end == std::string_view::npos
-                                                  ? std::string_view()
-                                                  : plaintext.substr(0, last_end + 1);
-            expected = read_line_check::model_lines(complete, eol_style::crlf, in.max_line_length);
+            r = run_established(in, plaintext, in.payload.substr(k), client);
             expected_if_ignored =
                 read_line_check::model_lines(plaintext, eol_style::crlf, in.max_line_length);
+            if (in.flip && !client.changed) {
+                expected = expected_if_ignored;  // the flips all fell on zero masks
+            } else {
+                expected =
+                    complete_lines(plaintext.substr(0, client.intact_bytes), in.max_line_length);
+            }
             break;
         }
         }
@@ -395,17 +512,27 @@ inline std::string check_tls_input(const std::uint8_t* data, std::size_t size) {
         if (r.end == "end") return "a raw peer's end read as a clean end: " + describe(r);
         break;
     case mode::established:
-        if (!client_failure.empty()) return client_failure + ": " + describe(r);
+        if (!client.failure.empty()) return client.failure + ": " + describe(r);
         if (r.end != "end") return "no clean end: " + describe(r);
         if (r.lines != expected)
             return "lines differ from the plaintext: " + describe(r) + " vs " +
                    read_line_check::describe(expected);
         break;
     case mode::corrupted:
-        if (!client_failure.empty()) return client_failure + ": " + describe(r);
+        if (in.flip && !client.changed) {
+            if (!client.failure.empty()) return client.failure + ": " + describe(r);
+            if (r.end != "end" || r.lines != expected)
+                return "flips that changed nothing changed the lines: " + describe(r) + " vs " +
+                       read_line_check::describe(expected);
+            break;
+        }
+        // After changed records the server may be gone before the client's last send.
+        if (!client.failure.empty() && !in.flip) return client.failure + ": " + describe(r);
+        if (in.flip && !is_tls_error(r.end))
+            return "changed ciphertext read without tls_error: " + describe(r);
         if (is_tls_error(r.end) ? r.lines != expected : r.lines != expected_if_ignored)
             return "lines differ from those sent before the corruption: " + describe(r) + " vs " +
-                   read_line_check::describe(expected);
+                   read_line_check::describe(is_tls_error(r.end) ? expected : expected_if_ignored);
         break;
     }
     return {};

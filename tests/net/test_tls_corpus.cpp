@@ -57,13 +57,13 @@ TEST(TlsCorpus, EstablishedStreamGivesTheClientsLines) {
 #else
     const std::string input = header(1, 0, 5, 9) + "first\r\nsecond\nthird";
     rill::tls_check::server_reads r;
-    std::string client_failure;
+    rill::tls_check::client_report client;
     rill::run([&] {
         const rill::tls_check::settings in = rill::tls_check::parse_input(
             reinterpret_cast<const std::uint8_t*>(input.data()), input.size());
-        r = rill::tls_check::run_established(in, in.payload, {}, client_failure);
+        r = rill::tls_check::run_established(in, in.payload, {}, client);
     });
-    EXPECT_EQ(client_failure, "");
+    EXPECT_EQ(client.failure, "");
     EXPECT_EQ(r.lines, (std::vector<std::string>{"line:first", "line:second", "line:third"}));
     EXPECT_EQ(r.end, "end");
     EXPECT_EQ(r.after_end, "end");
@@ -78,19 +78,57 @@ TEST(TlsCorpus, InjectedCiphertextEndsTheStreamWithTlsError) {
 #else
     const std::string input = header(2, 0, 1, 3) + "one\ntwo";
     rill::tls_check::server_reads r;
-    std::string client_failure;
+    rill::tls_check::client_report client;
     rill::run([&] {
         const rill::tls_check::settings in = rill::tls_check::parse_input(
             reinterpret_cast<const std::uint8_t*>(input.data()), input.size());
         r = rill::tls_check::run_established(in, in.payload,
                                              "\x17\x03\x03\x00\x05"
                                              "abcde",
-                                             client_failure);
+                                             client);
     });
-    EXPECT_EQ(client_failure, "");
+    EXPECT_EQ(client.failure, "");
     EXPECT_EQ(r.lines, (std::vector<std::string>{"line:one"}));
     EXPECT_TRUE(rill::tls_check::is_tls_error(r.end)) << r.end;
     EXPECT_TRUE(rill::tls_check::is_tls_error(r.after_end)) << r.after_end;
+#endif
+}
+
+// A bit flipped in the ciphertext after the handshake: inside the one data record, no line
+// arrives; in the close_notify after it, every line does; either way the server then fails
+// with tls_error.
+TEST(TlsCorpus, FlippedCiphertextEndsTheStreamWithTlsError) {
+#if !RILL_WITH_TLS
+    GTEST_SKIP() << "rill built without TLS";
+#else
+    const std::string plaintext = "first\nsecond\n";
+    // A record seed that leaves the plaintext whole: one record of 13 + 22 bytes, then the
+    // close_notify's 24.
+    std::uint8_t whole_seed = 0;
+    while (!rill::codec_check::random_cuts(plaintext.size(), whole_seed).empty()) ++whole_seed;
+    const std::size_t ciphertext_bytes = plaintext.size() + 22 + 24;
+    struct flip_case {
+        std::size_t offset;
+        std::vector<std::string> lines;
+    };
+    const flip_case cases[] = {{10, {}}, {ciphertext_bytes - 1, {"line:first", "line:second"}}};
+    for (const flip_case& c : cases) {
+        // Settings 4: flip; cipher seed: the plaintext's length, the rest is the corruption.
+        const std::string input =
+            header(2, 4, whole_seed, static_cast<std::uint8_t>(plaintext.size())) + plaintext;
+        const std::string corruption{static_cast<char>(c.offset & 0xFF),
+                                     static_cast<char>(c.offset >> 8), '\x01'};
+        rill::tls_check::server_reads r;
+        rill::tls_check::client_report client;
+        rill::run([&] {
+            const rill::tls_check::settings in = rill::tls_check::parse_input(
+                reinterpret_cast<const std::uint8_t*>(input.data()), input.size());
+            r = rill::tls_check::run_established(in, in.payload, corruption, client);
+        });
+        EXPECT_TRUE(client.changed) << c.offset;
+        EXPECT_TRUE(rill::tls_check::is_tls_error(r.end)) << c.offset << ": " << r.end;
+        EXPECT_EQ(r.lines, c.lines) << c.offset;
+    }
 #endif
 }
 
