@@ -70,8 +70,11 @@ inline constexpr std::size_t short_max_line_length_bytes = 16;
 // A handshake fed everything the input holds ends long before this; one still running is
 // stuck (and reported as such, not taken for a refused handshake).
 inline constexpr std::chrono::milliseconds handshake_timeout{3000};
-// A whole check (every read, the handshake, the relays) taking longer than this is a hang.
+// A whole check (every read, the handshake, the relays) taking longer than this is a hang. The
+// server's reads time out after it too (as end of stream), so a stuck read ends the check.
 inline constexpr std::chrono::milliseconds stuck_limit{8000};
+// The relay between client and server passes ciphertext on in pieces of 1 to this many bytes.
+inline constexpr std::size_t max_relay_piece_bytes = 64;
 // The reads a check makes at most: one per payload byte and a few more.
 inline constexpr std::size_t extra_reads = 8;
 // The certificate is valid from this long before it is made (clocks differ a little).
@@ -221,6 +224,7 @@ inline server_reads read_server(stream& s, std::size_t payload_size) {
 inline stream_options server_options(const settings& in) {
     stream_options o;
     o.max_line_length = in.max_line_length;
+    o.reader_timeout = stuck_limit;
     return o;
 }
 
@@ -264,7 +268,9 @@ inline void relay(detail::transport& from, detail::transport& to, std::uint32_t 
         if (got <= 0) break;
         while (!buffer.empty()) {
             std::size_t piece = buffer.size();
-            if (seed != 0) piece = std::min(piece, 1 + static_cast<std::size_t>(rng() % 64));
+            if (seed != 0)
+                piece =
+                    std::min(piece, 1 + static_cast<std::size_t>(rng() % max_relay_piece_bytes));
             const long sent = to.send(buffer.head(), piece, std::nullopt, false);
             if (sent < 0) {
                 to.shutdown_writer();
@@ -388,7 +394,8 @@ inline server_reads run_established(const settings& in, std::string_view plainte
         const auto byte = [&](std::size_t i) {
             return i < corruption.size() ? static_cast<std::uint8_t>(corruption[i]) : 0u;
         };
-        flip_at = (byte(0) | byte(1) << 8) % ciphertext_bytes;
+        // No record at all (no plaintext, no close_notify): nothing to flip.
+        flip_at = (byte(0) | byte(1) << 8) % std::max<std::size_t>(ciphertext_bytes, 1);
         masks = corruption.substr(std::min<std::size_t>(2, corruption.size()));
     }
 
