@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${FUZZ_SECONDS:-30}
-targets=(fuzz_decode fuzz_encode fuzz_read_line)
+targets=(fuzz_decode fuzz_encode fuzz_read_line fuzz_tls)
 
 cmake -S . -B build/fuzz -DCMAKE_C_COMPILER=clang-14 -DCMAKE_CXX_COMPILER=clang++-14 \
   -DCMAKE_BUILD_TYPE=Debug -DRILL_BUILD_FUZZ=ON -DRILL_BUILD_TESTS=OFF -DRILL_BUILD_TOOLS=OFF \
