@@ -78,15 +78,18 @@ void scheduler::start(task_control* t) {
         return;
     }
     t->stack = stacks_.acquire();
+#ifdef RILL_ASAN
+    // A reused stack still carries the redzones of its last task's frames (they never
+    // returned: the task ended by switching away). Instrumented code rewrites its own frames'
+    // marks, but a library that is not instrumented (OpenSSL's stack buffers) would land on
+    // stale ones and be reported: the whole stack starts clean.
+    ASAN_UNPOISON_MEMORY_REGION(t->stack.bottom(), t->stack.usable_bytes);
+#endif
     std::size_t reserved = 0;
     if (t->body->relocate && t->body->size <= max_body_on_stack) {
         // The body moves to the top of the stack: its page is committed anyway.
         reserved = (t->body->size + 63) & ~std::size_t{63};
         char* where = t->stack.top() - reserved;
-#ifdef RILL_ASAN
-        // A reused stack may still carry the redzones of its last task's frames.
-        ASAN_UNPOISON_MEMORY_REGION(where, reserved);
-#endif
         t->body = t->body->relocate(t->body, where);
     }
     t->ctx = make_context(t->stack, reserved, &scheduler::task_entry);
