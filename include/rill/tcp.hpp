@@ -63,7 +63,7 @@ class tcp_client_stream : public stream {
 public:
     // Connects, blocking the calling task (so: inside run). Throws argument_error for a bad
     // address or option, os_error naming the address for resolution or connection failures.
-    explicit tcp_client_stream(address where, client_options options = {});
+    explicit tcp_client_stream(address where, const client_options& options = {});
     tcp_client_stream() noexcept = default;  // a closed stream
     tcp_client_stream(tcp_client_stream&&) noexcept = default;
     tcp_client_stream& operator=(tcp_client_stream&&) noexcept = default;

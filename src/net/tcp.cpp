@@ -315,7 +315,7 @@ socket_info tcp_server_socket_info(const tcp_server_stream& server) {
 tcp_client_stream::tcp_client_stream(std::unique_ptr<detail::stream_state> state) noexcept
     : stream(std::move(state)) {}
 
-tcp_client_stream::tcp_client_stream(address where, client_options options) {
+tcp_client_stream::tcp_client_stream(address where, const client_options& options) {
     constexpr const char* op = "tcp_client_stream";
     detail::current_task(op);  // connecting blocks the task: only inside run
     auto endpoints =

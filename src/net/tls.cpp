@@ -302,7 +302,7 @@ class tls_transport final : public transport {
 public:
     tls_transport(io_handle socket, connection_slot connection,
                   std::shared_ptr<tls_context_state> context, tls_role role,
-                  std::string server_name, int port, bool& socket_taken)
+                  const std::string& server_name, int port, bool& socket_taken)
         : context_(std::move(context)), role_(role) {
         // The socket is ours from here on, whatever fails next.
         emplace_socket_transport(lower_, socket, std::move(connection));
@@ -548,7 +548,7 @@ private:
             if (e != SSL_ERROR_WANT_READ) {
                 std::string reason = openssl_reason(ssl_);
                 send_pending_without_waiting();  // the alert saying why, if it fits
-                return fail("tls handshake with", std::move(reason));
+                return fail("tls handshake with", reason);
             }
             const bool own_deadline_first = !deadline || *handshake_deadline_ <= *deadline;
             const std::optional<time_point> wait_until =
@@ -609,7 +609,7 @@ private:
         return 0;
     }
 
-    long fail(const char* what, std::string reason) {
+    long fail(const char* what, const std::string& reason) {
         failed_ = true;
         failure_ = std::string(what) + " " + peer_ + ": " + reason;
         cipher_in_.release();
