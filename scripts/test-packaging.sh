@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Tests that other projects can use rill: builds the small consumer in tests/packaging/ (one
-# echo over loopback) three ways and runs each, bounded by `timeout 60`:
+# echo over loopback) four ways and runs each, bounded by `timeout 60`:
 #   find_package      find_package(rill) after `cmake --install` into a temporary prefix
 #   add_subdirectory  this source tree embedded (only the library may get built)
 #   pkg_config        a plain Makefile using `pkg-config --static --cflags --libs rill`
+#   without_tls       embedded with -DRILL_WITH_TLS=OFF: builds without OpenSSL, links no libssl
 # Prints one line per consumer (with its log when it fails); exits 1 if any fails.
 # Run by scripts/test.sh; needs what scripts/install-deps.sh installs.
 set -euo pipefail
@@ -42,6 +43,15 @@ build_add_subdirectory() {
     cmake --build "$1" -j"$jobs"
 }
 
+build_without_tls() {
+  cmake -S "$consumers/add_subdirectory" -B "$1" -DCMAKE_BUILD_TYPE=Release -DRILL_WITH_TLS=OFF &&
+    cmake --build "$1" -j"$jobs" &&
+    if ldd "$1/consumer_echo" | grep -q libssl; then
+      echo "consumer_echo links libssl although rill was built with RILL_WITH_TLS=OFF"
+      false
+    fi
+}
+
 build_pkg_config() {
   local pc_file
   pc_file=$(find "$prefix" -name rill.pc -path '*/pkgconfig/*') &&
@@ -50,7 +60,7 @@ build_pkg_config() {
 }
 
 failures=0
-for consumer in find_package add_subdirectory pkg_config; do
+for consumer in find_package add_subdirectory pkg_config without_tls; do
   dir=$scratch/$consumer
   mkdir -p "$dir"
   start=$SECONDS

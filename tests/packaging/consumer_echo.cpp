@@ -1,6 +1,7 @@
 // What a project using rill builds first: one echo over loopback, as the seed's echo server
 // and client do, in one process. The packaging tests (scripts/test-packaging.sh) compile it
 // against an installed rill (find_package, pkg-config) and an embedded one (add_subdirectory).
+// Built without TLS, it also checks that a tls_context is refused with a message.
 // Exits 0 when "hello" comes back, 1 with a message on stderr otherwise.
 #include <chrono>
 #include <exception>
@@ -44,10 +45,24 @@ int echo_hello() {
     return 0;
 }
 
+// Built without TLS (-DRILL_WITH_TLS=OFF), asking for a TLS context must say so.
+int tls_context_says_it_is_unavailable() {
+    if (rill::tls_available()) return 0;
+    try {
+        const rill::tls_context context;
+        std::cerr << "consumer_echo: rill says TLS is unavailable, yet a tls_context was made\n";
+        return 1;
+    } catch (const rill::error& e) {
+        std::cout << "consumer_echo: without TLS: " << e.what() << "\n";
+        return 0;
+    }
+}
+
 }  // namespace
 
 int main() {
     try {
+        if (tls_context_says_it_is_unavailable() != 0) return 1;
         return rill::run(echo_hello, {.workers = 1});
     } catch (const std::exception& e) {
         std::cerr << "consumer_echo: " << e.what() << "\n";
