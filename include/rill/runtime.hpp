@@ -11,6 +11,7 @@
 #include <new>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 namespace rill {
 
@@ -30,10 +31,22 @@ inline constexpr std::size_t max_stack_size_bytes = std::size_t{1} << 30;
 // cpuset leave it), at least 1: the default number of workers.
 int available_cores() noexcept;
 
+// How long a shutdown lets the tasks in the middle of a request finish (request_shutdown).
+inline constexpr std::chrono::milliseconds default_drain_timeout{30'000};
+
 struct runtime_options {
     int workers = available_cores();  // worker threads, each with its own scheduler
     rill::backend backend = rill::backend::automatic;  // env RILL_BACKEND=epoll|io_uring overrides
     std::size_t stack_size = default_stack_size_bytes;  // per task; rounded up to whole pages
+    // After request_shutdown, how long tasks still working may go on before they are
+    // cancelled (as when main returns). Not negative.
+    std::chrono::milliseconds drain_timeout = default_drain_timeout;
+    // Signals that start a graceful shutdown while this run lasts, e.g. {SIGINT, SIGTERM}:
+    // the first one calls request_shutdown, the next one end_drain. rill installs its handler
+    // for them when run starts and puts the previous dispositions back when it returns. Empty
+    // (the default): rill leaves every signal alone. One run in the process at a time may
+    // take signals (argument_error otherwise).
+    std::vector<int> shutdown_signals;
 };
 
 namespace detail {
@@ -198,5 +211,23 @@ void task_sleep(std::chrono::nanoseconds d);
 void task_yield();
 // True inside a task (inside run()).
 bool in_task() noexcept;
+
+// Starts a graceful shutdown of every run() in this process, from any thread or task (not
+// from a signal handler: see runtime_options::shutdown_signals). At once:
+// - every tcp_server_stream is closed: read(server) returns empty, new clients are refused;
+// - a client read(server) handed out that waits for input with nothing buffered (an idle
+//   connection) reads end of stream at once, after the bytes that had already arrived; so
+//   does every later read of such a client that would wait with nothing buffered. A task in
+//   the middle of a request (part of a line read, or writing) carries on.
+// Then run() returns as soon as every task has ended (main included), or, once
+// runtime_options::drain_timeout has passed, cancels the tasks left as when main returns.
+// When main returns during the drain, the other tasks are not cancelled before that. Calling
+// it again changes nothing; end_drain cuts the drain short.
+void request_shutdown() noexcept;
+// Ends the drain of a shutdown at once: every task left is cancelled, as when main returns.
+// Does nothing before request_shutdown.
+void end_drain() noexcept;
+// True once request_shutdown has been called (for loops of your own that should stop too).
+bool shutdown_requested() noexcept;
 
 }  // namespace rill

@@ -52,6 +52,10 @@ public:
     void shutdown_reader() noexcept override {
         if (socket_.fd >= 0) ::shutdown(socket_.fd, SHUT_RD);
     }
+    void stop_input() noexcept override {
+        // A waiting receive returns what has arrived, then 0 (the kernel's end of input).
+        if (socket_.fd >= 0) ::shutdown(socket_.fd, SHUT_RD);
+    }
     bool input_pending() const noexcept override {
         int unread = 0;
         return socket_.fd >= 0 && ::ioctl(socket_.fd, FIONREAD, &unread) == 0 && unread > 0;

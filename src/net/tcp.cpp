@@ -22,6 +22,7 @@
 #include "net/socket_transport.hpp"
 #include "net/tls_transport.hpp"
 #include "runtime/counters.hpp"
+#include "runtime/shutdown.hpp"
 #include "stream/stream_state.hpp"
 
 namespace rill {
@@ -141,10 +142,36 @@ struct server_state {
     // Under max_connections: the slots, shared with the open clients (null without a cap).
     connection_limit* limit = nullptr;
 
-    void close_now() noexcept { close_socket(io); }
+    // A graceful shutdown closes the server as close_stream does, from whatever thread.
+    shutdown_hook on_shutdown;
+
+    server_state() noexcept {
+        on_shutdown.fire = [](shutdown_hook* h) noexcept {
+            static_cast<server_state*>(h->context)->close();
+        };
+        on_shutdown.context = this;
+    }
+    server_state(const server_state&) = delete;
+    server_state& operator=(const server_state&) = delete;
     ~server_state() {
+        remove_shutdown_hook(on_shutdown);
         close_now();
         if (limit) limit->release_server();
+    }
+
+    void close_now() noexcept { close_socket(io); }
+    // Closes the listening socket; a task waiting in read(server) wakes. From any thread.
+    void close() noexcept {
+        std::lock_guard lock(mutex);
+        if (closed) return;
+        closed = true;
+        if (limit) limit->close();  // wakes a read waiting for a slot
+        if (accepting) {
+            // Wakes the accept in flight (it fails with EINVAL); its task closes the socket.
+            ::shutdown(io.fd, SHUT_RDWR);
+        } else {
+            close_now();
+        }
     }
 };
 
@@ -207,6 +234,8 @@ tcp_server_stream::tcp_server_stream(address where, server_options options) {
             state_->name = detail::socket_name(state_->io.fd, false, op).to_string();
             if (state_->options.max_connections > 0)
                 state_->limit = new detail::connection_limit(state_->options.max_connections);
+            // request_shutdown closes it (at once when the shutdown has begun).
+            detail::add_shutdown_hook(state_->on_shutdown);
             return;
         }
         if (!first_error) {
@@ -270,8 +299,9 @@ std::optional<tcp_client_stream> read(tcp_server_stream& server) {
                 detail::io_handle accepted;
                 accepted.fd = fd.get();
                 accepted.byte_stream = true;
-                return tcp_client_stream(
-                    detail::make_client_state(fd, accepted, st.options, std::move(slot)));
+                auto client = detail::make_client_state(fd, accepted, st.options, std::move(slot));
+                client->ends_at_shutdown = true;
+                return tcp_client_stream(std::move(client));
             } catch (const std::bad_alloc&) {
                 // Drop this connection (fd closes it), not the server.
                 detail::count(detail::counters.clients_dropped);
@@ -293,17 +323,7 @@ std::optional<tcp_client_stream> read(tcp_server_stream& server) {
 
 void close_stream(tcp_server_stream& server) {
     if (!server.is_open()) return;
-    detail::server_state& st = detail::state_of(server);
-    std::lock_guard lock(st.mutex);
-    if (st.closed) return;
-    st.closed = true;
-    if (st.limit) st.limit->close();  // wakes a read waiting for a slot
-    if (st.accepting) {
-        // Wakes the accept in flight (it fails with EINVAL); its task closes the socket.
-        ::shutdown(st.io.fd, SHUT_RDWR);
-    } else {
-        st.close_now();
-    }
+    detail::state_of(server).close();
 }
 
 socket_info tcp_server_socket_info(const tcp_server_stream& server) {

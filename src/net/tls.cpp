@@ -458,6 +458,9 @@ public:
         send_pending_without_waiting();
         lower_->shutdown_writer();
     }
+    // The peer's close_notify never comes: the ciphertext's end between records reads as
+    // end of stream (inside one, as the truncation it is).
+    void stop_input() noexcept override { lower_->stop_input(); }
     void shutdown_reader() noexcept override {
         lower_->shutdown_reader();
         reader_shut_ = true;

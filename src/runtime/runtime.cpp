@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <new>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -16,6 +17,7 @@
 
 #include "runtime/counters.hpp"
 #include "runtime/scheduler.hpp"
+#include "runtime/shutdown.hpp"
 
 namespace rill {
 
@@ -182,6 +184,7 @@ int run_runtime(task_body* main_body, const int* main_result, const runtime_opti
         throw argument_error("stack_size must be at most " + std::to_string(max_stack_size_bytes) +
                              " bytes, got " + std::to_string(options.stack_size));
     }
+    check_shutdown_options(options.shutdown_signals, options.drain_timeout.count());
     const rill::backend kind = choose_backend(options.backend);
     runtime_state rt(options, kind);
     auto& scheds = rt.schedulers();
@@ -252,13 +255,26 @@ int run_runtime(task_body* main_body, const int* main_result, const runtime_opti
         return start_over_with_epoll(start_error);
     }
 
+    // request_shutdown reaches this run from here on; its signals are watched.
+    std::optional<shutdown_registration> registration;
+    if (!start_error) {
+        try {
+            registration.emplace(rt);
+        } catch (...) {
+            start_error = std::current_exception();
+        }
+    }
     task_control* main_task = nullptr;
     if (!start_error) {
         // Main's end stops the runtime; its captures are destroyed on the task, like any task's.
         auto wrapper = [owned = std::move(owner), &rt]() {
             struct stopper {
                 runtime_state& rt;
-                ~stopper() { rt.stop(); }
+                ~stopper() {
+                    // During a shutdown's drain the other tasks may finish first: the workers
+                    // stop the run once they have, or once the drain's time is up.
+                    if (!rt.shutting_down()) rt.stop();
+                }
             } stop{rt};
             owned.body->invoke(owned.body);
         };
@@ -283,6 +299,7 @@ int run_runtime(task_body* main_body, const int* main_result, const runtime_opti
     } else {
         scheds[0]->run_loop();
     }
+    registration.reset();  // before the schedulers go: request_shutdown reaches them
     for (auto& th : threads) th.join();
     for (auto& s : scheds) s.reset();
     // The reports of the tasks' failures reach stderr before run returns (bounded: a stderr

@@ -1,5 +1,6 @@
 #include "runtime/scheduler.hpp"
 
+#include <algorithm>
 #include <utility>
 
 #include <rill/error.hpp>
@@ -159,6 +160,8 @@ void scheduler::take_remote() noexcept {
         }
         list = next;
     }
+    if (!draining_ && shutdown_requested_.load(std::memory_order_acquire)) [[unlikely]]
+        begin_drain();
 }
 
 void scheduler::task_entry(transfer tr) {
@@ -273,6 +276,31 @@ void scheduler::request_cancel_all() noexcept {
         poller_->wake();
 }
 
+void scheduler::request_shutdown() noexcept {
+    shutdown_requested_.store(true, std::memory_order_release);
+    remote_pending_.store(true, std::memory_order_seq_cst);
+    if (current_scheduler != this && sleeping_.exchange(false, std::memory_order_seq_cst))
+        poller_->wake();
+}
+
+void scheduler::begin_drain() noexcept {
+    draining_ = true;
+    // Each idle receive ends (its stream takes it off the list when its task runs again).
+    idle_watch* w = idle_head_;
+    while (w) {
+        idle_watch* next = w->next;
+        w->fire(w);
+        w = next;
+    }
+}
+
+// While draining: the run stops (its tasks left are cancelled) once no task is left, or
+// once the drain's time is up.
+void scheduler::drain_turn() noexcept {
+    if (cancel_requested_.load(std::memory_order_relaxed)) return;
+    if (!runtime_.tasks_left() || clock::now() >= runtime_.drain_deadline()) runtime_.stop();
+}
+
 void scheduler::wake_loop() noexcept {
     // Unconditional: the eventfd stays readable, so a loop about to sleep returns at once.
     if (current_scheduler != this) poller_->wake();
@@ -301,6 +329,8 @@ void scheduler::run_loop() {
     loop_sanitizer_.set_tsan(tsan_current_fiber());
     for (;;) {
         if (remote_pending_.load(std::memory_order_acquire)) take_remote();
+        if (draining_) [[unlikely]]
+            drain_turn();
         if (!cancel_done_ && cancel_requested_.load(std::memory_order_acquire)) cancel_all();
         // Run what is ready now; what these tasks make ready runs after the next I/O poll,
         // so a task that yields in a loop cannot starve the backend.
@@ -332,6 +362,13 @@ void scheduler::run_loop() {
         std::optional<std::chrono::nanoseconds> timeout = std::chrono::nanoseconds::zero();
         if (!ready_head_) {
             timeout = wait_timeout();
+            if (draining_ && !cancel_done_) [[unlikely]] {
+                // Wake for the drain's end.
+                const auto left =
+                    std::max(runtime_.drain_deadline() - clock::now(), clock::duration::zero());
+                const auto left_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(left);
+                if (!timeout || left_ns < *timeout) timeout = left_ns;
+            }
             sleeping_.store(true, std::memory_order_seq_cst);
             if (remote_pending_.load(std::memory_order_seq_cst))
                 timeout = std::chrono::nanoseconds::zero();

@@ -18,6 +18,7 @@
 #include "runtime/failure_reports.hpp"
 #include "runtime/fiber.hpp"
 #include "runtime/poller.hpp"
+#include "runtime/shutdown.hpp"
 
 namespace rill::detail {
 
@@ -146,6 +147,28 @@ public:
     // From any thread: makes the loop look again at whether it may stop.
     void wake_loop() noexcept;
 
+    // From any thread: the runtime is shutting down (runtime_state::start_shutdown). The
+    // loop fires its idle watches and, from then on, ends the drain when it is due.
+    void request_shutdown() noexcept;
+    // This worker has learnt of the shutdown: a stream that would wait idle ends instead.
+    bool draining() const noexcept { return draining_; }
+    // A stream's receive about to wait with nothing buffered (on this worker's thread).
+    void watch_idle(idle_watch& w) noexcept {
+        w.prev = nullptr;
+        w.next = idle_head_;
+        if (idle_head_) idle_head_->prev = &w;
+        idle_head_ = &w;
+    }
+    void unwatch_idle(idle_watch& w) noexcept {
+        if (w.prev) {
+            w.prev->next = w.next;
+        } else if (idle_head_ == &w) {
+            idle_head_ = w.next;
+        }
+        if (w.next) w.next->prev = w.prev;
+        w.prev = w.next = nullptr;
+    }
+
 private:
     static void task_entry(transfer t);
     void resume(task_control* t);
@@ -154,6 +177,8 @@ private:
     void switch_to_loop(bool finishing);
     void push_ready(task_control* t) noexcept;
     void take_remote() noexcept;
+    void begin_drain() noexcept;
+    void drain_turn() noexcept;
     void cancel_all() noexcept;
     void interrupt(task_control* t, wake_reason why) noexcept;
     void fire_timers(time_point now) noexcept;
@@ -190,8 +215,11 @@ private:
     task_control* remote_tail_ = nullptr;
     std::atomic<bool> remote_pending_{false};
     std::atomic<bool> cancel_requested_{false};
+    std::atomic<bool> shutdown_requested_{false};
     std::atomic<bool> sleeping_{false};
     bool cancel_done_ = false;
+    bool draining_ = false;
+    idle_watch* idle_head_ = nullptr;  // idle receives waiting on this worker
 };
 
 // The whole runtime of one run() call.
@@ -215,6 +243,14 @@ public:
     const runtime_options& options() const noexcept { return options_; }
     rill::backend backend_kind() const noexcept { return kind_; }
 
+    // Graceful shutdown (request_shutdown): closes the run's servers (its shutdown hooks) and
+    // tells every worker. Only the first call does anything; from any thread.
+    void start_shutdown() noexcept;
+    void start_shutdown_locked() noexcept;  // shutdown.cpp's registry lock held
+    bool shutting_down() const noexcept { return shutting_down_.load(std::memory_order_acquire); }
+    // When the drain ends (read once shutting_down() is true).
+    time_point drain_deadline() const noexcept { return drain_deadline_; }
+
 private:
     runtime_options options_;
     rill::backend kind_;
@@ -223,6 +259,9 @@ private:
     std::atomic<bool> stopping_{false};
     std::atomic<std::size_t> live_tasks_{0};
     std::atomic<std::uint64_t> next_id_{1};
+    std::mutex shutdown_mutex_;
+    time_point drain_deadline_{};  // written before shutting_down_ is set
+    std::atomic<bool> shutting_down_{false};
 };
 
 // The calling thread's scheduler (constinit: read without a thread-local init call).

@@ -92,6 +92,35 @@ void transport::throw_protocol_failure(const std::string& operation) const {
     throw_os_error(EPROTO, operation + ": receive from " + peer_name());
 }
 
+namespace {
+
+// A receive waiting on an idle connection, on its worker's list while it waits: a graceful
+// shutdown stops the connection's input, so the receive returns.
+class idle_input_watch : private idle_watch {
+public:
+    idle_input_watch() noexcept = default;
+    idle_input_watch(const idle_input_watch&) = delete;
+    idle_input_watch& operator=(const idle_input_watch&) = delete;
+    ~idle_input_watch() {
+        if (worker_) worker_->unwatch_idle(*this);
+    }
+    void start(scheduler& worker, transport& io) noexcept {
+        fire = &stop;
+        io_ = &io;
+        worker_ = &worker;
+        worker.watch_idle(*this);
+    }
+
+private:
+    static void stop(idle_watch* w) noexcept {
+        static_cast<idle_input_watch*>(w)->io_->stop_input();
+    }
+    scheduler* worker_ = nullptr;
+    transport* io_ = nullptr;
+};
+
+}  // namespace
+
 fill_result stream_state::fill_bytes(const char* operation) {
     if (end_of_input) return fill_result::end_of_stream;
     const auto deadline = optional_deadline(options.reader_timeout);
@@ -101,6 +130,16 @@ fill_result stream_state::fill_bytes(const char* operation) {
     scheduler* here = scheduler::current();
     task_control* running = here ? here->running() : nullptr;
     note_user(running);
+    // A server's client with nothing buffered is idle: a graceful shutdown ends its input
+    // (what has arrived is still read). One that is part way through a line is not.
+    idle_input_watch watch;
+    if (ends_at_shutdown && here && in.empty() && text_size() == 0) {
+        if (here->draining()) [[unlikely]] {
+            io->stop_input();
+        } else {
+            watch.start(*here, *io);
+        }
+    }
     long r;
     if (running && pending_flush.owner == running && !out.empty()) {
         // flush_writer's put-off send may go to the kernel with this receive.

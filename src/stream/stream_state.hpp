@@ -75,6 +75,8 @@ struct stream_state : small_block_allocated {
     bool reader_shut = false;  // close_reader: input may still arrive (and wait unread)
     bool writer_closed = false;
     bool closed = false;  // close_stream: the transport is gone
+    // A client read(server) handed out: a graceful shutdown ends its input when it is idle.
+    bool ends_at_shutdown = false;
     int write_error = 0;  // errno of a failed send: every later write reports it
 
     // Who is at the other end, for messages ("127.0.0.1:2020").

@@ -54,6 +54,11 @@ public:
     virtual long finish_output(const std::optional<time_point>&) { return 0; }
     // Releases everything; later calls fail with -EBADF.
     virtual void close() noexcept = 0;
+    // A graceful shutdown (request_shutdown) and this stream's task waits for input with
+    // nothing buffered: a waiting receive returns the bytes that have arrived, then end of
+    // stream; sending stays possible. On the stream's own thread. Nothing for a transport
+    // with no socket underneath.
+    virtual void stop_input() noexcept {}
     // From any thread, while the stream's task may be waiting in receive or send: both
     // directions end (the peer reads end of stream), a waiting receive returns 0 and a waiting
     // send fails (-EPIPE). Releases nothing: the stream's task closes later.

@@ -1,0 +1,59 @@
+// Graceful shutdown (rill::request_shutdown): what the layers above register so that a
+// shutdown reaches them. Servers register a hook with their run, fired once from whatever
+// thread starts the shutdown; a stream about to wait for input with nothing buffered
+// registers an idle watch with its worker, fired on that worker's own thread.
+#pragma once
+
+#include <memory>
+#include <vector>
+
+namespace rill::detail {
+
+class runtime_state;
+
+// Fired once, from the thread that starts the shutdown (any thread): must be thread-safe and
+// must not block. A server closes itself.
+struct shutdown_hook {
+    void (*fire)(shutdown_hook*) noexcept = nullptr;
+    void* context = nullptr;  // what `fire` works on
+    runtime_state* runtime = nullptr;  // null once removed or once its run has ended
+    shutdown_hook* prev = nullptr;
+    shutdown_hook* next = nullptr;
+};
+
+// Adds `h` to the run of the calling task (nothing outside a task). A hook added once the
+// shutdown has begun fires at once.
+void add_shutdown_hook(shutdown_hook& h) noexcept;
+// Takes `h` off (from any thread; harmless when it is not on).
+void remove_shutdown_hook(shutdown_hook& h) noexcept;
+// A run that ends takes its hooks off (they may outlive it).
+void drop_shutdown_hooks(runtime_state& rt) noexcept;
+
+// A task waiting for input on an idle connection. Fired on the worker's own thread, once,
+// when the worker learns of the shutdown; the stream makes its waiting receive end.
+struct idle_watch {
+    void (*fire)(idle_watch*) noexcept = nullptr;
+    idle_watch* prev = nullptr;
+    idle_watch* next = nullptr;
+};
+
+// Registers the running runtime for request_shutdown / end_drain; watches the signals of
+// runtime_options::shutdown_signals while it lives. Made by run once every worker exists.
+class shutdown_registration {
+public:
+    explicit shutdown_registration(runtime_state& rt);
+    ~shutdown_registration();
+    shutdown_registration(const shutdown_registration&) = delete;
+    shutdown_registration& operator=(const shutdown_registration&) = delete;
+
+private:
+    runtime_state& rt_;
+    class signal_watcher;
+    std::unique_ptr<signal_watcher> signals_;
+};
+
+// Throws argument_error for signals that cannot start a shutdown (SIGKILL, SIGSTOP, out of
+// range) and for a negative drain_timeout.
+void check_shutdown_options(const std::vector<int>& signals, long long drain_ms);
+
+}  // namespace rill::detail
