@@ -1,8 +1,10 @@
 // The rill command: the seed's echo server and client with every option exposed, and the
 // benchmark load generator.
+#include <atomic>
 #include <cerrno>
 #include <charconv>
 #include <chrono>
+#include <csignal>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -28,7 +30,7 @@ const char* const usage_text =
     "            [--transcoder CODEC[,EOL[,ERRORS]]] [--mode once|persistent] [--workers N]\n"
     "            [--defer-accept SECS] [--reader-timeout D] [--writer-timeout D]\n"
     "            [--max-connections N] [--tls-cert FILE --tls-key FILE]\n"
-    "            [--tls-handshake-timeout D]\n"
+    "            [--tls-handshake-timeout D] [--drain-timeout D]\n"
     "      The seed's echo server. ADDRESS is PORT, INTF:PORT or INTF (default 127.0.0.1:2020).\n"
     "      once: one line per connection, then close (the seed); persistent: every line until\n"
     "      end of stream. Prints the bound address on its first line. --workers: worker\n"
@@ -40,6 +42,9 @@ const char* const usage_text =
     "      --tls-cert FILE --tls-key FILE: serve TLS (1.2 and 1.3) with this PEM certificate\n"
     "      chain (leaf first) and private key; --tls-handshake-timeout D: a client that has\n"
     "      not completed its handshake after D is closed (default 10s).\n"
+    "      SIGINT or SIGTERM: stop accepting, close idle clients, answer the lines already\n"
+    "      received (for --drain-timeout D at most, default 30s; a second signal: at once),\n"
+    "      print a summary line and exit 0.\n"
     "  rill send ADDRESS [LINE ...] [--keep-alive] [--no-coalesce] [--transcoder ...]\n"
     "            [--tls [--tls-ca FILE] [--insecure] [--server-name NAME]]\n"
     "      The seed's client: sends each LINE (or each line of standard input) and prints the\n"
@@ -147,6 +152,28 @@ rill::address parse_address(const std::string& text) {
     return rill::address(text);
 }
 
+// What rill echo served, for its summary line. Each connection adds its own tally when it
+// ends: no shared counter on the path of a line.
+struct echo_totals {
+    std::atomic<std::uint64_t> connections{0};
+    std::atomic<std::uint64_t> lines{0};
+    std::atomic<std::uint64_t> bytes{0};  // of the lines echoed, line ends not counted
+};
+
+struct connection_tally {
+    explicit connection_tally(echo_totals& t) : totals(t) {}
+    connection_tally(const connection_tally&) = delete;
+    connection_tally& operator=(const connection_tally&) = delete;
+    ~connection_tally() {
+        totals.connections.fetch_add(1, std::memory_order_relaxed);
+        totals.lines.fetch_add(lines, std::memory_order_relaxed);
+        totals.bytes.fetch_add(bytes, std::memory_order_relaxed);
+    }
+    echo_totals& totals;
+    std::uint64_t lines = 0;
+    std::uint64_t bytes = 0;
+};
+
 int echo_command(int argc, char** argv) {
     std::optional<std::string> where;
     rill::server_options options;
@@ -180,6 +207,8 @@ int echo_command(int argc, char** argv) {
             tls.private_key_file = args.value(a);
         else if (a == "--tls-handshake-timeout")
             tls_handshake_timeout = parse_duration(a, args.value(a));
+        else if (a == "--drain-timeout")
+            runtime.drain_timeout = parse_duration(a, args.value(a));
         else if (a == "--mode") {
             std::string mode = args.value(a);
             if (mode != "once" && mode != "persistent")
@@ -208,25 +237,39 @@ int echo_command(int argc, char** argv) {
     rill::address address = where ? parse_address(*where) : rill::address(default_echo_port);
     // "INTF" alone takes the default port, as the usage says (the library wants a port).
     if (!address.port() && !options.port_number) options.port_number = default_echo_port;
-    return rill::run(
+    runtime.shutdown_signals = {SIGINT, SIGTERM};
+    echo_totals totals;
+    std::chrono::steady_clock::time_point drain_started;
+    const int status = rill::run(
         [&] {
             rill::tcp_server_stream server(address, options);
             std::cout << rill::tcp_server_socket_info(server) << std::endl;
             while (auto client = rill::read(server)) {
-                rill::spawn([c = std::move(*client), persistent]() mutable {
-                    rill::call_with_stream(c, [persistent](rill::tcp_client_stream& s) {
+                rill::spawn([c = std::move(*client), persistent, &totals]() mutable {
+                    connection_tally tally(totals);
+                    rill::call_with_stream(c, [persistent, &tally](rill::tcp_client_stream& s) {
                         std::string line;
                         while (rill::read_line(s, line)) {
                             rill::showln(s, line);
                             rill::flush_writer(s);
+                            tally.lines += 1;
+                            tally.bytes += line.size();
                             if (!persistent) break;
                         }
                         rill::flush_writer(s);
                     });
                 });
             }
+            // read(server) returns empty only once a shutdown has closed the server.
+            drain_started = std::chrono::steady_clock::now();
         },
         runtime);
+    const auto drain = std::chrono::duration_cast<std::chrono::milliseconds>(
+        std::chrono::steady_clock::now() - drain_started);
+    std::cout << "rill echo: shut down: " << totals.connections.load() << " connections, "
+              << totals.lines.load() << " lines (" << totals.bytes.load()
+              << " bytes) echoed; the drain took " << drain.count() << " ms" << std::endl;
+    return status;
 }
 
 int send_command(int argc, char** argv) {

@@ -119,9 +119,16 @@ public:
         return o;
     }
 
-    // SIGTERM, then SIGKILL if it has not ended within a second; always reaps.
+    // SIGTERM; a second SIGTERM if it has not ended within 200 ms (rill echo drains its
+    // clients after the first, and stops at once after the second); SIGKILL if it has not
+    // ended a second after that. Always reaps.
     void stop() {
         if (pid_ <= 0) return;
+        ::kill(pid_, SIGTERM);
+        if (reap(std::chrono::steady_clock::now() + std::chrono::milliseconds(200)) != -2) {
+            pid_ = -1;
+            return;
+        }
         ::kill(pid_, SIGTERM);
         if (reap(std::chrono::steady_clock::now() + std::chrono::seconds(1)) == -2) {
             ::kill(pid_, SIGKILL);

@@ -1,0 +1,103 @@
+// `rill echo` and a real SIGINT or SIGTERM: it stops accepting, closes its idle clients at
+// once, answers the line a client was part way through, prints a one-line summary and exits
+// 0; a second signal ends a drain that a client which never reads would hold open.
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <string>
+
+#include "support/child_process.hpp"
+#include "support/loopback.hpp"
+#include "support/rill_tool.hpp"
+
+namespace {
+
+using namespace std::chrono_literals;
+using rill_test::child_process;
+using rill_test::rill_tool;
+using rill_test::start_rill_echo;
+using testing::MatchesRegex;
+
+constexpr auto run_limit = 10s;
+// What a client that never reads sends at most before its sends would block.
+constexpr std::size_t flood_cap_bytes = 64 << 20;
+
+void expect_clean_end(rill_test::raw_client& c, const char* who) {
+    char byte;
+    const ssize_t n = rill_test::retry_interrupted([&] { return ::recv(c.fd(), &byte, 1, 0); });
+    EXPECT_EQ(n, 0) << who << ": expected end of stream, got "
+                    << (n < 0 ? std::strerror(errno) : "a byte");
+}
+
+void drain_ends_with_a_summary(int signal_number) {
+    child_process echo({rill_tool, "echo", "127.0.0.1:0", "--mode", "persistent", "--workers", "2",
+                        "--drain-timeout", "20s"});
+    const int port = start_rill_echo(echo);
+    ASSERT_GT(port, 0);
+    rill_test::raw_client idle(port);
+    idle.send("one\n");
+    ASSERT_EQ(idle.receive_line(), "one\r\n");
+    rill_test::raw_client mid_line(port);
+    mid_line.send("two\npar");
+    ASSERT_EQ(mid_line.receive_line(), "two\r\n");  // so "par" has been read too
+
+    ASSERT_EQ(::kill(echo.pid(), signal_number), 0);
+    expect_clean_end(idle, "the idle client");
+    mid_line.send("tial\n");
+    EXPECT_EQ(mid_line.receive_line(), "partial\r\n");
+    expect_clean_end(mid_line, "the mid-line client");
+
+    const auto o = echo.wait(run_limit);
+    EXPECT_EQ(o.exit_status, 0) << o.err;
+    EXPECT_EQ(o.err, "");
+    // one + two + partial: 3 lines of 3 + 3 + 7 bytes.
+    EXPECT_THAT(o.out, MatchesRegex("rill echo: shut down: 2 connections, 3 lines \\(13 bytes\\) "
+                                    "echoed; the drain took [0-9]+ ms\n"));
+}
+
+TEST(EchoShutdown, SigtermDrainsAndPrintsASummary) { drain_ends_with_a_summary(SIGTERM); }
+TEST(EchoShutdown, SigintDrainsAndPrintsASummary) { drain_ends_with_a_summary(SIGINT); }
+
+TEST(EchoShutdown, ASecondSignalEndsTheDrain) {
+    child_process echo({rill_tool, "echo", "127.0.0.1:0", "--mode", "persistent", "--workers", "1",
+                        "--drain-timeout", "60s"});
+    const int port = start_rill_echo(echo);
+    ASSERT_GT(port, 0);
+    // Lines until the server's answers fill its socket and it stops reading: it is then in the
+    // middle of a write that never ends.
+    rill_test::raw_client never_reads(port);
+    std::string chunk;
+    for (int i = 0; i < 1024; ++i) chunk += std::string(63, 'y') + "\n";
+    std::size_t sent = 0;
+    while (sent < flood_cap_bytes) {
+        const ssize_t n =
+            ::send(never_reads.fd(), chunk.data(), chunk.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            pollfd p{never_reads.fd(), POLLOUT, 0};
+            if (::poll(&p, 1, 500) == 0) break;  // the server has not read for 500 ms
+            continue;
+        }
+        ASSERT_GT(n, 0) << std::strerror(errno);
+        sent += static_cast<std::size_t>(n);
+    }
+    ASSERT_LT(sent, flood_cap_bytes) << "the server never stopped reading";
+
+    ASSERT_EQ(::kill(echo.pid(), SIGTERM), 0);
+    EXPECT_FALSE(echo.read_stdout_line(500ms)) << "the drain ended without the second signal";
+    const auto second = std::chrono::steady_clock::now();
+    ASSERT_EQ(::kill(echo.pid(), SIGTERM), 0);
+    const auto o = echo.wait(run_limit);
+    EXPECT_LT(std::chrono::steady_clock::now() - second, 5s);
+    EXPECT_EQ(o.exit_status, 0) << o.err;
+    EXPECT_THAT(o.out, MatchesRegex("rill echo: shut down: 1 connections, [0-9]+ lines \\([0-9]+ "
+                                    "bytes\\) echoed; the drain took [0-9]+ ms\n"));
+}
+
+}  // namespace
