@@ -16,6 +16,8 @@
 #include "support/child_process.hpp"
 #include "support/loopback.hpp"
 #include "support/rill_tool.hpp"
+#include "support/tls_certs.hpp"
+#include "support/tls_peers.hpp"
 
 namespace {
 
@@ -98,6 +100,44 @@ TEST(EchoShutdown, ASecondSignalEndsTheDrain) {
     EXPECT_EQ(o.exit_status, 0) << o.err;
     EXPECT_THAT(o.out, MatchesRegex("rill echo: shut down: 1 connections, [0-9]+ lines \\([0-9]+ "
                                     "bytes\\) echoed; the drain took [0-9]+ ms\n"));
+}
+
+// python3 -c SCRIPT PORT CAFILE: a verified TLS client that sends "hello", reads its echo,
+// prints "ready", then waits for the server to end the connection and says how:
+// "close_notify" (an orderly TLS close) or "eof without close_notify: ...".
+const std::string idle_tls_client_script = R"(
+import socket, ssl, sys
+ctx = ssl.create_default_context(cafile=sys.argv[2])
+s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10),
+                    server_hostname="localhost")
+s.sendall(b"hello\n")
+reply = b""
+while not reply.endswith(b"\n"):
+    reply += s.recv(100)
+print("ready", reply.decode().strip(), flush=True)
+try:
+    data = s.recv(100)
+    print("close_notify" if data == b"" else "data " + repr(data), flush=True)
+except ssl.SSLError as e:
+    print("eof without close_notify:", e, flush=True)
+)";
+
+TEST(EchoShutdown, AnIdleTlsClientGetsCloseNotify) {
+    if (!rill_test::built_with_tls) GTEST_SKIP() << rill_test::without_tls_reason;
+    rill_test::tls_test_certificates certs;
+    const auto log = certs.directory / "echo.log";
+    child_process echo(rill_test::rill_tls_echo(certs.server, log));
+    const int port = start_rill_echo(echo);
+    ASSERT_GT(port, 0);
+    child_process client(
+        {"python3", "-c", idle_tls_client_script, std::to_string(port), certs.ca.path.string()});
+    ASSERT_EQ(client.read_stdout_line(run_limit), "ready hello");
+    ASSERT_EQ(::kill(echo.pid(), SIGTERM), 0);
+    EXPECT_EQ(client.read_stdout_line(run_limit), "close_notify");
+    const auto o = echo.wait(run_limit);
+    EXPECT_EQ(o.exit_status, 0) << o.err;
+    EXPECT_THAT(o.out, MatchesRegex("rill echo: shut down: 1 connections, 1 lines \\(5 bytes\\) "
+                                    "echoed; the drain took [0-9]+ ms\n"));
 }
 
 }  // namespace
