@@ -228,6 +228,16 @@ inline stream_options server_options(const settings& in) {
     return o;
 }
 
+// The server's side of a check: a TLS server stream over `lower`, read to its end (the stream
+// is closed when this returns, which ends the relays and the client).
+inline server_reads read_as_tls_server(std::unique_ptr<detail::transport> lower,
+                                       const settings& in) {
+    stream server = detail::make_stream(
+        detail::make_tls_transport(std::move(lower), server_context(), detail::tls_role::server),
+        server_options(in));
+    return read_server(server, in.payload.size());
+}
+
 // Mode raw: the payload, cut at random, straight into the server's transport.
 inline server_reads run_raw(const settings& in) {
     auto [server_lower, peer] = detail::make_memory_transport_pair();
@@ -246,14 +256,7 @@ inline server_reads run_raw(const settings& in) {
         }
         p->shutdown_writer();
     });
-    server_reads r;
-    {
-        stream server = detail::make_stream(detail::make_tls_transport(std::move(server_lower),
-                                                                       server_context(),
-                                                                       detail::tls_role::server),
-                                            server_options(in));
-        r = read_server(server, in.payload.size());
-    }
+    const server_reads r = read_as_tls_server(std::move(server_lower), in);
     sender.join();
     return r;
 }
@@ -432,14 +435,7 @@ inline server_reads run_established(const settings& in, std::string_view plainte
                 report.intact_bytes += records[j].size();
         }
     });
-    server_reads r;
-    {
-        stream server = detail::make_stream(detail::make_tls_transport(std::move(server_lower),
-                                                                       server_context(),
-                                                                       detail::tls_role::server),
-                                            server_options(in));
-        r = read_server(server, in.payload.size());
-    }
+    const server_reads r = read_as_tls_server(std::move(server_lower), in);
     // The server's end closed: the backward relay sees the end and ends the client's input
     // (a client still in its handshake fails), the forward one the client's end or a failed
     // send.

@@ -95,4 +95,13 @@ private:
     std::size_t capacity_ = 0;
 };
 
+// Room at `in`'s tail for one receive: the free room when at least a block's worth is left,
+// else room grown to half the capacity (at least one block). The socket backends and the TLS
+// transport receive this way.
+inline char* room_for_receive(byte_buffer& in) {
+    const std::size_t want =
+        in.capacity() / 2 > initial_buffer_bytes ? in.capacity() / 2 : initial_buffer_bytes;
+    return in.tail(in.tail_room() >= initial_buffer_bytes ? 1 : want);
+}
+
 }  // namespace rill::detail

@@ -55,9 +55,7 @@ inline long committed(byte_buffer& in, long r) noexcept {
 // Points op at `in`'s free room: at least a buffer's worth at a time, more for a line longer
 // than that (the buffer grows).
 inline void receive_into(io_op& op, byte_buffer& in) {
-    const std::size_t want =
-        in.capacity() / 2 > initial_buffer_bytes ? in.capacity() / 2 : initial_buffer_bytes;
-    op.buffer = in.tail(in.tail_room() >= initial_buffer_bytes ? 1 : want);
+    op.buffer = room_for_receive(in);
     op.length = in.tail_room();
 }
 

@@ -378,18 +378,17 @@ public:
         if (failed_) return transport_protocol_failure;
         if (flushed && !flushed->bytes.empty()) send_flushed(*flushed);
         if (const long r = handshake(deadline); r < 0) return r;
+        // Nothing decrypted or to decrypt: wait for ciphertext first, holding no buffer.
+        bool wait_first = cipher_in_.empty() && !SSL_has_pending(ssl_);
         for (;;) {
-            // Nothing decrypted or to decrypt: wait for ciphertext first, holding no buffer.
-            if (cipher_in_.empty() && !SSL_has_pending(ssl_)) {
+            if (wait_first) {
                 if (in.empty()) in.release();
                 if (const long r = send_pending(deadline, false); r < 0) return r;
                 const long r = lower_->receive(cipher_in_, deadline, nullptr);
                 if (r == 0) return end_of_ciphertext("tls receive from");
                 if (r < 0) return r;
             }
-            const std::size_t want =
-                in.capacity() / 2 > initial_buffer_bytes ? in.capacity() / 2 : initial_buffer_bytes;
-            char* p = in.tail(in.tail_room() >= initial_buffer_bytes ? 1 : want);
+            char* p = room_for_receive(in);
             std::size_t got = 0;
             ERR_clear_error();
             const int ok = SSL_read_ex(ssl_, p, in.tail_room(), &got);
@@ -401,11 +400,7 @@ public:
             if (e == SSL_ERROR_ZERO_RETURN) return 0;  // close_notify
             if (e != SSL_ERROR_WANT_READ) return fail("tls receive from", openssl_reason(ssl_));
             // A record not whole yet (or a post-handshake message, a session ticket): more.
-            if (in.empty()) in.release();
-            if (const long r = send_pending(deadline, false); r < 0) return r;
-            const long r = lower_->receive(cipher_in_, deadline, nullptr);
-            if (r == 0) return end_of_ciphertext("tls receive from");
-            if (r < 0) return r;
+            wait_first = true;
         }
     }
 
