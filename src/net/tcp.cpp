@@ -139,7 +139,8 @@ struct server_state {
     std::mutex mutex;
     bool closed = false;
     bool accepting = false;
-    // Under max_connections: the slots, shared with the open clients (null without a cap).
+    // The slots under max_connections (never all taken without a cap), shared with the open
+    // clients, and the server's counters for runtime_stats_snapshot.
     connection_limit* limit = nullptr;
 
     // A graceful shutdown closes the server as close_stream does, from whatever thread.
