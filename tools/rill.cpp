@@ -245,7 +245,13 @@ int echo_command(int argc, char** argv) {
     // "INTF" alone takes the default port, as the usage says (the library wants a port).
     if (!address.port() && !options.port_number) options.port_number = default_echo_port;
     std::optional<rill::address> metrics_address;
-    if (metrics_where) metrics_address = parse_address(*metrics_where);
+    if (metrics_where) {
+        try {
+            metrics_address = parse_address(*metrics_where);
+        } catch (const rill::argument_error& e) {
+            throw usage_error("--metrics: " + std::string(e.what()));
+        }
+    }
     runtime.shutdown_signals = {SIGINT, SIGTERM};
     echo_totals totals;
     std::chrono::steady_clock::time_point drain_started;

@@ -5,6 +5,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <map>
@@ -270,6 +271,17 @@ TEST(MetricsEndpoint, HostileRequestsAreCutOff) {
     const auto waited = std::chrono::steady_clock::now() - start;
     EXPECT_GE(waited, rill_tools::metrics_reader_timeout - 100ms);
     EXPECT_LT(waited, rill_tools::metrics_reader_timeout + 4s);
+}
+
+TEST(MetricsEndpoint, ABadAddressIsRefusedWithOneLine) {
+    rill_test::child_process echo(
+        {rill_test::rill_tool, "echo", "127.0.0.1:0", "--metrics", "127.0.0.1:70000"});
+    auto o = echo.wait(tool_limit);
+    EXPECT_EQ(o.exit_status, 2);
+    EXPECT_EQ(o.out, "") << "no server was started";
+    EXPECT_THAT(o.err, testing::HasSubstr("--metrics: "));
+    EXPECT_THAT(o.err, testing::HasSubstr("70000"));
+    EXPECT_EQ(std::count(o.err.begin(), o.err.end(), '\n'), 1) << o.err;
 }
 
 }  // namespace
