@@ -73,7 +73,7 @@ struct backend_decision {
 // (unregister_running, which also folds its stream counters into the process totals).
 void register_running(runtime_state& rt) noexcept;
 void unregister_running(runtime_state& rt) noexcept;
-// Fills the runtime's part of a snapshot: running, backend, workers, streams, events.
+// Fills the runtime's part of a snapshot: running, backend, workers and stream totals.
 void collect_runtime_stats(rill::runtime_stats& out);
 
 }  // namespace rill::detail

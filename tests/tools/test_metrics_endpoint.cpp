@@ -159,7 +159,12 @@ TEST(MetricsEndpoint, CurlScrapeParsesAndCountsTheEchoTraffic) {
             response,
             testing::HasSubstr("\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n"));
         s = parse_exposition(body_of(response));
+        // A connection counts as closed when its socket closes, its task ends just after.
+        double alive_now = 0;
+        for (const auto& [key, value] : s)
+            if (key.rfind("rill_worker_tasks_alive{", 0) == 0) alive_now += value;
         const bool settled =
+            alive_now == 5 &&
             value_of(s, "rill_server_connections_open{" + echo_server + "}") == 2 &&
             value_of(s, "rill_server_connections_open{" + metrics_server + "}") == 1 &&
             value_of(s, "rill_stream_sent_bytes_total{}") == bytes_out + answered_before;
