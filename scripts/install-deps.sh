@@ -13,6 +13,7 @@ packages=(
   libbenchmark-dev                   # micro-benchmarks
   gambc                              # Gambit Scheme 4.9: the reference implementation
   netcat-openbsd iproute2 procps     # nc, ss and ps for the interop and option tests
+  curl python3-prometheus-client     # the rill echo --metrics test: a scrape, parsed as Prometheus does
 )
 
 missing=()

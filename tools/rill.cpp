@@ -19,6 +19,7 @@
 #include <rill/rill.hpp>
 
 #include "loadgen/bench_command.hpp"
+#include "metrics/metrics_endpoint.hpp"
 
 namespace {
 
@@ -30,7 +31,7 @@ const char* const usage_text =
     "            [--transcoder CODEC[,EOL[,ERRORS]]] [--mode once|persistent] [--workers N]\n"
     "            [--defer-accept SECS] [--reader-timeout D] [--writer-timeout D]\n"
     "            [--max-connections N] [--tls-cert FILE --tls-key FILE]\n"
-    "            [--tls-handshake-timeout D] [--drain-timeout D]\n"
+    "            [--tls-handshake-timeout D] [--drain-timeout D] [--metrics ADDRESS]\n"
     "      The seed's echo server. ADDRESS is PORT, INTF:PORT or INTF (default 127.0.0.1:2020).\n"
     "      once: one line per connection, then close (the seed); persistent: every line until\n"
     "      end of stream. Prints the bound address on its first line. --workers: worker\n"
@@ -45,6 +46,9 @@ const char* const usage_text =
     "      SIGINT or SIGTERM: stop accepting, close idle clients, answer the lines already\n"
     "      received (for --drain-timeout D at most, default 30s; a second signal: at once),\n"
     "      print a summary line and exit 0.\n"
+    "      --metrics ADDRESS: serve the runtime's counters (workers, servers, bytes, lines,\n"
+    "      errors) at http://ADDRESS/metrics in the Prometheus text format; prints that bound\n"
+    "      address on its second line.\n"
     "  rill send ADDRESS [LINE ...] [--keep-alive] [--no-coalesce] [--transcoder ...]\n"
     "            [--tls [--tls-ca FILE] [--insecure] [--server-name NAME]]\n"
     "      The seed's client: sends each LINE (or each line of standard input) and prints the\n"
@@ -181,6 +185,7 @@ int echo_command(int argc, char** argv) {
     bool persistent = false;
     rill::tls_options tls;
     std::optional<std::chrono::milliseconds> tls_handshake_timeout;
+    std::optional<std::string> metrics_where;
     arguments args(argc, argv, 2);
     for (std::string a; args.next(a);) {
         if (a == "--port-number")
@@ -209,6 +214,8 @@ int echo_command(int argc, char** argv) {
             tls_handshake_timeout = parse_duration(a, args.value(a));
         else if (a == "--drain-timeout")
             runtime.drain_timeout = parse_duration(a, args.value(a));
+        else if (a == "--metrics")
+            metrics_where = args.value(a);
         else if (a == "--mode") {
             std::string mode = args.value(a);
             if (mode != "once" && mode != "persistent")
@@ -237,6 +244,14 @@ int echo_command(int argc, char** argv) {
     rill::address address = where ? parse_address(*where) : rill::address(default_echo_port);
     // "INTF" alone takes the default port, as the usage says (the library wants a port).
     if (!address.port() && !options.port_number) options.port_number = default_echo_port;
+    std::optional<rill::address> metrics_address;
+    if (metrics_where) {
+        try {
+            metrics_address = parse_address(*metrics_where);
+        } catch (const rill::argument_error& e) {
+            throw usage_error("--metrics: " + std::string(e.what()));
+        }
+    }
     runtime.shutdown_signals = {SIGINT, SIGTERM};
     echo_totals totals;
     std::chrono::steady_clock::time_point drain_started;
@@ -244,6 +259,14 @@ int echo_command(int argc, char** argv) {
         [&] {
             rill::tcp_server_stream server(address, options);
             std::cout << rill::tcp_server_socket_info(server) << std::endl;
+            if (metrics_address) {
+                rill::tcp_server_stream metrics(*metrics_address,
+                                                rill_tools::metrics_server_options());
+                std::cout << rill::tcp_server_socket_info(metrics) << std::endl;
+                rill::spawn([metrics = std::move(metrics)]() mutable {
+                    rill_tools::serve_metrics(metrics);
+                });
+            }
             while (auto client = rill::read(server)) {
                 rill::spawn([c = std::move(*client), persistent, &totals]() mutable {
                     connection_tally tally(totals);

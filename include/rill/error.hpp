@@ -77,7 +77,7 @@ public:
 // Let it propagate: it unwinds the task so destructors run and streams close.
 class task_cancelled : public error {
 public:
-    task_cancelled() : error("task cancelled") {}
+    task_cancelled();  // "task cancelled"; each one made is counted (rill/stats.hpp)
 };
 
 namespace detail {

@@ -84,6 +84,8 @@ inline backend& task_backend(const char* operation) {
 // `automatic`'s probe: io_uring when this kernel (and seccomp profile) lets the process set
 // up a ring, else epoll (a refusal that will not change is remembered for the process).
 rill::backend probe_io_uring();
+// The errno of the last probe that found io_uring refused (0: none did).
+int io_uring_probe_error() noexcept;
 
 // Closes the descriptor (once; later calls do nothing).
 void close_socket(io_handle& h) noexcept;

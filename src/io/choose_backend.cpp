@@ -1,6 +1,7 @@
 // Which backend a run uses, and the poller each worker gets: the runtime asks through
 // runtime/poller.hpp and knows nothing else of the backends.
 #include <cstdlib>
+#include <cstring>
 #include <string>
 
 #include <rill/error.hpp>
@@ -32,6 +33,15 @@ rill::backend choose_backend(rill::backend requested) {
     if (rill::backend env = backend_from_environment(); env != rill::backend::automatic) return env;
     if (requested != rill::backend::automatic) return requested;
     return probe_io_uring();
+}
+
+backend_decision explain_backend_choice(rill::backend requested, rill::backend chosen) {
+    if (backend_from_environment() != rill::backend::automatic)
+        return {rill::backend_choice::asked_by_environment, {}};
+    if (requested != rill::backend::automatic) return {rill::backend_choice::asked_by_options, {}};
+    if (chosen == rill::backend::io_uring) return {rill::backend_choice::io_uring_by_default, {}};
+    return {rill::backend_choice::io_uring_unavailable,
+            "io_uring_setup failed: " + std::string(std::strerror(io_uring_probe_error()))};
 }
 
 bool backend_may_fall_back(rill::backend requested) {

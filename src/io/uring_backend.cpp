@@ -603,6 +603,12 @@ void uring_request::interrupt(task_control*) noexcept {
 
 }  // namespace
 
+namespace {
+std::atomic<int> last_probe_error{0};  // the errno of the last probe that failed
+}  // namespace
+
+int io_uring_probe_error() noexcept { return last_probe_error.load(std::memory_order_relaxed); }
+
 rill::backend probe_io_uring() {
     // Decided once per process, but only by a refusal that will not change: a shortage of
     // descriptors or memory at the first probe must not turn io_uring off for good.
@@ -619,6 +625,7 @@ rill::backend probe_io_uring() {
     // EPERM: seccomp (Docker's default profile) or kernel.io_uring_disabled; ENOSYS: a kernel
     // without io_uring; EINVAL: one too old for the setup we ask for.
     const bool refused = r == -EPERM || r == -ENOSYS || r == -EINVAL;
+    last_probe_error.store(-r, std::memory_order_relaxed);
     int expected = 0;
     if (!refused || decided.compare_exchange_strong(expected, 2))
         std::fprintf(stderr, "rill: using the epoll backend: io_uring_setup failed: %s%s\n",

@@ -139,7 +139,8 @@ struct server_state {
     std::mutex mutex;
     bool closed = false;
     bool accepting = false;
-    // Under max_connections: the slots, shared with the open clients (null without a cap).
+    // The slots under max_connections (never all taken without a cap), shared with the open
+    // clients, and the server's counters for runtime_stats_snapshot.
     connection_limit* limit = nullptr;
 
     // A graceful shutdown closes the server as close_stream does, from whatever thread.
@@ -232,8 +233,11 @@ tcp_server_stream::tcp_server_stream(address where, server_options options) {
             state_->io.fd = fd.release();
             state_->options = std::move(options);
             state_->name = detail::socket_name(state_->io.fd, false, op).to_string();
-            if (state_->options.max_connections > 0)
-                state_->limit = new detail::connection_limit(state_->options.max_connections);
+            // Every server has one: it keeps the server's counters (without a cap, the limit is
+            // never reached), and lists the server for runtime_stats_snapshot.
+            state_->limit =
+                new detail::connection_limit(state_->options.max_connections, state_->name);
+            detail::list_open_server(*state_->limit);
             // request_shutdown closes it (at once when the shutdown has begun).
             detail::add_shutdown_hook(state_->on_shutdown);
             return;
@@ -299,6 +303,7 @@ std::optional<tcp_client_stream> read(tcp_server_stream& server) {
                 detail::io_handle accepted;
                 accepted.fd = fd.get();
                 accepted.byte_stream = true;
+                slot.mark_accepted();
                 auto client = detail::make_client_state(fd, accepted, st.options, std::move(slot));
                 client->ends_at_shutdown = true;
                 return tcp_client_stream(std::move(client));
@@ -315,6 +320,7 @@ std::optional<tcp_client_stream> read(tcp_server_stream& server) {
         // a reason to stop serving. Back off (the clients it has keep being served; the
         // pending ones wait in the backlog) and try again.
         detail::count(detail::counters.accept_errors_retried);
+        st.limit->count_accept_error();
         slot.release();
         task_sleep(backoff);
         backoff = std::min(backoff * 2, detail::accept_backoff_max);

@@ -18,6 +18,7 @@
 #include <rill/error.hpp>
 
 #include "net/socket_transport.hpp"
+#include "runtime/worker_stats.hpp"
 
 #if RILL_WITH_TLS
 #include <openssl/bio.h>
@@ -695,9 +696,11 @@ std::optional<tls_info> tls_info_of(transport& t, const std::optional<time_point
     const long r = tls->complete_handshake(deadline);
     if (r == transport_protocol_failure) tls->throw_protocol_failure(operation);
     if (r == -ECANCELED) throw task_cancelled();
-    if (r == -ETIMEDOUT && deadline)
+    if (r == -ETIMEDOUT && deadline) {
+        count_event(&worker_counters::timeouts);
         throw timeout_error(std::string(operation) + ": the handshake with " + t.peer_name() +
                             " passed the reader timeout");
+    }
     if (r < 0)
         throw_os_error(static_cast<int>(-r),
                        std::string(operation) + ": handshake with " + t.peer_name());

@@ -13,6 +13,8 @@
 #include <rill/error.hpp>
 #include <rill/runtime.hpp>
 
+#include "runtime/worker_stats.hpp"
+
 namespace rill::detail {
 
 class scheduler;
@@ -47,6 +49,8 @@ public:
 // Defined by the I/O layer. Which backend `requested` means in this process (RILL_BACKEND,
 // then `automatic`'s probe), decided before any worker starts.
 rill::backend choose_backend(rill::backend requested);
+// Why choose_backend(requested) gave `chosen`, for runtime_stats_snapshot.
+backend_decision explain_backend_choice(rill::backend requested, rill::backend chosen);
 // The poller of one worker, created on that worker's thread.
 std::unique_ptr<poller> make_poller(rill::backend kind, scheduler& owner);
 // Whether `requested` lets run fall back to epoll when a worker's io_uring cannot be set up

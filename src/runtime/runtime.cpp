@@ -51,12 +51,18 @@ struct body_owner {
         if (body) body->destroy(body);
     }
 };
+
+// Set by run_runtime for the run it starts again with epoll: why (the setup error's text).
+thread_local const std::string* falling_back_because = nullptr;
 }  // namespace
 
 runtime_state::runtime_state(const runtime_options& options, rill::backend kind)
-    : options_(options), kind_(kind) {
+    : options_(options), kind_(kind), worker_counters_(std::make_unique<worker_counters[]>(
+                                          static_cast<std::size_t>(options.workers))) {
     schedulers_.resize(static_cast<std::size_t>(options.workers));
 }
+
+runtime_state::~runtime_state() { unregister_running(*this); }
 
 scheduler& runtime_state::next_scheduler() noexcept {
     // While stopping, a task spawned by a dying task stays on its worker, which is sure to be
@@ -185,8 +191,14 @@ int run_runtime(task_body* main_body, const int* main_result, const runtime_opti
                              " bytes, got " + std::to_string(options.stack_size));
     }
     check_shutdown_options(options.shutdown_signals, options.drain_timeout.count());
+    const std::string* fallback = std::exchange(falling_back_because, nullptr);
     const rill::backend kind = choose_backend(options.backend);
     runtime_state rt(options, kind);
+    if (fallback) {
+        rt.set_backend_reason({rill::backend_choice::io_uring_setup_failed, *fallback});
+    } else {
+        rt.set_backend_reason(explain_backend_choice(options.backend, kind));
+    }
     auto& scheds = rt.schedulers();
 
     // Worker 0 is this thread. The others construct their scheduler (and ring: io_uring's
@@ -199,17 +211,20 @@ int run_runtime(task_body* main_body, const int* main_result, const runtime_opti
     const bool may_fall_back =
         kind != rill::backend::epoll && backend_may_fall_back(options.backend);
     auto start_over_with_epoll = [&](const std::exception_ptr& e) {
+        std::string why;
         try {
             std::rethrow_exception(e);
         } catch (const backend_setup_error& setup) {
             std::fprintf(stderr, "rill: using the epoll backend: %s\n", setup.what());
+            why = setup.what();
         }
         runtime_options epoll_options = options;
         epoll_options.backend = rill::backend::epoll;
+        falling_back_because = &why;
         return run_runtime(std::exchange(owner.body, nullptr), main_result, epoll_options);
     };
     try {
-        scheds[0] = std::make_unique<scheduler>(rt, kind, options.stack_size);
+        scheds[0] = std::make_unique<scheduler>(rt, kind, options.stack_size, 0);
     } catch (const backend_setup_error&) {
         if (!may_fall_back) throw;
         return start_over_with_epoll(std::current_exception());
@@ -220,7 +235,8 @@ int run_runtime(task_body* main_body, const int* main_result, const runtime_opti
     for (int i = 1; i < options.workers; ++i) {
         threads.emplace_back([&, i] {
             try {
-                scheds[i] = std::make_unique<scheduler>(rt, kind, options.stack_size);
+                scheds[i] = std::make_unique<scheduler>(rt, kind, options.stack_size,
+                                                        static_cast<std::size_t>(i));
             } catch (...) {
                 std::lock_guard lock(started_mutex);
                 if (!start_error) start_error = std::current_exception();
@@ -297,6 +313,7 @@ int run_runtime(task_body* main_body, const int* main_result, const runtime_opti
         for (auto& s : scheds)
             if (s) s->request_cancel_all();
     } else {
+        register_running(rt);  // runtime_stats_snapshot sees it until rt is destroyed
         scheds[0]->run_loop();
     }
     registration.reset();  // before the schedulers go: request_shutdown reaches them

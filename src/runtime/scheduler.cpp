@@ -59,17 +59,22 @@ void end_unstarted_task(task_control* t, std::exception_ptr e, runtime_state& rt
     rt.task_ended();
 }
 
-scheduler::scheduler(runtime_state& runtime, rill::backend kind, std::size_t stack_bytes)
-    : runtime_(runtime), stacks_(stack_bytes) {
+scheduler::scheduler(runtime_state& runtime, rill::backend kind, std::size_t stack_bytes,
+                     std::size_t worker_index)
+    : runtime_(runtime), counters_(runtime.counters_of(worker_index)), stacks_(stack_bytes) {
     poller_ = make_poller(kind, *this);
     // Only once nothing can throw: a half-built scheduler must not stay current (run would
     // then refuse every later call as nested, and point at freed memory).
     current_scheduler = this;
+    current_worker_block = &counters_;
 }
 
 scheduler::~scheduler() {
     poller_.reset();
-    if (current_scheduler == this) current_scheduler = nullptr;
+    if (current_scheduler == this) {
+        current_scheduler = nullptr;
+        current_worker_block = nullptr;
+    }
 }
 
 void scheduler::start(task_control* t) {
@@ -100,6 +105,7 @@ void scheduler::start(task_control* t) {
     if (live_head_) live_head_->live_prev = t;
     live_head_ = t;
     ++live_count_;
+    add_owned(counters_.tasks_started);
     if (runtime_.stopping()) t->cancelled = true;
     push_ready(t);
 }
@@ -112,6 +118,7 @@ void scheduler::push_ready(task_control* t) noexcept {
         ready_head_ = t;
     }
     ready_tail_ = t;
+    add_owned(counters_.tasks_ready);
 }
 
 void scheduler::ready(task_control* t) noexcept {
@@ -195,6 +202,7 @@ void scheduler::switch_to_loop(bool finishing) {
 }
 
 void scheduler::resume(task_control* t) {
+    subtract_owned(counters_.tasks_ready);  // every task resumed was pushed ready
     running_ = t;
     budget_left_ = task_budget_operations;
     transfer tr = switch_context(t->ctx, t, loop_sanitizer_, t->sanitizer);
@@ -213,6 +221,7 @@ void scheduler::finish_task(task_control* t) {
     if (t->live_next) t->live_next->live_prev = t->live_prev;
     if (live_head_ == t) live_head_ = t->live_next;
     --live_count_;
+    add_owned(counters_.tasks_finished);
     drop_ref(t);
     runtime_.task_ended();
 }
@@ -328,6 +337,7 @@ inline void prefetch_stack(const task_control* t) noexcept {
 void scheduler::run_loop() {
     loop_sanitizer_.set_tsan(tsan_current_fiber());
     for (;;) {
+        add_owned(counters_.loop_turns);
         if (remote_pending_.load(std::memory_order_acquire)) take_remote();
         if (draining_) [[unlikely]]
             drain_turn();
@@ -373,7 +383,18 @@ void scheduler::run_loop() {
             if (remote_pending_.load(std::memory_order_seq_cst))
                 timeout = std::chrono::nanoseconds::zero();
         }
-        poller_->wait(timeout);
+        if (timeout == std::chrono::nanoseconds::zero()) {
+            poller_->wait(timeout);
+        } else {
+            // Only a wait that may block is timed: a poll with tasks ready reads no clock.
+            const time_point before = clock::now();
+            poller_->wait(timeout);
+            add_owned(
+                counters_.waiting_ns,
+                static_cast<std::uint64_t>(
+                    std::chrono::duration_cast<std::chrono::nanoseconds>(clock::now() - before)
+                        .count()));
+        }
         sleeping_.store(false, std::memory_order_relaxed);
         if (!timers_.empty()) fire_timers(clock::now());
     }

@@ -19,6 +19,7 @@
 #include "runtime/fiber.hpp"
 #include "runtime/poller.hpp"
 #include "runtime/shutdown.hpp"
+#include "runtime/worker_stats.hpp"
 
 namespace rill::detail {
 
@@ -107,7 +108,9 @@ struct task_control : small_block_allocated {
 
 class scheduler {
 public:
-    scheduler(runtime_state& runtime, rill::backend kind, std::size_t stack_bytes);
+    // Worker `worker_index` of `runtime` (its counter block: runtime.counters_of(index)).
+    scheduler(runtime_state& runtime, rill::backend kind, std::size_t stack_bytes,
+              std::size_t worker_index);
     ~scheduler();
     scheduler(const scheduler&) = delete;
     scheduler& operator=(const scheduler&) = delete;
@@ -190,6 +193,7 @@ private:
     void heap_sift_down(std::size_t i) noexcept;
 
     runtime_state& runtime_;
+    worker_counters& counters_;  // written only by this worker's thread
     std::unique_ptr<detail::poller> poller_;
     stack_pool stacks_;
     task_control* running_ = nullptr;
@@ -226,6 +230,7 @@ private:
 class runtime_state {
 public:
     runtime_state(const runtime_options& options, rill::backend kind);
+    ~runtime_state();  // folds the stream counters into the process totals
     std::vector<std::unique_ptr<scheduler>>& schedulers() noexcept { return schedulers_; }
     // Where the next spawned task goes (round robin over the workers).
     scheduler& next_scheduler() noexcept;
@@ -242,6 +247,12 @@ public:
     }
     const runtime_options& options() const noexcept { return options_; }
     rill::backend backend_kind() const noexcept { return kind_; }
+    // For runtime_stats_snapshot: why this backend, and each worker's counter block (they
+    // outlive the schedulers, so a snapshot taken while run ends reads valid memory).
+    const backend_decision& backend_reason() const noexcept { return backend_reason_; }
+    void set_backend_reason(backend_decision why) { backend_reason_ = std::move(why); }
+    std::size_t worker_count() const noexcept { return schedulers_.size(); }
+    worker_counters& counters_of(std::size_t worker) noexcept { return worker_counters_[worker]; }
 
     // Graceful shutdown (request_shutdown): closes the run's servers (its shutdown hooks) and
     // tells every worker. Only the first call does anything; from any thread.
@@ -262,6 +273,8 @@ private:
     std::mutex shutdown_mutex_;
     time_point drain_deadline_{};  // written before shutting_down_ is set
     std::atomic<bool> shutting_down_{false};
+    backend_decision backend_reason_;
+    std::unique_ptr<worker_counters[]> worker_counters_;
 };
 
 // The calling thread's scheduler (constinit: read without a thread-local init call).

@@ -3,6 +3,7 @@
 // custom separators, max_length and read_n_chars.
 #include <rill/stream.hpp>
 
+#include "runtime/worker_stats.hpp"
 #include "stream/text_reading.hpp"
 
 namespace rill {
@@ -13,6 +14,7 @@ namespace {
 [[noreturn]] void too_long(stream_state& st, std::size_t cap, std::size_t length,
                            bool line_end_seen) {
     if (!line_end_seen) st.discarding_line = true;
+    count_event(&worker_counters::lines_too_long);
     throw line_too_long("read_line: line longer than max_line_length (" + std::to_string(cap) +
                         " bytes) from " + st.name() + "; " + std::to_string(length) +
                         " bytes skipped so far");
@@ -172,9 +174,13 @@ bool read_line_waiting(stream_state& st, std::string& line, const read_line_opti
 
 bool read_line_into(stream_state& st, std::string& line, const read_line_options& o) {
     if (!st.codec && !st.discarding_line && o.separator == U'\n' && !o.max_length &&
-        read_buffered_line(st, line, o)) [[likely]]
+        read_buffered_line(st, line, o)) [[likely]] {
+        count_event(&worker_counters::lines_in);
         return true;
-    return read_line_waiting(st, line, o);
+    }
+    if (!read_line_waiting(st, line, o)) return false;
+    count_event(&worker_counters::lines_in);
+    return true;
 }
 
 // read_line_into when no whole line is buffered (or the stream is not the plain kind): receives

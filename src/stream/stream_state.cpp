@@ -3,6 +3,8 @@
 // closing and the stream's settings.
 #include "stream/stream_state.hpp"
 
+#include "runtime/worker_stats.hpp"
+
 #include <cerrno>
 #include <cstdio>
 #include <thread>
@@ -150,13 +152,17 @@ fill_result stream_state::fill_bytes(const char* operation) {
         r = io->receive(in, deadline, nullptr);
     }
     if (r > 0) {
+        count_event(&worker_counters::bytes_in, static_cast<std::uint64_t>(r));
         // A flooding peer never lets this receive wait: the budget makes its task yield.
         if (here) here->spend_budget();
         return fill_result::more;
     }
     // The backend reports a passed deadline as -ETIMEDOUT, the errno TCP also uses for a
     // connection that timed out (retransmissions, keepalive): only the first is a timeout.
-    if (r == -ETIMEDOUT && deadline) return fill_result::timed_out;
+    if (r == -ETIMEDOUT && deadline) {
+        count_event(&worker_counters::timeouts);
+        return fill_result::timed_out;
+    }
     if (r == -ECANCELED) throw task_cancelled();
     if (r == transport_protocol_failure && !close_requested())
         io->throw_protocol_failure(operation);  // a TLS failure: tls_error
@@ -182,6 +188,7 @@ fill_result stream_state::fill_text(const char* operation) {
                            std::to_string(tc.bytes_decoded) + " of " + name();
         in.consume(bad);
         tc.bytes_decoded += bad;
+        count_event(&worker_counters::decoding_errors);
         throw decoding_error(what);
     }
     // The text already read goes before more is decoded: a peer whose every segment ends inside
@@ -227,14 +234,17 @@ std::size_t stream_state::send_some(const char* p, std::size_t n,
     note_user(here ? here->running() : nullptr);
     const long r = io->send(p, n, deadline, more);
     if (r >= 0) {
+        count_event(&worker_counters::bytes_out, static_cast<std::uint64_t>(r));
         // A yield here loses nothing: the caller gets the count after it.
         if (here) here->spend_budget();
         return static_cast<std::size_t>(r);
     }
-    if (r == -ETIMEDOUT && deadline)  // else the connection itself timed out: os_error
+    if (r == -ETIMEDOUT && deadline) {  // else the connection itself timed out: os_error
+        count_event(&worker_counters::timeouts);
         throw timeout_error(std::string(operation) + ": writer timeout of " +
                             std::to_string(options.writer_timeout->count()) +
                             " ms passed sending to " + name());
+    }
     if (r == -ECANCELED) throw task_cancelled();
     write_error = static_cast<int>(-r);
     if (close_requested()) refuse_write(operation);  // "the stream was closed"
@@ -259,6 +269,10 @@ void stream_state::flush(const char* operation, bool closing) {
 }
 
 void stream_state::note_flush_taken(const pending_output& flushed, task_control& running) noexcept {
+    // The backend sent it with the receive: counted here, as send_some counts its own.
+    if (flushed.sent > 0)
+        count_event(&worker_counters::bytes_out, static_cast<std::uint64_t>(flushed.sent));
+    if (flushed.sent == -ETIMEDOUT) count_event(&worker_counters::timeouts);
     if (flushed.sent < 0 && flushed.sent != -ECANCELED) {  // the next write reports it
         write_error = flushed.sent == -ETIMEDOUT ? ETIMEDOUT : static_cast<int>(-flushed.sent);
         out.release();

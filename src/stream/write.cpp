@@ -9,6 +9,7 @@
 
 #include <rill/stream.hpp>
 
+#include "runtime/worker_stats.hpp"
 #include "stream/stream_state.hpp"
 #include "text/utf8.hpp"
 
@@ -154,10 +155,12 @@ void stream_state::write_line(std::string_view text, const char* operation) {
         if (copied) [[likely]] {
             std::memcpy(to + text.size(), end.bytes, 2);
             out.commit(n);
+            count_event(&worker_counters::lines_out);
             return;
         }
     }
     write_line_slowly(text, operation);
+    count_event(&worker_counters::lines_out);
 }
 
 void stream_state::write_line_slowly(std::string_view text, const char* operation) {
