@@ -26,7 +26,8 @@ connection_slot connection_slot::take(connection_limit& limit) {
     prepare_to_wait();  // output the task flushed leaves before it may park
     std::unique_lock lock(limit.mutex_);
     // Parks on a list rather than polling: nothing runs while the server is at its limit.
-    while (!limit.closed_ && limit.open_ >= limit.max_) limit.readers_.wait(lock);
+    while (!limit.closed_ && limit.open_ >= limit.max_)
+        wait_as(limit.readers_, lock, wait_kind::accept_limit);
     if (limit.closed_) return connection_slot();
     ++limit.open_;
     limit.add_ref();
