@@ -177,6 +177,7 @@ TEST(TaskDump, NamesEachWaitWithItsPeerAndSpawnSite) {
             ASSERT_TRUE(all_waiting) << dump;
             const int ready_line = __LINE__ + 1;
             rill::task ready = rill::spawn([] {});  // one worker: it runs once main waits
+            const auto first_dump_at = std::chrono::steady_clock::now();
             dump = task_dump();
 
             const std::vector<std::string> lines = lines_of(dump);
@@ -216,12 +217,12 @@ TEST(TaskDump, NamesEachWaitWithItsPeerAndSpawnSite) {
             EXPECT_EQ(running[2].str(), site(run_line, test_function));
 
             // "For how long" counts from when the wait began.
-            const auto before_pause = std::chrono::steady_clock::now();
             const long sleeper_before = waited_ms(dump, sleeper_id);
             rill::task_sleep(100ms);
             dump = task_dump();
+            // Between the two dumps (measured around them, so wider than the dumps' interval).
             const long paused_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                                       std::chrono::steady_clock::now() - before_pause)
+                                       std::chrono::steady_clock::now() - first_dump_at)
                                        .count();
             const long sleeper_after = waited_ms(dump, sleeper_id);
             // The coarse clock ticks every 1-4 ms.
