@@ -258,6 +258,30 @@ TEST(TaskDump, NamesEachWaitWithItsPeerAndSpawnSite) {
         {.workers = 1});
 }
 
+// A server at its max_connections: its reader waits for a client to close, not in accept.
+TEST(TaskDump, AServerAtItsConnectionLimitWaitsForASlot) {
+    rill::run(
+        [&] {
+            const char* main_function = __builtin_FUNCTION();
+            rill::tcp_server_stream server("127.0.0.1:0", {.max_connections = 1});
+            const std::string address = rill::tcp_server_socket_info(server).to_string();
+            rill::tcp_client_stream client(address);
+            rill::tcp_client_stream held = std::move(*rill::read(server));
+            const int acceptor_line = __LINE__ + 1;
+            auto acceptor = rill::spawn([s = std::move(server)]() mutable { rill::read(s); });
+            std::string dump;
+            ASSERT_TRUE(rill_test::task_wait_until([&] {
+                dump = task_dump();
+                return task_line(dump, acceptor.id()).find(" waiting ") != std::string::npos;
+            }));
+            EXPECT_EQ(task_line(dump, acceptor.id()),
+                      "task " + std::to_string(acceptor.id()) +
+                          " worker 0 waiting accept at max_connections for _ ms spawned at " +
+                          site(acceptor_line, main_function));
+        },
+        {.workers = 1});
+}
+
 // Tasks on every worker, dumped from a thread that is no worker while run() runs.
 TEST(TaskDump, FromAThreadOutsideTheRuntime) {
     rill::run(
