@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <exception>
 #include <functional>
+#include <iosfwd>
 #include <memory>
 #include <new>
 #include <type_traits>
@@ -49,6 +50,22 @@ struct runtime_options {
     std::vector<int> shutdown_signals;
 };
 
+// Where a task was spawned: the call of spawn (or run, for main) that made it, as the task dump
+// shows it ("file:line in function"). A default argument of spawn and run makes it at the
+// caller's line; a helper that spawns on its callers' behalf takes one itself and passes it on.
+// (Not std::source_location: clang 14 with libstdc++ 12 has none.)
+struct spawn_site {
+    const char* file = "";
+    const char* function = "";
+    std::uint_least32_t line = 0;
+
+    static constexpr spawn_site current(const char* file = __builtin_FILE(),
+                                        const char* function = __builtin_FUNCTION(),
+                                        std::uint_least32_t line = __builtin_LINE()) noexcept {
+        return spawn_site{file, function, line};
+    }
+};
+
 namespace detail {
 struct task_control;
 
@@ -62,6 +79,9 @@ struct task_body {
     // null when the callable's move may throw.
     task_body* (*relocate)(task_body*, void* where) noexcept;
     std::size_t size;
+    // Kept with the body (at the top of the task's stack once it runs, in a page committed
+    // anyway) rather than in the control block, which stays one small block per connection.
+    spawn_site site;
 };
 
 // Blocks of up to 520 bytes recycled per thread (task bodies, task control blocks, stream
@@ -85,14 +105,14 @@ struct small_block_allocated {
 template <class F>
 struct task_body_of final : task_body, small_block_allocated {
     F fn;
-    explicit task_body_of(F&& f)
-        : task_body{&call, &drop, relocator(), sizeof(task_body_of)}, fn(std::move(f)) {}
+    task_body_of(F&& f, spawn_site where)
+        : task_body{&call, &drop, relocator(), sizeof(task_body_of), where}, fn(std::move(f)) {}
     static void call(task_body* b) { static_cast<task_body_of*>(b)->fn(); }
     static void drop(task_body* b) { delete static_cast<task_body_of*>(b); }
     static void drop_in_place(task_body* b) { static_cast<task_body_of*>(b)->~task_body_of(); }
     static task_body* move_to(task_body* b, void* where) noexcept {
         auto* self = static_cast<task_body_of*>(b);
-        auto* moved = ::new (where) task_body_of(std::move(self->fn));
+        auto* moved = ::new (where) task_body_of(std::move(self->fn), self->site);
         moved->destroy = &drop_in_place;  // its memory is the stack's
         delete self;
         return moved;
@@ -159,12 +179,14 @@ private:
 // cannot hold the worker). Nothing else preempts a task (no signals): a loop that computes
 // without touching a stream holds its worker, and every other task on it, until it ends;
 // call task_yield in such a loop every millisecond or so.
+//
+// `where` is the caller's line by default; write_task_dump shows it.
 template <class F>
-task spawn(F&& fn) {
+task spawn(F&& fn, spawn_site where = spawn_site::current()) {
     using body = detail::task_body_of<std::decay_t<F>>;
     detail::task_body* made;
     try {
-        made = new body(std::decay_t<F>(std::forward<F>(fn)));
+        made = new body(std::decay_t<F>(std::forward<F>(fn)), where);
     } catch (const std::bad_alloc&) {
         return task(detail::spawn_without_memory());
     }
@@ -174,9 +196,10 @@ task spawn(F&& fn) {
 // Starts the runtime on this thread (plus workers - 1 more threads) and runs `main` as the
 // first task. When `main` returns, every task still alive is cancelled: its blocking call
 // throws task_cancelled, so destructors run and streams close. Returns main's int (0 for a
-// void main) once every task has ended; an exception from `main` is rethrown here.
+// void main) once every task has ended; an exception from `main` is rethrown here. `where`
+// (the caller's line by default) is main's spawn site in write_task_dump.
 template <class F>
-int run(F&& main, runtime_options options = {}) {
+int run(F&& main, runtime_options options = {}, spawn_site where = spawn_site::current()) {
     int result = 0;
     auto wrapper = [&result, fn = std::forward<F>(main)]() mutable {
         if constexpr (std::is_void_v<std::invoke_result_t<decltype(fn)&>>) {
@@ -187,7 +210,7 @@ int run(F&& main, runtime_options options = {}) {
         }
     };
     using body = detail::task_body_of<decltype(wrapper)>;
-    return detail::run_runtime(new body(std::move(wrapper)), &result, options);
+    return detail::run_runtime(new body(std::move(wrapper), where), &result, options);
 }
 
 // Called with the id of a task nobody joins and the exception that ended it (never
@@ -229,5 +252,41 @@ void request_shutdown() noexcept;
 void end_drain() noexcept;
 // True once request_shutdown has been called (for loops of your own that should stop too).
 bool shutdown_requested() noexcept;
+
+// How long write_task_dump waits for each worker's part of the dump.
+inline constexpr std::chrono::milliseconds task_dump_answer_timeout_ms{1000};
+
+// Writes every live task of the running runtime to `out`, as Go's goroutine dump does, one
+// line per task, grouped by worker (ids ascending):
+//
+//   rill task dump: 5 tasks on 2 workers (io_uring)
+//   worker 0: 3 tasks
+//   task 1 worker 0 running spawned at /src/a.cpp:40 in main
+//   task 4 worker 0 ready spawned at /src/a.cpp:52 in operator()
+//   task 7 worker 0 waiting read from 127.0.0.1:40522 for 1523 ms spawned at /src/a.cpp:61 in f
+//   worker 1: not answering within 1000 ms (a task computing without yielding holds it)
+//
+// The header counts every task not yet ended (also those of a worker that did not answer, or
+// spawned and not yet started). A task is running (the caller), ready (runnable, waiting for
+// its turn) or waiting: read or write (with the stream's peer address), accept (with the
+// listening address; "at max_connections" when the server is at its limit), connect (with the
+// address connected to), sleep, channel, join, helper (a blocking call on a helper thread: a
+// name lookup), for how long (milliseconds, to the coarse clock's 1-4 ms). The spawn site is
+// spawn's (or run's) caller.
+//
+// Each worker lists its own tasks on its own thread, between two tasks; the caller waits up to
+// task_dump_answer_timeout_ms for each and reports a worker that did not answer in time (a task
+// computing without yielding holds it) rather than waiting on. Callable from a task (the
+// caller's worker writes its part at once; the task then waits, its worker serving the
+// others) or from any other thread while run() runs (a thread that handles SIGQUIT, say).
+// Outside run() it writes one line, "rill task dump: no runtime is running". From a task, its
+// own run() is dumped; from another thread, every run() under way, one after the other.
+// Throws what `out` throws; std::bad_alloc; task_cancelled when the calling task is cancelled
+// while it waits.
+//
+// Cost when nobody dumps: a read of the coarse monotonic clock each time a task starts to
+// wait (not when an operation completes at once), and the spawn site (three words) beside
+// each task's body.
+void write_task_dump(std::ostream& out);
 
 }  // namespace rill

@@ -31,6 +31,7 @@ struct epoll_waiter final : park_point {
     int fd;
     bool writing;
     void interrupt(task_control* t) noexcept override;
+    void describe_target(std::string& out) const override { describe_socket_wait(fd, kind, out); }
 };
 
 class epoll_backend final : public backend {
@@ -184,6 +185,7 @@ private:
         }
         const bool writing = op.kind == io_kind::send || op.kind == io_kind::connect;
         epoll_waiter w;
+        w.kind = wait_kind_of(op.kind);
         w.backend = this;
         w.fd = h.fd;
         w.writing = writing;

@@ -1,6 +1,8 @@
 // The non-blocking system calls both backends start from, and the few steps they share.
 #include "io/socket_calls.hpp"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -9,6 +11,59 @@
 #include <cerrno>
 
 namespace rill::detail {
+
+wait_kind wait_kind_of(io_kind kind) noexcept {
+    switch (kind) {
+    case io_kind::recv:
+    case io_kind::readable:
+    case io_kind::recv_provided: return wait_kind::read;
+    case io_kind::send: return wait_kind::write;
+    case io_kind::accept: return wait_kind::accept;
+    case io_kind::connect: return wait_kind::connect;
+    }
+    return wait_kind::other;
+}
+
+void describe_socket_wait(int fd, wait_kind kind, std::string& out) {
+    sockaddr_storage ss{};
+    socklen_t length = sizeof ss;
+    auto* sa = reinterpret_cast<sockaddr*>(&ss);
+    bool named;
+    if (kind == wait_kind::accept) {
+        named = getsockname(fd, sa, &length) == 0;
+    } else if (kind == wait_kind::connect) {
+        // getpeername says ENOTCONN until the handshake completes; SO_PEERNAME answers, but
+        // only when asked for no more than the family's address size (else EINVAL).
+        named = getsockname(fd, sa, &length) == 0 &&
+                (ss.ss_family == AF_INET || ss.ss_family == AF_INET6);
+        if (named) {
+            length = ss.ss_family == AF_INET ? sizeof(sockaddr_in) : sizeof(sockaddr_in6);
+            named = getsockopt(fd, SOL_SOCKET, SO_PEERNAME, sa, &length) == 0;
+        }
+    } else {
+        named = getpeername(fd, sa, &length) == 0;
+    }
+    if (!named) return;
+    char host[INET6_ADDRSTRLEN] = "";
+    int port = 0;
+    if (ss.ss_family == AF_INET) {
+        const auto* in4 = reinterpret_cast<const sockaddr_in*>(sa);
+        if (!inet_ntop(AF_INET, &in4->sin_addr, host, sizeof host)) return;
+        port = ntohs(in4->sin_port);
+    } else if (ss.ss_family == AF_INET6) {
+        const auto* in6 = reinterpret_cast<const sockaddr_in6*>(sa);
+        if (!inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host)) return;
+        port = ntohs(in6->sin6_port);
+    } else {
+        return;  // not an IP socket (a socketpair in tests): no address to show
+    }
+    // As rill::socket_info::to_string writes it.
+    if (ss.ss_family == AF_INET6) out += '[';
+    out += host;
+    if (ss.ss_family == AF_INET6) out += ']';
+    out += ':';
+    out += std::to_string(port);
+}
 
 long connect_result(int fd) noexcept {
     int err = 0;

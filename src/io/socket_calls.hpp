@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <optional>
+#include <string>
 
 #include "io/backend.hpp"
 
@@ -64,5 +65,11 @@ inline void receive_into(io_op& op, byte_buffer& in) {
 task_control* task_to_wait();
 
 void count_provided_buffer_shortfall() noexcept;
+
+// What a task dump shows of a wait on `fd`: the kind of wait of an operation, and the address
+// it is on: the peer's ("127.0.0.1:40522", also while a connect is in progress), the
+// listening address for accept ("on 127.0.0.1:2020"); nothing when the socket has none.
+wait_kind wait_kind_of(io_kind kind) noexcept;
+void describe_socket_wait(int fd, wait_kind kind, std::string& out);
 
 }  // namespace rill::detail

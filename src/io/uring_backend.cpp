@@ -124,8 +124,10 @@ struct uring_request final : park_point {
     // Its cancel found no submission slot and waits for the next loop turn (cancels_pending_).
     bool cancel_pending = false;
     uring_request* next_cancel = nullptr;
+    int fd = -1;  // for the task dump
 
     void interrupt(task_control* t) noexcept override;
+    void describe_target(std::string& out) const override { describe_socket_wait(fd, kind, out); }
 };
 
 class uring_backend final : public backend {
@@ -238,6 +240,8 @@ private:
         uring_request req;
         req.backend = this;
         req.task = t;
+        req.kind = wait_kind_of(op.kind);
+        req.fd = h.fd;
         if (!prepare(h, op, req)) return refused();
         const long r = complete(h, op, req, owner_.park(&req, op.deadline));
         if (op.kind == io_kind::recv || op.kind == io_kind::recv_provided) note_receive(h, op, r);
@@ -265,6 +269,8 @@ private:
         uring_request sending;
         sending.backend = this;
         sending.task = nullptr;
+        sending.kind = wait_kind::write;
+        sending.fd = h.fd;
         sending.completed = send.completed;
         sending.context = send.context;
         if (!prepare(h, send, sending)) {
@@ -274,6 +280,8 @@ private:
         uring_request req;
         req.backend = this;
         req.task = t;
+        req.kind = wait_kind::read;
+        req.fd = h.fd;
         long r = refused();
         if (prepare(h, op, req)) {
             r = complete(h, op, req, owner_.park(&req, op.deadline));

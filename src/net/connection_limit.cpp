@@ -70,7 +70,8 @@ connection_slot connection_slot::take(connection_limit& limit) {
     // Parks on a list rather than polling: nothing runs while the server is at its limit.
     if (!limit.closed_ && limit.open_ >= limit.max_)
         limit.paused_at_limit_.fetch_add(1, std::memory_order_relaxed);
-    while (!limit.closed_ && limit.open_ >= limit.max_) limit.readers_.wait(lock);
+    while (!limit.closed_ && limit.open_ >= limit.max_)
+        wait_as(limit.readers_, lock, wait_kind::accept_limit);
     if (limit.closed_) return connection_slot();
     ++limit.open_;
     limit.add_ref();

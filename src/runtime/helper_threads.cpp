@@ -103,7 +103,7 @@ void run_on_helper_thread(std::function<void()> job) {
     // A cancelled task leaves here with task_cancelled; the job finishes on its own and the
     // completion goes with its last reference.
     std::unique_lock lock(finished->mutex);
-    while (!finished->done) finished->waiter.wait(lock);
+    while (!finished->done) wait_as(finished->waiter, lock, wait_kind::helper);
 }
 
 }  // namespace rill::detail

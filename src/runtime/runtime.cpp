@@ -173,7 +173,7 @@ void join_task(task_control* t) {
     if (&self == t) throw error("task.join: a task cannot join itself");
     run_deferred(self);
     std::unique_lock lock(t->join_mutex);
-    while (!t->finished) t->joiners.wait(lock);
+    while (!t->finished) wait_as(t->joiners, lock, wait_kind::join);
 }
 
 std::uint64_t task_id(const task_control* t) noexcept { return t->id; }
@@ -281,6 +281,7 @@ int run_runtime(task_body* main_body, const int* main_result, const runtime_opti
         }
     }
     task_control* main_task = nullptr;
+    const spawn_site main_site = owner.body->site;
     if (!start_error) {
         // Main's end stops the runtime; its captures are destroyed on the task, like any task's.
         auto wrapper = [owned = std::move(owner), &rt]() {
@@ -295,7 +296,7 @@ int run_runtime(task_body* main_body, const int* main_result, const runtime_opti
             owned.body->invoke(owned.body);
         };
         main_task = new task_control;
-        main_task->body = new task_body_of<decltype(wrapper)>(std::move(wrapper));
+        main_task->body = new task_body_of<decltype(wrapper)>(std::move(wrapper), main_site);
         main_task->id = rt.next_task_id();
         rt.task_added();
         try {
@@ -314,10 +315,12 @@ int run_runtime(task_body* main_body, const int* main_result, const runtime_opti
             if (s) s->request_cancel_all();
     } else {
         register_running(rt);  // runtime_stats_snapshot sees it until rt is destroyed
+        register_running(&rt);  // write_task_dump sees it
         scheds[0]->run_loop();
     }
     registration.reset();  // before the schedulers go: request_shutdown reaches them
     for (auto& th : threads) th.join();
+    unregister_running(&rt);  // before the schedulers a task dump may be posting to go
     for (auto& s : scheds) s.reset();
     // The reports of the tasks' failures reach stderr before run returns (bounded: a stderr
     // nobody reads delays run's return by failure_reports_drain_limit at most).
@@ -342,13 +345,25 @@ void task::join() {
     if (e) std::rethrow_exception(e);
 }
 
+namespace detail {
+namespace {
+// A sleep waits on its deadline alone: an interrupt (the deadline, a cancellation) wakes it.
+struct sleep_point final : park_point {
+    sleep_point() noexcept { kind = wait_kind::sleep; }
+    void interrupt(task_control* t) noexcept override { t->owner->ready(t); }
+};
+}  // namespace
+}  // namespace detail
+
 void task_sleep(std::chrono::nanoseconds d) {
     detail::task_control& t = detail::current_task("task_sleep");
     detail::check_cancelled(t);
     detail::run_deferred(t);
+    detail::sleep_point sleeping;
     if (d <= std::chrono::nanoseconds::zero()) {
         t.owner->yield();
-    } else if (t.owner->park(nullptr, detail::deadline_after(d)) == detail::wake_reason::timeout) {
+    } else if (t.owner->park(&sleeping, detail::deadline_after(d)) ==
+               detail::wake_reason::timeout) {
         return;
     }
     detail::check_cancelled(t);

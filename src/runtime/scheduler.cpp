@@ -70,6 +70,17 @@ scheduler::scheduler(runtime_state& runtime, rill::backend kind, std::size_t sta
 }
 
 scheduler::~scheduler() {
+    // A request posted after the loop left (the runtime was ending) is answered with null.
+    loop_request* left;
+    {
+        std::lock_guard lock(remote_mutex_);
+        left = std::exchange(requests_, nullptr);
+    }
+    while (left) {
+        loop_request* next = left->next;
+        left->run(left, nullptr);
+        left = next;
+    }
     poller_.reset();
     if (current_scheduler == this) {
         current_scheduler = nullptr;
@@ -146,13 +157,30 @@ void scheduler::ready(task_control* t) noexcept {
     if (sleeping_.exchange(false, std::memory_order_seq_cst)) poller_->wake();
 }
 
+void scheduler::post(loop_request* r) noexcept {
+    {
+        std::lock_guard lock(remote_mutex_);
+        r->next = requests_;
+        requests_ = r;
+        remote_pending_.store(true, std::memory_order_seq_cst);  // as ready's
+    }
+    if (sleeping_.exchange(false, std::memory_order_seq_cst)) poller_->wake();
+}
+
 void scheduler::take_remote() noexcept {
     task_control* list;
+    loop_request* requests;
     {
         std::lock_guard lock(remote_mutex_);
         list = std::exchange(remote_head_, nullptr);
         remote_tail_ = nullptr;
+        requests = std::exchange(requests_, nullptr);
         remote_pending_.store(false, std::memory_order_relaxed);
+    }
+    while (requests) {
+        loop_request* next = requests->next;
+        requests->run(requests, this);
+        requests = next;
     }
     while (list) {
         task_control* next = list->next_ready;
@@ -231,6 +259,8 @@ wake_reason scheduler::park(park_point* p, std::optional<time_point> deadline) {
     t->parked = true;
     t->parked_on = p;
     t->reason = wake_reason::normal;
+    // For the task dump's "for how long": only a wait that suspends reads the clock.
+    if (p) p->parked_since_ns = coarse_now_ns();
     if (deadline) {
         t->deadline = *deadline;
         timer_add(t);
@@ -499,8 +529,26 @@ void prepare_to_wait() {
 
 // wait_list ------------------------------------------------------------------------------
 
+const char* wait_kind_name(wait_kind kind) noexcept {
+    switch (kind) {
+    case wait_kind::read: return "read";
+    case wait_kind::write: return "write";
+    case wait_kind::accept: return "accept";
+    case wait_kind::accept_limit: return "accept at max_connections";
+    case wait_kind::connect: return "connect";
+    case wait_kind::sleep: return "sleep";
+    case wait_kind::channel: return "channel";
+    case wait_kind::join: return "join";
+    case wait_kind::helper: return "helper";
+    case wait_kind::other: break;
+    }
+    return "other";
+}
+
 struct wait_list_access {
     static void unlink(wait_list& l, wait_list::node* n) noexcept;
+    static bool wait_until(wait_list& l, std::unique_lock<std::mutex>& lock, time_point deadline,
+                           wait_kind kind);
 };
 
 struct wait_list::node final : park_point {
@@ -539,25 +587,40 @@ void wait_list::wait(std::unique_lock<std::mutex>& lock) {
 }
 
 bool wait_list::wait_until(std::unique_lock<std::mutex>& lock, time_point deadline) {
+    return wait_list_access::wait_until(*this, lock, deadline, wait_kind::channel);
+}
+
+void wait_as(wait_list& list, std::unique_lock<std::mutex>& lock, wait_kind kind) {
+    wait_list_access::wait_until(list, lock, time_point::max(), kind);
+}
+
+bool wait_as_until(wait_list& list, std::unique_lock<std::mutex>& lock, time_point deadline,
+                   wait_kind kind) {
+    return wait_list_access::wait_until(list, lock, deadline, kind);
+}
+
+bool wait_list_access::wait_until(wait_list& l, std::unique_lock<std::mutex>& lock,
+                                  time_point deadline, wait_kind kind) {
     task_control& t = current_task("wait");
     check_cancelled(t);
-    node n;
+    wait_list::node n;
+    n.kind = kind;
     n.task = &t;
-    n.list = this;
+    n.list = &l;
     n.mutex = lock.mutex();
-    n.prev = tail_;
-    if (tail_)
-        tail_->next = &n;
+    n.prev = l.tail_;
+    if (l.tail_)
+        l.tail_->next = &n;
     else
-        head_ = &n;
-    tail_ = &n;
+        l.head_ = &n;
+    l.tail_ = &n;
     n.linked = true;
     lock.unlock();
     const wake_reason why = t.owner->park(
         &n, deadline == time_point::max() ? std::nullopt : std::optional<time_point>(deadline));
     lock.lock();
     if (why != wake_reason::normal && n.notified)
-        notify_one();  // that wake goes to the next waiter
+        l.notify_one();  // that wake goes to the next waiter
     if (why == wake_reason::cancelled) throw task_cancelled();
     return why == wake_reason::normal;
 }
