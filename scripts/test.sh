@@ -17,7 +17,8 @@ run_suite() {
   cmake --preset "$preset" -DRILL_WERROR=ON >/dev/null
   cmake --build --preset "$preset" -j"$jobs"
   echo "=== $preset: ctest (io_uring and epoll)" >&2
-  ctest --test-dir "build/$preset" --output-on-failure --timeout 300
+  # Two at a time; the suites that measure time run alone (RUN_SERIAL, tests/CMakeLists.txt).
+  ctest --test-dir "build/$preset" --output-on-failure --timeout 300 -j"$jobs"
 }
 
 run_suite debug

@@ -45,7 +45,8 @@ const char* const usage_text =
     "      not completed its handshake after D is closed (default 10s).\n"
     "      SIGINT or SIGTERM: stop accepting, close idle clients, answer the lines already\n"
     "      received (for --drain-timeout D at most, default 30s; a second signal: at once),\n"
-    "      print a summary line and exit 0.\n"
+    "      print a summary line and exit 0. SIGQUIT: write every task (what it waits on,\n"
+    "      for how long, where it was spawned) on stderr and go on.\n"
     "      --metrics ADDRESS: serve the runtime's counters (workers, servers, bytes, lines,\n"
     "      errors) at http://ADDRESS/metrics in the Prometheus text format; prints that bound\n"
     "      address on its second line.\n"
@@ -253,6 +254,7 @@ int echo_command(int argc, char** argv) {
         }
     }
     runtime.shutdown_signals = {SIGINT, SIGTERM};
+    runtime.task_dump_signal = SIGQUIT;
     echo_totals totals;
     std::chrono::steady_clock::time_point drain_started;
     const int status = rill::run(

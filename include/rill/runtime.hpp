@@ -48,6 +48,10 @@ struct runtime_options {
     // (the default): rill leaves every signal alone. One run in the process at a time may
     // take signals (argument_error otherwise).
     std::vector<int> shutdown_signals;
+    // A signal that writes the task dump (write_task_dump) on stderr while this run lasts,
+    // e.g. SIGQUIT as Go does; the run goes on. Installed and put back like shutdown_signals,
+    // under the same one-run-at-a-time rule. 0 (the default): none.
+    int task_dump_signal = 0;
 };
 
 // Where a task was spawned: the call of spawn (or run, for main) that made it, as the task dump

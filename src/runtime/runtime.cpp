@@ -190,7 +190,7 @@ int run_runtime(task_body* main_body, const int* main_result, const runtime_opti
         throw argument_error("stack_size must be at most " + std::to_string(max_stack_size_bytes) +
                              " bytes, got " + std::to_string(options.stack_size));
     }
-    check_shutdown_options(options.shutdown_signals, options.drain_timeout.count());
+    check_shutdown_options(options);
     const std::string* fallback = std::exchange(falling_back_because, nullptr);
     const rill::backend kind = choose_backend(options.backend);
     runtime_state rt(options, kind);

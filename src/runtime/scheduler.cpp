@@ -324,20 +324,25 @@ void scheduler::request_shutdown() noexcept {
 
 void scheduler::begin_drain() noexcept {
     draining_ = true;
-    // Each idle receive ends (its stream takes it off the list when its task runs again).
-    idle_watch* w = idle_head_;
-    while (w) {
-        idle_watch* next = w->next;
-        w->fire(w);
-        w = next;
-    }
+    fire_idle_watches();
+}
+
+// Each idle receive ends (its stream takes it off the list when its task runs again); one
+// whose stream still sends output it put off is left for a later turn, once that has gone.
+void scheduler::fire_idle_watches() noexcept {
+    for (idle_watch* w = idle_head_; w; w = w->next)
+        if (!w->fired) w->fired = w->fire(w);
 }
 
 // While draining: the run stops (its tasks left are cancelled) once no task is left, or
 // once the drain's time is up.
 void scheduler::drain_turn() noexcept {
     if (cancel_requested_.load(std::memory_order_relaxed)) return;
-    if (!runtime_.tasks_left() || clock::now() >= runtime_.drain_deadline()) runtime_.stop();
+    if (!runtime_.tasks_left() || clock::now() >= runtime_.drain_deadline()) {
+        runtime_.stop();
+        return;
+    }
+    fire_idle_watches();
 }
 
 void scheduler::wake_loop() noexcept {
@@ -369,8 +374,6 @@ void scheduler::run_loop() {
     for (;;) {
         add_owned(counters_.loop_turns);
         if (remote_pending_.load(std::memory_order_acquire)) take_remote();
-        if (draining_) [[unlikely]]
-            drain_turn();
         if (!cancel_done_ && cancel_requested_.load(std::memory_order_acquire)) cancel_all();
         // Run what is ready now; what these tasks make ready runs after the next I/O poll,
         // so a task that yields in a loop cannot starve the backend.
@@ -381,6 +384,10 @@ void scheduler::run_loop() {
             if (batch_rest_) prefetch_stack(batch_rest_);
             resume(t);
         }
+        // After the batch: the last task may just have ended here (with one worker nobody
+        // else would notice before the drain's end).
+        if (draining_) [[unlikely]]
+            drain_turn();
         if (cancel_done_ && live_count_ == 0 && !remote_pending_.load(std::memory_order_acquire) &&
             !runtime_.tasks_left())
             break;

@@ -227,6 +227,7 @@ private:
     void push_ready(task_control* t) noexcept;
     void take_remote() noexcept;
     void begin_drain() noexcept;
+    void fire_idle_watches() noexcept;
     void drain_turn() noexcept;
     void cancel_all() noexcept;
     void interrupt(task_control* t, wake_reason why) noexcept;

@@ -8,6 +8,7 @@
 #include <csignal>
 #include <cstring>
 #include <fcntl.h>
+#include <iostream>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -107,25 +108,39 @@ void runtime_state::start_shutdown() noexcept {
     start_shutdown_locked();
 }
 
-void check_shutdown_options(const std::vector<int>& signals, long long drain_ms) {
-    if (drain_ms < 0)
-        throw argument_error("drain_timeout must not be negative, got " + std::to_string(drain_ms) +
-                             " ms");
-    for (int sig : signals) {
-        if (sig <= 0 || sig >= NSIG)
-            throw argument_error("shutdown_signals: " + std::to_string(sig) +
-                                 " is not a signal number");
-        if (sig == SIGKILL || sig == SIGSTOP)
-            throw argument_error("shutdown_signals: " + std::to_string(sig) + " (" +
-                                 sigdescr_np(sig) + ") cannot be caught");
+namespace {
+void check_signal(const char* option, int sig) {
+    if (sig <= 0 || sig >= NSIG)
+        throw argument_error(std::string(option) + ": " + std::to_string(sig) +
+                             " is not a signal number");
+    if (sig == SIGKILL || sig == SIGSTOP)
+        throw argument_error(std::string(option) + ": " + std::to_string(sig) + " (" +
+                             sigdescr_np(sig) + ") cannot be caught");
+}
+}  // namespace
+
+void check_shutdown_options(const runtime_options& o) {
+    if (o.drain_timeout.count() < 0)
+        throw argument_error("drain_timeout must not be negative, got " +
+                             std::to_string(o.drain_timeout.count()) + " ms");
+    for (int sig : o.shutdown_signals) check_signal("shutdown_signals", sig);
+    if (o.task_dump_signal != 0) {
+        check_signal("task_dump_signal", o.task_dump_signal);
+        for (int sig : o.shutdown_signals)
+            if (sig == o.task_dump_signal)
+                throw argument_error("task_dump_signal " + std::to_string(sig) +
+                                     " is also one of the shutdown_signals");
     }
 }
 
-// Installs the handler for the run's shutdown signals and acts on them from a thread of
-// its own: the first starts the shutdown, the next ends the drain.
+// Installs the handler for the run's signals and acts on them from a thread of its own: the
+// first shutdown signal starts the shutdown, the next ends the drain; the dump signal writes
+// the task dump on stderr.
 class shutdown_registration::signal_watcher {
 public:
-    signal_watcher(runtime_state& rt, const std::vector<int>& signals) : rt_(rt) {
+    signal_watcher(runtime_state& rt, std::vector<int> signals, int dump_signal)
+        : rt_(rt), dump_signal_(dump_signal) {
+        if (dump_signal != 0) signals.push_back(dump_signal);
         int fds[2];
         if (::pipe2(fds, O_CLOEXEC) != 0) throw_os_error(errno, "run: shutdown_signals: pipe2");
         read_fd_ = fds[0];
@@ -134,8 +149,8 @@ public:
         int expected = -1;
         if (!signal_pipe.compare_exchange_strong(expected, write_fd_)) {
             close_pipe();
-            throw argument_error(
-                "shutdown_signals: another run in this process already takes signals");
+            throw argument_error("run: another run in this process already takes signals "
+                                 "(shutdown_signals, task_dump_signal)");
         }
         struct sigaction action {};
         action.sa_handler = &on_shutdown_signal;
@@ -170,6 +185,10 @@ private:
             const ssize_t r = ::read(read_fd_, &byte, 1);
             if (r < 0 && errno == EINTR) continue;
             if (r <= 0 || byte == 0) return;
+            if (byte == dump_signal_) {
+                write_task_dump(std::cerr);
+                continue;
+            }
             if (seen++ == 0) {
                 rt_.start_shutdown();
             } else {
@@ -190,6 +209,7 @@ private:
     }
 
     runtime_state& rt_;
+    int dump_signal_;
     int read_fd_ = -1;
     int write_fd_ = -1;
     std::vector<std::pair<int, struct sigaction>> previous_;
@@ -197,8 +217,9 @@ private:
 };
 
 shutdown_registration::shutdown_registration(runtime_state& rt) : rt_(rt) {
-    const auto& signals = rt.options().shutdown_signals;
-    if (!signals.empty()) signals_ = std::make_unique<signal_watcher>(rt, signals);
+    const runtime_options& o = rt.options();
+    if (!o.shutdown_signals.empty() || o.task_dump_signal != 0)
+        signals_ = std::make_unique<signal_watcher>(rt, o.shutdown_signals, o.task_dump_signal);
     std::lock_guard lock(registry_mutex);
     running.push_back(&rt);
 }

@@ -7,6 +7,8 @@
 #include <memory>
 #include <vector>
 
+#include <rill/runtime.hpp>
+
 namespace rill::detail {
 
 class runtime_state;
@@ -29,10 +31,13 @@ void remove_shutdown_hook(shutdown_hook& h) noexcept;
 // A run that ends takes its hooks off (they may outlive it).
 void drop_shutdown_hooks(runtime_state& rt) noexcept;
 
-// A task waiting for input on an idle connection. Fired on the worker's own thread, once,
-// when the worker learns of the shutdown; the stream makes its waiting receive end.
+// A task waiting for input on an idle connection. Fired on the worker's own thread when the
+// worker learns of the shutdown, then on each loop turn of the drain until it returns true:
+// the stream makes its waiting receive end once no output of its own is still on its way
+// (a task blocked sending is in the middle of a request).
 struct idle_watch {
-    void (*fire)(idle_watch*) noexcept = nullptr;
+    bool (*fire)(idle_watch*) noexcept = nullptr;
+    bool fired = false;
     idle_watch* prev = nullptr;
     idle_watch* next = nullptr;
 };
@@ -52,8 +57,8 @@ private:
     std::unique_ptr<signal_watcher> signals_;
 };
 
-// Throws argument_error for signals that cannot start a shutdown (SIGKILL, SIGSTOP, out of
-// range) and for a negative drain_timeout.
-void check_shutdown_options(const std::vector<int>& signals, long long drain_ms);
+// Throws argument_error for signals that cannot be caught (SIGKILL, SIGSTOP, out of range),
+// a signal given twice, and a negative drain_timeout.
+void check_shutdown_options(const runtime_options& options);
 
 }  // namespace rill::detail

@@ -106,19 +106,22 @@ public:
     ~idle_input_watch() {
         if (worker_) worker_->unwatch_idle(*this);
     }
-    void start(scheduler& worker, transport& io) noexcept {
+    void start(scheduler& worker, stream_state& st) noexcept {
         fire = &stop;
-        io_ = &io;
+        stream_ = &st;
         worker_ = &worker;
         worker.watch_idle(*this);
     }
 
 private:
-    static void stop(idle_watch* w) noexcept {
-        static_cast<idle_input_watch*>(w)->io_->stop_input();
+    static bool stop(idle_watch* w) noexcept {
+        stream_state& st = *static_cast<idle_input_watch*>(w)->stream_;
+        if (!st.out.empty()) return false;  // its answer is still being sent
+        st.io->stop_input();
+        return true;
     }
     scheduler* worker_ = nullptr;
-    transport* io_ = nullptr;
+    stream_state* stream_ = nullptr;
 };
 
 }  // namespace
@@ -136,10 +139,10 @@ fill_result stream_state::fill_bytes(const char* operation) {
     // (what has arrived is still read). One that is part way through a line is not.
     idle_input_watch watch;
     if (ends_at_shutdown && here && in.empty() && text_size() == 0) {
-        if (here->draining()) [[unlikely]] {
+        if (here->draining() && out.empty()) [[unlikely]] {
             io->stop_input();
         } else {
-            watch.start(*here, *io);
+            watch.start(*here, *this);
         }
     }
     long r;

@@ -1,6 +1,7 @@
 // `rill echo` and a real SIGINT or SIGTERM: it stops accepting, closes its idle clients at
 // once, answers the line a client was part way through, prints a one-line summary and exits
 // 0; a second signal ends a drain that a client which never reads would hold open.
+#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -100,6 +101,37 @@ TEST(EchoShutdown, ASecondSignalEndsTheDrain) {
     EXPECT_EQ(o.exit_status, 0) << o.err;
     EXPECT_THAT(o.out, MatchesRegex("rill echo: shut down: 1 connections, [0-9]+ lines \\([0-9]+ "
                                     "bytes\\) echoed; the drain took [0-9]+ ms\n"));
+}
+
+TEST(EchoShutdown, SigquitWritesTheTaskDumpAndServingGoesOn) {
+    child_process echo(
+        {rill_tool, "echo", "127.0.0.1:0", "--mode", "persistent", "--workers", "1"});
+    const int port = start_rill_echo(echo);
+    ASSERT_GT(port, 0);
+    rill_test::raw_client idle(port);
+    idle.send("one\n");
+    ASSERT_EQ(idle.receive_line(), "one\r\n");
+    sockaddr_in local{};
+    socklen_t length = sizeof local;
+    ASSERT_EQ(::getsockname(idle.fd(), reinterpret_cast<sockaddr*>(&local), &length), 0);
+    const int idle_port = ntohs(local.sin_port);
+
+    ASSERT_EQ(::kill(echo.pid(), SIGQUIT), 0);
+    // Still serving (the dump is written between two tasks' turns).
+    idle.send("two\n");
+    EXPECT_EQ(idle.receive_line(), "two\r\n");
+    ASSERT_EQ(::kill(echo.pid(), SIGTERM), 0);
+    const auto o = echo.wait(run_limit);
+    EXPECT_EQ(o.exit_status, 0) << o.err;
+    const std::string p = std::to_string(port);
+    EXPECT_THAT(o.err, testing::HasSubstr("rill task dump: 2 tasks on 1 worker"));
+    EXPECT_THAT(o.err,
+                testing::ContainsRegex("task [0-9]+ worker 0 waiting accept on 127\\.0\\.0\\.1:" +
+                                       p + " for [0-9]+ ms spawned at [^ ]*rill\\.cpp:[0-9]+"));
+    EXPECT_THAT(o.err,
+                testing::ContainsRegex("task [0-9]+ worker 0 waiting read from 127\\.0\\.0\\.1:" +
+                                       std::to_string(idle_port) +
+                                       " for [0-9]+ ms spawned at [^ ]*tools/rill\\.cpp:[0-9]+"));
 }
 
 // python3 -c SCRIPT PORT CAFILE: a verified TLS client that sends "hello", reads its echo,
