@@ -203,7 +203,7 @@ task spawn(F&& fn, spawn_site where = spawn_site::current()) {
 // void main) once every task has ended; an exception from `main` is rethrown here. `where`
 // (the caller's line by default) is main's spawn site in write_task_dump.
 template <class F>
-int run(F&& main, runtime_options options = {}, spawn_site where = spawn_site::current()) {
+int run(F&& main, const runtime_options& options = {}, spawn_site where = spawn_site::current()) {
     int result = 0;
     auto wrapper = [&result, fn = std::forward<F>(main)]() mutable {
         if constexpr (std::is_void_v<std::invoke_result_t<decltype(fn)&>>) {
