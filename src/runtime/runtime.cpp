@@ -62,8 +62,6 @@ runtime_state::runtime_state(const runtime_options& options, rill::backend kind)
     schedulers_.resize(static_cast<std::size_t>(options.workers));
 }
 
-runtime_state::~runtime_state() { unregister_running(*this); }
-
 scheduler& runtime_state::next_scheduler() noexcept {
     // While stopping, a task spawned by a dying task stays on its worker, which is sure to be
     // running until it has no task left.
@@ -271,8 +269,9 @@ int run_runtime(task_body* main_body, const int* main_result, const runtime_opti
         return start_over_with_epoll(start_error);
     }
 
-    // request_shutdown reaches this run from here on; its signals are watched.
-    std::optional<shutdown_registration> registration;
+    // request_shutdown, the task dump and the stats reach this run from here on; its signals
+    // are watched.
+    std::optional<run_registration> registration;
     if (!start_error) {
         try {
             registration.emplace(rt);
@@ -314,13 +313,12 @@ int run_runtime(task_body* main_body, const int* main_result, const runtime_opti
         for (auto& s : scheds)
             if (s) s->request_cancel_all();
     } else {
-        register_running(rt);  // runtime_stats_snapshot sees it until rt is destroyed
-        register_running(&rt);  // write_task_dump sees it
         scheds[0]->run_loop();
     }
-    registration.reset();  // before the schedulers go: request_shutdown reaches them
     for (auto& th : threads) th.join();
-    unregister_running(&rt);  // before the schedulers a task dump may be posting to go
+    // Every worker has left its loop (nothing counts any more); before the schedulers go, as
+    // request_shutdown and a task dump reach them through the list.
+    registration.reset();
     for (auto& s : scheds) s.reset();
     // The reports of the tasks' failures reach stderr before run returns (bounded: a stderr
     // nobody reads delays run's return by failure_reports_drain_limit at most).

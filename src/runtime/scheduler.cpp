@@ -422,18 +422,21 @@ void scheduler::run_loop() {
         }
         if (timeout == std::chrono::nanoseconds::zero()) {
             poller_->wait(timeout);
+            sleeping_.store(false, std::memory_order_relaxed);
+            if (!timers_.empty()) fire_timers(clock::now());
         } else {
-            // Only a wait that may block is timed: a poll with tasks ready reads no clock.
+            // Only a wait that may block is timed (a poll with tasks ready reads no clock),
+            // and the timers are fired with the clock read that ends it.
             const time_point before = clock::now();
             poller_->wait(timeout);
+            sleeping_.store(false, std::memory_order_relaxed);
+            const time_point after = clock::now();
             add_owned(
                 counters_.waiting_ns,
                 static_cast<std::uint64_t>(
-                    std::chrono::duration_cast<std::chrono::nanoseconds>(clock::now() - before)
-                        .count()));
+                    std::chrono::duration_cast<std::chrono::nanoseconds>(after - before).count()));
+            if (!timers_.empty()) fire_timers(after);
         }
-        sleeping_.store(false, std::memory_order_relaxed);
-        if (!timers_.empty()) fire_timers(clock::now());
     }
 }
 

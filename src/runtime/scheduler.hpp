@@ -278,7 +278,6 @@ private:
 class runtime_state {
 public:
     runtime_state(const runtime_options& options, rill::backend kind);
-    ~runtime_state();  // folds the stream counters into the process totals
     std::vector<std::unique_ptr<scheduler>>& schedulers() noexcept { return schedulers_; }
     // Where the next spawned task goes (round robin over the workers).
     scheduler& next_scheduler() noexcept;
@@ -359,12 +358,6 @@ void check_cancelled(task_control& t);
 void wait_as(wait_list& list, std::unique_lock<std::mutex>& lock, wait_kind kind);
 bool wait_as_until(wait_list& list, std::unique_lock<std::mutex>& lock, time_point deadline,
                    wait_kind kind);
-
-// The runtimes whose run() is under way, for a task dump from a thread that is no worker:
-// run_runtime registers its runtime once every worker exists and unregisters it before it
-// destroys them (task_dump.cpp posts to a registered runtime's schedulers under the same lock).
-void register_running(runtime_state* rt) noexcept;
-void unregister_running(runtime_state* rt) noexcept;
 
 // Registers `w` with task `t` (once; registering again is a no-op) / takes it off.
 void defer(task_control& t, deferred_work& w) noexcept;

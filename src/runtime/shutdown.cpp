@@ -22,13 +22,12 @@
 
 namespace rill::detail {
 
+std::mutex running_mutex;
+std::vector<runtime_state*> running_runtimes;
+
 namespace {
 
-// The runs in progress and the hooks of their servers. One lock for both: a hook may
-// outlive its run, and a run may end while another thread starts a shutdown.
-std::mutex registry_mutex;
-std::vector<runtime_state*> running;
-shutdown_hook* hooks_head = nullptr;
+shutdown_hook* hooks_head = nullptr;  // under running_mutex
 
 void unlink_hook(shutdown_hook& h) noexcept {
     if (h.prev) {
@@ -64,7 +63,7 @@ void add_shutdown_hook(shutdown_hook& h) noexcept {
     runtime_state& rt = s->runtime();
     bool fire_now;
     {
-        std::lock_guard lock(registry_mutex);
+        std::lock_guard lock(running_mutex);
         h.runtime = &rt;
         h.prev = nullptr;
         h.next = hooks_head;
@@ -76,12 +75,12 @@ void add_shutdown_hook(shutdown_hook& h) noexcept {
 }
 
 void remove_shutdown_hook(shutdown_hook& h) noexcept {
-    std::lock_guard lock(registry_mutex);
+    std::lock_guard lock(running_mutex);
     if (h.runtime) unlink_hook(h);
 }
 
 void drop_shutdown_hooks(runtime_state& rt) noexcept {
-    std::lock_guard lock(registry_mutex);
+    std::lock_guard lock(running_mutex);
     for (shutdown_hook* h = hooks_head; h;) {
         shutdown_hook* next = h->next;
         if (h->runtime == &rt) unlink_hook(*h);
@@ -89,7 +88,7 @@ void drop_shutdown_hooks(runtime_state& rt) noexcept {
     }
 }
 
-// With registry_mutex held (the run cannot end meanwhile).
+// With running_mutex held (the run cannot end meanwhile).
 void runtime_state::start_shutdown_locked() noexcept {
     {
         std::lock_guard lock(shutdown_mutex_);
@@ -104,7 +103,7 @@ void runtime_state::start_shutdown_locked() noexcept {
 }
 
 void runtime_state::start_shutdown() noexcept {
-    std::lock_guard lock(registry_mutex);
+    std::lock_guard lock(running_mutex);
     start_shutdown_locked();
 }
 
@@ -136,7 +135,7 @@ void check_shutdown_options(const runtime_options& o) {
 // Installs the handler for the run's signals and acts on them from a thread of its own: the
 // first shutdown signal starts the shutdown, the next ends the drain; the dump signal writes
 // the task dump on stderr.
-class shutdown_registration::signal_watcher {
+class run_registration::signal_watcher {
 public:
     signal_watcher(runtime_state& rt, std::vector<int> signals, int dump_signal)
         : rt_(rt), dump_signal_(dump_signal) {
@@ -216,19 +215,20 @@ private:
     std::thread thread_;
 };
 
-shutdown_registration::shutdown_registration(runtime_state& rt) : rt_(rt) {
+run_registration::run_registration(runtime_state& rt) : rt_(rt) {
     const runtime_options& o = rt.options();
     if (!o.shutdown_signals.empty() || o.task_dump_signal != 0)
         signals_ = std::make_unique<signal_watcher>(rt, o.shutdown_signals, o.task_dump_signal);
-    std::lock_guard lock(registry_mutex);
-    running.push_back(&rt);
+    std::lock_guard lock(running_mutex);
+    running_runtimes.push_back(&rt);
 }
 
-shutdown_registration::~shutdown_registration() {
+run_registration::~run_registration() {
     signals_.reset();
     drop_shutdown_hooks(rt_);
-    std::lock_guard lock(registry_mutex);
-    std::erase(running, &rt_);
+    std::lock_guard lock(running_mutex);
+    std::erase(running_runtimes, &rt_);
+    fold_stream_counters(rt_);
 }
 
 }  // namespace rill::detail
@@ -236,20 +236,20 @@ shutdown_registration::~shutdown_registration() {
 namespace rill {
 
 void request_shutdown() noexcept {
-    std::lock_guard lock(detail::registry_mutex);
-    for (detail::runtime_state* rt : detail::running) rt->start_shutdown_locked();
+    std::lock_guard lock(detail::running_mutex);
+    for (detail::runtime_state* rt : detail::running_runtimes) rt->start_shutdown_locked();
 }
 
 void end_drain() noexcept {
-    std::lock_guard lock(detail::registry_mutex);
-    for (detail::runtime_state* rt : detail::running)
+    std::lock_guard lock(detail::running_mutex);
+    for (detail::runtime_state* rt : detail::running_runtimes)
         if (rt->shutting_down()) rt->stop();
 }
 
 bool shutdown_requested() noexcept {
     if (detail::scheduler* s = detail::scheduler::current()) return s->runtime().shutting_down();
-    std::lock_guard lock(detail::registry_mutex);
-    for (detail::runtime_state* rt : detail::running)
+    std::lock_guard lock(detail::running_mutex);
+    for (detail::runtime_state* rt : detail::running_runtimes)
         if (rt->shutting_down()) return true;
     return false;
 }

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <memory>
+#include <mutex>
 #include <vector>
 
 #include <rill/runtime.hpp>
@@ -42,14 +43,22 @@ struct idle_watch {
     idle_watch* next = nullptr;
 };
 
-// Registers the running runtime for request_shutdown / end_drain; watches the signals of
-// runtime_options::shutdown_signals while it lives. Made by run once every worker exists.
-class shutdown_registration {
+// The runs under way, in the order they started: request_shutdown and end_drain, a task
+// dump from a thread that is no worker, and runtime_stats_snapshot find them here. Under
+// running_mutex, which also guards the servers' shutdown hooks (a hook may outlive its run).
+extern std::mutex running_mutex;
+extern std::vector<runtime_state*> running_runtimes;
+
+// Lists a run in running_runtimes while it lives, and watches the signals of
+// runtime_options::shutdown_signals and task_dump_signal. Made by run once every worker
+// exists; destroyed once every worker has left its loop, before the schedulers go. Leaving
+// the list folds the run's stream counters into the process totals.
+class run_registration {
 public:
-    explicit shutdown_registration(runtime_state& rt);
-    ~shutdown_registration();
-    shutdown_registration(const shutdown_registration&) = delete;
-    shutdown_registration& operator=(const shutdown_registration&) = delete;
+    explicit run_registration(runtime_state& rt);
+    ~run_registration();
+    run_registration(const run_registration&) = delete;
+    run_registration& operator=(const run_registration&) = delete;
 
 private:
     runtime_state& rt_;

@@ -24,18 +24,6 @@ namespace rill::detail {
 
 namespace {
 
-std::mutex running_mutex;
-std::vector<runtime_state*> running_runtimes;  // under running_mutex
-
-const char* backend_name(rill::backend kind) noexcept {
-    switch (kind) {
-    case rill::backend::io_uring: return "io_uring";
-    case rill::backend::epoll: return "epoll";
-    case rill::backend::automatic: break;
-    }
-    return "automatic";
-}
-
 // How the line names the address a wait is on: "read from 127.0.0.1:40522".
 const char* target_preposition(wait_kind kind) noexcept {
     switch (kind) {
@@ -188,7 +176,7 @@ void finish_dump(std::string& text, pending_dump& d, time_point deadline) {
     }
     text += "rill task dump: " + std::to_string(d.tasks) + (d.tasks == 1 ? " task" : " tasks") +
             " on " + std::to_string(d.workers) + (d.workers == 1 ? " worker (" : " workers (") +
-            backend_name(d.kind) + ")\n";
+            rill::to_string(d.kind) + ")\n";
     for (std::size_t i = 0; i < d.workers; ++i) {
         if (state.parts[i]) {
             text += *state.parts[i];
@@ -201,21 +189,6 @@ void finish_dump(std::string& text, pending_dump& d, time_point deadline) {
 }
 
 }  // namespace
-
-void register_running(runtime_state* rt) noexcept {
-    std::lock_guard lock(running_mutex);
-    try {
-        running_runtimes.push_back(rt);
-    } catch (const std::bad_alloc&) {
-        // Not registered: a dump from a thread that is no worker will not see this run.
-    }
-}
-
-void unregister_running(runtime_state* rt) noexcept {
-    std::lock_guard lock(running_mutex);
-    auto it = std::find(running_runtimes.begin(), running_runtimes.end(), rt);
-    if (it != running_runtimes.end()) running_runtimes.erase(it);
-}
 
 }  // namespace rill::detail
 

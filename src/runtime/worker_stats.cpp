@@ -14,11 +14,9 @@ namespace detail {
 constinit thread_local worker_counters* current_worker_block = nullptr;
 
 namespace {
-// The runs whose workers are up, in the order they started; the process's stream totals of
-// runs that ended and of threads that are not workers. Under one mutex, so a snapshot sees a
-// run's counters either in its blocks or in the totals, never both nor neither.
-std::mutex running_mutex;
-std::vector<runtime_state*> running_runtimes;
+// The process's stream totals of runs that ended and of threads that are not workers. Folded
+// and read under running_mutex, so a snapshot sees a run's counters either in its blocks or
+// in the totals, never both nor neither.
 constinit worker_counters finished_and_off_worker;
 
 constexpr worker_counter stream_fields[] = {
@@ -37,18 +35,7 @@ void count_off_worker(worker_counter field, std::uint64_t n) noexcept {
     (finished_and_off_worker.*field).fetch_add(n, std::memory_order_relaxed);
 }
 
-void register_running(runtime_state& rt) noexcept {
-    std::lock_guard lock(running_mutex);
-    try {
-        running_runtimes.push_back(&rt);
-    } catch (...) {
-        // No memory for the list: this run is missing from snapshots, and runs on.
-    }
-}
-
-void unregister_running(runtime_state& rt) noexcept {
-    std::lock_guard lock(running_mutex);
-    std::erase(running_runtimes, &rt);
+void fold_stream_counters(runtime_state& rt) noexcept {
     for (std::size_t w = 0; w < rt.worker_count(); ++w)
         for (worker_counter f : stream_fields)
             (finished_and_off_worker.*f)

@@ -69,10 +69,9 @@ struct backend_decision {
     std::string detail;  // the refusal's text when io_uring could not be used
 };
 
-// A runtime whose workers have all started is listed (register_running) until it ends
-// (unregister_running, which also folds its stream counters into the process totals).
-void register_running(runtime_state& rt) noexcept;
-void unregister_running(runtime_state& rt) noexcept;
+// A run leaving running_runtimes (run_registration): its stream counters join the process
+// totals. With running_mutex held.
+void fold_stream_counters(runtime_state& rt) noexcept;
 // Fills the runtime's part of a snapshot: running, backend, workers and stream totals.
 void collect_runtime_stats(rill::runtime_stats& out);
 

@@ -41,30 +41,25 @@ void answer_plain(rill::stream& s, std::string_view status, std::string_view ext
 // One request: its request line and headers, then the answer. End of stream or the reader
 // timeout before the request is complete: no answer.
 void serve_scrape(rill::tcp_client_stream& c) {
+    constexpr std::string_view too_large = "431 Request Header Fields Too Large";
     std::optional<std::string> request_line;
     try {
         request_line = rill::read_line(c);
+        if (!request_line) return;
+        // The headers say nothing this server uses; they are read so that the answer does not
+        // cross an unread request (and bounded, in count and length).
+        for (std::size_t lines = 0;; ++lines) {
+            const std::optional<std::string> header = rill::read_line(c);
+            if (!header) return;
+            if (header->empty()) break;
+            if (lines == max_metrics_request_header_lines) {
+                answer_plain(c, too_large);
+                return;
+            }
+        }
     } catch (const rill::line_too_long&) {
-        answer_plain(c, "431 Request Header Fields Too Large");
+        answer_plain(c, too_large);
         return;
-    }
-    if (!request_line) return;
-    // The headers say nothing this server uses; they are read so that the answer does not
-    // cross an unread request (and bounded, in count and length).
-    for (std::size_t lines = 0;; ++lines) {
-        std::optional<std::string> header;
-        try {
-            header = rill::read_line(c);
-        } catch (const rill::line_too_long&) {
-            answer_plain(c, "431 Request Header Fields Too Large");
-            return;
-        }
-        if (!header) return;
-        if (header->empty()) break;
-        if (lines == max_metrics_request_header_lines) {
-            answer_plain(c, "431 Request Header Fields Too Large");
-            return;
-        }
     }
     // METHOD SP TARGET SP HTTP-VERSION
     const std::string_view line = *request_line;
