@@ -13,6 +13,7 @@
 #   bench/callgrind.sh --connections 100 --servers rill-epoll --annotate
 #   bench/callgrind.sh --connections 100 --depth 16    # pipeline: instructions per line
 #   bench/callgrind.sh --churn --connections 50        # churn (once mode): per connection
+#   bench/callgrind.sh --tls --servers rill-epoll,rill-uring   # the same over TLS (rill only)
 #
 # Everything it starts it stops by PID; the load generator only targets 127.0.0.1.
 set -euo pipefail
@@ -28,6 +29,7 @@ DURATION=3
 SERVERS="rill-epoll,rill-uring,epoll"
 ANNOTATE=0
 NO_BUILD=0
+TLS=0
 
 usage() {
   cat <<EOF
@@ -38,6 +40,8 @@ usage: bench/callgrind.sh [options]
   --churn           churn instead: servers in once mode, instructions per connection
   --duration SECS   counted time under callgrind (default $DURATION)
   --servers LIST    rill-epoll, rill-uring, epoll (the raw epoll peer), uring (default $SERVERS)
+  --tls             rill echo with a certificate made here (ECDSA P-256), the load over TLS;
+                    the raw peers have no TLS
   --annotate        print the 25 costliest functions of each counted window
   --build-dir DIR   project build directory (default build/release)
   --no-build        use the binaries already built
@@ -52,6 +56,7 @@ while (($#)); do
     --churn) CHURN=1 ;;
     --duration) DURATION=$2; shift ;;
     --servers) SERVERS=$2; shift ;;
+    --tls) TLS=1 ;;
     --annotate) ANNOTATE=1 ;;
     --build-dir) BUILD=$(realpath -m "$2"); shift ;;
     --no-build) NO_BUILD=1 ;;
@@ -82,6 +87,17 @@ cleanup() {
 }
 trap cleanup EXIT
 
+TLS_FLAGS=() LOAD_TLS=()
+if ((TLS)); then
+  command -v openssl >/dev/null || { note "--tls needs the openssl command"; exit 2; }
+  (umask 077 && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+    -keyout "$OUT/key.pem" -out "$OUT/cert.pem" -days 1 -subj /CN=localhost \
+    -addext "subjectAltName=IP:127.0.0.1") >"$OUT/openssl.log" 2>&1 ||
+    { note "openssl req failed (see $OUT/openssl.log)"; exit 1; }
+  TLS_FLAGS=(--tls-cert "$OUT/cert.pem" --tls-key "$OUT/key.pem")
+  LOAD_TLS=(--tls)
+fi
+
 # Starts server $1 on 127.0.0.1:$PORT, under callgrind when $2 is "callgrind" (else "plain");
 # sets SERVER_PID, ADDRESS and LOAD (the pingpong command line for it).
 start_server() {
@@ -92,8 +108,9 @@ start_server() {
   case $name in
     # One worker, as bench/run.sh's taskset gives them: with several threads every system
     # call also pays glibc's cancellation-point bookkeeping (~45 instructions).
-    rill-epoll) env=(RILL_BACKEND=epoll); command=("$RILL" echo "127.0.0.1:$PORT" --mode $mode --workers 1) ;;
-    rill-uring) env=(RILL_BACKEND=io_uring); command=("$RILL" echo "127.0.0.1:$PORT" --mode $mode --workers 1) ;;
+    rill-epoll) env=(RILL_BACKEND=epoll); command=("$RILL" echo "127.0.0.1:$PORT" --mode $mode --workers 1 "${TLS_FLAGS[@]}") ;;
+    rill-uring) env=(RILL_BACKEND=io_uring); command=("$RILL" echo "127.0.0.1:$PORT" --mode $mode --workers 1 "${TLS_FLAGS[@]}") ;;
+    epoll | uring) ((TLS)) && { note "$name has no TLS: leave it out of --servers with --tls"; exit 2; } ;;&
     epoll) command=("$BUILD/bench/epoll_echo" --port "$PORT" --mode $mode) ;;
     uring) command=("$BUILD/bench/uring_echo" --port "$PORT" --mode $mode) ;;
     *) note "unknown server $name"; exit 2 ;;
@@ -102,13 +119,13 @@ start_server() {
   env "${env[@]}" "${tool[@]}" "${command[@]}" >"$OUT/$name.$under.stdout" 2>"$OUT/$name.$under.stderr" &
   SERVER_PID=$!
   ADDRESS=127.0.0.1:$PORT
-  LOAD=("$LOADGEN" pingpong --address "$ADDRESS" --connections "$CONNECTIONS" --size "$SIZE" --timeout 20)
+  LOAD=("$LOADGEN" pingpong --address "$ADDRESS" --connections "$CONNECTIONS" --size "$SIZE" --timeout 20 "${LOAD_TLS[@]}")
   ((DEPTH > 1)) && LOAD=("$LOADGEN" pipeline --depth "$DEPTH" "${LOAD[@]:2}")
   ((CHURN)) && LOAD=("$LOADGEN" churn "${LOAD[@]:2}")
   local probe=pingpong
   ((CHURN)) && probe=churn
   for _ in $(seq 200); do  # valgrind takes a while to start: up to 20 s
-    if "$LOADGEN" $probe --address "$ADDRESS" --duration 0.05 --warmup 0 --timeout 1 >/dev/null 2>&1; then return 0; fi
+    if "$LOADGEN" $probe --address "$ADDRESS" --duration 0.05 --warmup 0 --timeout 1 "${LOAD_TLS[@]}" >/dev/null 2>&1; then return 0; fi
     kill -0 "$SERVER_PID" 2>/dev/null || break
     sleep 0.1
   done
@@ -131,6 +148,7 @@ json_field() {  # json_field FIELD <<< JSON (numbers only)
 scenario=pingpong unit=req
 ((DEPTH > 1)) && scenario="pipeline P=$DEPTH" unit=line
 ((CHURN)) && scenario="churn (once mode)" unit=conn
+((TLS)) && scenario="TLS $scenario"
 printf '# callgrind: %s C=%s S=%s, %ss counted; %s\n' "$scenario" "$CONNECTIONS" "$SIZE" "$DURATION" "$(date -u +%Y-%m-%dT%H:%MZ)"
 printf '%-11s %10s %12s %12s\n' server "${unit}s" "instr/$unit" "syscalls/$unit"
 IFS=, read -r -a servers <<<"$SERVERS"
