@@ -89,6 +89,13 @@ struct stream_totals {
     std::uint64_t timeouts = 0;
     // task_cancelled exceptions made: each blocking call of a cancelled task throws one.
     std::uint64_t cancellations = 0;
+    // TLS handshakes of this process's streams, server and client side alike: those that
+    // completed, and those that failed (a refused certificate, an alert, plaintext or garbage
+    // from the peer, the handshake timeout, the peer closing during the handshake). Each
+    // failure is also a tls_error thrown to the stream's task; a reset, the caller's own
+    // timeout or a cancellation during the handshake counts as neither.
+    std::uint64_t tls_handshakes = 0;
+    std::uint64_t tls_handshake_failures = 0;
 };
 
 struct runtime_stats {

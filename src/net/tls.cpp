@@ -547,6 +547,7 @@ private:
             const int r = SSL_do_handshake(ssl_);
             if (r == 1) {
                 established_ = true;
+                count_event(&worker_counters::tls_handshakes);
                 // The last flight (a client's Finished, a server's session tickets).
                 const long s = send_pending(deadline, false);
                 return s == -ETIMEDOUT ? 0 : s;  // a slow last flight leaves with the next send
@@ -555,7 +556,7 @@ private:
             if (e != SSL_ERROR_WANT_READ) {
                 std::string reason = openssl_reason(ssl_);
                 send_pending_without_waiting();  // the alert saying why, if it fits
-                return fail("tls handshake with", reason);
+                return handshake_failed(reason);
             }
             const bool own_deadline_first = !deadline || *handshake_deadline_ <= *deadline;
             const std::optional<time_point> wait_until =
@@ -564,11 +565,10 @@ private:
             if (got >= 0) got = lower_->receive(cipher_in_, wait_until, nullptr);
             if (got > 0) continue;
             if (got == 0)
-                return fail("tls handshake with", "the peer closed the connection during the "
-                                                  "handshake");
+                return handshake_failed("the peer closed the connection during the handshake");
             if (got == -ETIMEDOUT && own_deadline_first)
-                return fail("tls handshake with",
-                            "no handshake within " + std::to_string(limit.count()) + " ms");
+                return handshake_failed("no handshake within " + std::to_string(limit.count()) +
+                                        " ms");
             return got;  // the caller's deadline, cancellation, a reset
         }
     }
@@ -614,6 +614,11 @@ private:
         if (!cipher_in_.empty() || SSL_has_pending(ssl_))
             return fail(what, "the connection ended inside a TLS record");
         return 0;
+    }
+
+    long handshake_failed(const std::string& reason) {
+        count_event(&worker_counters::tls_handshake_failures);
+        return fail("tls handshake with", reason);
     }
 
     long fail(const char* what, const std::string& reason) {

@@ -24,6 +24,7 @@ constexpr worker_counter stream_fields[] = {
     &worker_counters::lines_in,       &worker_counters::lines_out,
     &worker_counters::lines_too_long, &worker_counters::decoding_errors,
     &worker_counters::timeouts,       &worker_counters::cancellations,
+    &worker_counters::tls_handshakes, &worker_counters::tls_handshake_failures,
 };
 
 std::uint64_t read(const std::atomic<std::uint64_t>& c) noexcept {
@@ -58,6 +59,8 @@ void collect_runtime_stats(rill::runtime_stats& out) {
         .decoding_errors = read(sum.decoding_errors),
         .timeouts = read(sum.timeouts),
         .cancellations = read(sum.cancellations),
+        .tls_handshakes = read(sum.tls_handshakes),
+        .tls_handshake_failures = read(sum.tls_handshake_failures),
     };
     if (running_runtimes.empty()) return;
     runtime_state& rt = *running_runtimes.back();

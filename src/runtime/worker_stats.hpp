@@ -35,6 +35,8 @@ struct alignas(64) worker_counters {
     std::atomic<std::uint64_t> decoding_errors{0};
     std::atomic<std::uint64_t> timeouts{0};
     std::atomic<std::uint64_t> cancellations{0};
+    std::atomic<std::uint64_t> tls_handshakes{0};
+    std::atomic<std::uint64_t> tls_handshake_failures{0};
 };
 
 // Adds `n` to a counter only the calling thread writes: no read-modify-write instruction.

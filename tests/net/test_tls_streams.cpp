@@ -576,7 +576,9 @@ TEST(TlsStreams, APeerEndingTcpWithoutCloseNotifyBetweenRecordsReadsAsEndOfStrea
     client.join();
 }
 
+// Also what the runtime stats count: the failed handshake, and the two ends of the good one.
 TEST(TlsStreams, PlaintextToATlsPortIsATlsErrorOnThatConnectionOnly) {
+    const rill::stream_totals before = rill::runtime_stats_snapshot().streams;
     std::atomic<int> port{0};
     std::thread client([&] {
         if (!rill_test::thread_wait_until([&] { return port.load() != 0; })) return;
@@ -605,6 +607,9 @@ TEST(TlsStreams, PlaintextToATlsPortIsATlsErrorOnThatConnectionOnly) {
         peer.join();
     });
     client.join();
+    const rill::stream_totals after = rill::runtime_stats_snapshot().streams;
+    EXPECT_EQ(after.tls_handshakes - before.tls_handshakes, 2u);
+    EXPECT_EQ(after.tls_handshake_failures - before.tls_handshake_failures, 1u);
 }
 
 }  // namespace

@@ -191,6 +191,8 @@ TEST(MetricsEndpoint, CurlScrapeParsesAndCountsTheEchoTraffic) {
     EXPECT_EQ(value_of(s, "rill_stream_decoding_errors_total{}"), 0);
     EXPECT_EQ(value_of(s, "rill_stream_timeouts_total{}"), 0);
     EXPECT_EQ(value_of(s, "rill_task_cancellations_total{}"), 0);
+    EXPECT_EQ(value_of(s, "rill_tls_handshakes_total{}"), 0);
+    EXPECT_EQ(value_of(s, "rill_tls_handshake_failures_total{}"), 0);
     // Tasks: main, the metrics server's, two open echo clients and this scrape are alive; the
     // closed client's and the earlier scrapes' have ended.
     double alive = 0;

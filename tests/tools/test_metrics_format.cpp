@@ -36,7 +36,9 @@ rill::runtime_stats two_workers_one_server() {
                  .lines_too_long = 1,
                  .decoding_errors = 2,
                  .timeouts = 3,
-                 .cancellations = 4};
+                 .cancellations = 4,
+                 .tls_handshakes = 8,
+                 .tls_handshake_failures = 9};
     s.events.clients_dropped = 6;
     return s;
 }
@@ -66,6 +68,9 @@ TEST(MetricsFormat, EveryFamilyHasHelpTypeAndItsSamples) {
     EXPECT_THAT(text, HasSubstr("rill_stream_decoding_errors_total 2\n"));
     EXPECT_THAT(text, HasSubstr("rill_stream_timeouts_total 3\n"));
     EXPECT_THAT(text, HasSubstr("rill_task_cancellations_total 4\n"));
+    EXPECT_THAT(text, HasSubstr("# TYPE rill_tls_handshakes_total counter\n"
+                                "rill_tls_handshakes_total 8\n"));
+    EXPECT_THAT(text, HasSubstr("rill_tls_handshake_failures_total 9\n"));
     EXPECT_THAT(text, HasSubstr("rill_clients_dropped_total 6\n"));
     EXPECT_THAT(text, HasSubstr("rill_running 1\n"));
     // The detail's quotes and backslash escaped as the format asks.

@@ -153,6 +153,11 @@ std::string prometheus_text(const rill::runtime_stats& s) {
                     t.timeouts);
     process_counter(e, "rill_task_cancellations_total", "task_cancelled exceptions thrown.",
                     t.cancellations);
+    process_counter(e, "rill_tls_handshakes_total", "TLS handshakes that completed.",
+                    t.tls_handshakes);
+    process_counter(e, "rill_tls_handshake_failures_total",
+                    "TLS handshakes that failed (each also a tls_error).",
+                    t.tls_handshake_failures);
 
     const rill::runtime_counters& c = s.events;
     process_counter(e, "rill_tasks_failed_to_start_total",
