@@ -20,8 +20,8 @@
 #include "runtime/runtime_test_support.hpp"
 #include "support/child_limits.hpp"
 #include "support/child_process.hpp"
-#include "support/descriptor_starvation.hpp"
 #include "support/loopback.hpp"
+#include "support/process_limits.hpp"
 #include "support/rill_tool.hpp"
 #include "support/wait.hpp"
 

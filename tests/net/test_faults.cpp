@@ -16,7 +16,7 @@
 #include <rill/rill.hpp>
 
 #include "net/net_test_support.hpp"
-#include "support/descriptor_starvation.hpp"
+#include "support/process_limits.hpp"
 
 namespace {
 
