@@ -27,6 +27,7 @@
 #include <rill/rill.hpp>
 
 #include "support/descriptors.hpp"
+#include "support/in_process_server.hpp"
 #include "support/loopback.hpp"
 #include "support/wait.hpp"
 
@@ -75,7 +76,6 @@ inline constexpr std::size_t long_line_bytes = 60000;
 
 // How the server's connection tasks ended, counted by the tasks themselves.
 struct connection_tally {
-    std::atomic<long> accepted{0};
     std::atomic<long> ended{0};
     std::atomic<long> peer_gone{0};  // os_error ECONNRESET / EPIPE: the peer reset
     std::atomic<long> writer_timeouts{0};  // timeout_error: a write waited past writer_timeout
@@ -89,54 +89,20 @@ struct hostile_server_settings {
     rill::runtime_options runtime{.workers = 1};  // one worker: every connection shares it
 };
 
-// The persistent echo server (every line echoed until end of stream), on its own thread. A
-// connection task catches what ended it and counts it in the tally; a reset peer is expected,
-// anything else is recorded as unexpected. stop() (also the destructor) ends the server: it
-// raises a flag and connects once to wake the task blocked in read(server), which then closes
-// the server stream and returns, so run() cancels the connections still open.
+// The persistent echo server (every line echoed until end of stream), on its own thread
+// (support/in_process_server.hpp). A connection task catches what ended it and counts it in
+// the tally; a reset peer is expected, anything else is recorded as unexpected. stop() (also
+// the destructor) ends the server; run() cancels the connections still open.
 class hostile_echo_server {
 public:
-    explicit hostile_echo_server(hostile_server_settings s = {}) {
-        std::promise<int> bound;
-        std::future<int> port = bound.get_future();
-        thread_ = std::thread([this, s = std::move(s), bound = std::move(bound)]() mutable {
-            bool published = false;
-            try {
-                rill::run(
-                    [&] {
-                        rill::tcp_server_stream server("127.0.0.1:0", s.server);
-                        bound.set_value(rill::tcp_server_socket_info(server).port_number);
-                        published = true;
-                        while (auto client = rill::read(server)) {
-                            if (stopping_.load()) break;
-                            tally_.accepted.fetch_add(1);
-                            rill::spawn([this, c = std::move(*client)]() mutable { serve(c); });
-                        }
-                        rill::close_stream(server);
-                    },
-                    s.runtime);
-            } catch (...) {
-                error_ = std::current_exception();
-                if (!published) bound.set_exception(std::current_exception());
-            }
-        });
-        if (port.wait_for(rill_test::default_io_limit) != std::future_status::ready) {
-            ADD_FAILURE() << "hostile_echo_server: the server did not start";
-            std::terminate();  // a thread we cannot stop
-        }
-        try {
-            port_ = port.get();
-        } catch (...) {
-            thread_.join();
-            throw;
-        }
-    }
-    hostile_echo_server(const hostile_echo_server&) = delete;
-    hostile_echo_server& operator=(const hostile_echo_server&) = delete;
-    ~hostile_echo_server() { stop(); }
+    explicit hostile_echo_server(hostile_server_settings s = {})
+        : server_({.name = "hostile_echo_server",
+                   .server = std::move(s.server),
+                   .runtime = std::move(s.runtime)},
+                  [this](rill::tcp_client_stream& c) { serve(c); }) {}
 
-    int port() const { return port_; }
-    long accepted() const { return tally_.accepted.load(); }
+    int port() const { return server_.port(); }
+    long accepted() const { return server_.accepted(); }
     long ended() const { return tally_.ended.load(); }
     long peer_gone() const { return tally_.peer_gone.load(); }
     long writer_timeouts() const { return tally_.writer_timeouts.load(); }
@@ -150,34 +116,12 @@ public:
                                             limit);
     }
 
-    void stop() {
-        if (!thread_.joinable()) return;
-        stopping_.store(true);
-        try {
-            rill_test::raw_client wake(port_);
-        } catch (const std::exception& e) {
-            ADD_FAILURE() << "hostile_echo_server: cannot wake the server: " << e.what();
-        }
-        thread_.join();
-        if (error_) {
-            try {
-                std::rethrow_exception(error_);
-            } catch (const std::exception& e) {
-                ADD_FAILURE() << "hostile echo server ended with: " << e.what();
-            }
-        }
-    }
+    void stop() { server_.stop(); }
 
 private:
     void serve(rill::tcp_client_stream& c) {
         try {
-            rill::call_with_stream(c, [](rill::tcp_client_stream& s) {
-                std::string line;
-                while (rill::read_line(s, line)) {
-                    rill::showln(s, line);
-                    rill::flush_writer(s);
-                }
-            });
+            rill_test::echo_lines(c);
         } catch (const rill::task_cancelled&) {
             tally_.cancelled.fetch_add(1);
         } catch (const rill::timeout_error&) {
@@ -196,11 +140,8 @@ private:
         tally_.ended.fetch_add(1);
     }
 
-    std::thread thread_;
-    int port_ = 0;
-    std::atomic<bool> stopping_{false};
-    connection_tally tally_;
-    std::exception_ptr error_;
+    connection_tally tally_;  // before server_: the connection tasks count in it until they end
+    rill_test::in_process_server server_;
 };
 
 // A line of `bytes` printable ASCII characters that says which peer sent it (no line end).

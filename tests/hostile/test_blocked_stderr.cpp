@@ -19,9 +19,9 @@ constexpr int failing_clients = 1500;
 TEST(HostileBlockedStderr, ReportsNeverStallTheServer) {
     // raise mode: each client's one undecodable byte ends its task with a decoding_error,
     // which nobody joins: one report each.
-    rill_test::child_process echo({rill_test::rill_tool, "echo", "127.0.0.1:0", "--workers", "1",
-                                   "--mode", "persistent", "--transcoder", "UTF-8,lf,raise"});
-    const int port = rill_test::start_rill_echo(echo);
+    rill_test::rill_echo echo({"127.0.0.1:0", "--workers", "1", "--mode", "persistent",
+                               "--transcoder", "UTF-8,lf,raise"});
+    const int port = echo.port();
     ASSERT_NE(port, 0);
     for (int i = 0; i < failing_clients; ++i) {
         rill_test::raw_client bad(port);

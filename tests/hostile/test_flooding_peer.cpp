@@ -19,6 +19,7 @@
 
 #include "stream/stream_state.hpp"
 #include "support/child_process.hpp"
+#include "support/in_process_server.hpp"
 #include "support/loopback.hpp"
 #include "support/rill_tool.hpp"
 #include "support/wait.hpp"
@@ -241,9 +242,8 @@ void expect_fair(const flood_and_probe_outcome& o) {
 // bytes arrives, waits, and so lets the others run by luck; a release build starved the
 // probe for the whole flood.
 TEST(HostileFlooding, RillEchoAnswersAProbeWithinMillisecondsDuringAFlood) {
-    child_process echo(
-        {rill_test::rill_tool, "echo", "127.0.0.1:0", "--workers", "1", "--mode", "persistent"});
-    const int port = rill_test::start_rill_echo(echo);
+    rill_test::rill_echo echo({"127.0.0.1:0", "--workers", "1", "--mode", "persistent"});
+    const int port = echo.port();
     ASSERT_NE(port, 0);
     expect_fair(flood_and_probe(port));
     echo.stop();
@@ -270,15 +270,7 @@ void serve_echo(std::atomic<int>& port, const std::atomic<bool>& done) {
                 const int fd = rill::detail::state_of(*client).io->native_handle();
                 setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &server_receive_buffer_bytes,
                            sizeof server_receive_buffer_bytes);
-                rill::spawn([c = std::move(*client)]() mutable {
-                    rill::call_with_stream(c, [](rill::tcp_client_stream& s) {
-                        std::string line;
-                        while (rill::read_line(s, line)) {
-                            rill::showln(s, line);
-                            rill::flush_writer(s);
-                        }
-                    });
-                });
+                rill::spawn([c = std::move(*client)]() mutable { rill_test::echo_lines(c); });
             }
             stopper.join();
         },

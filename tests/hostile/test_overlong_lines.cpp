@@ -132,9 +132,8 @@ TEST(HostileOverlongLines, EndlessLinesAreCutOnATranscodedStream) {
 // lines before it were answered, nothing after it is, and the connection closes; a
 // neighbour on the same worker is still answered.
 TEST(HostileOverlongLines, ALineOverTheCapEndsOnlyThatConnection) {
-    rill_test::child_process echo(
-        {rill_test::rill_tool, "echo", "127.0.0.1:0", "--workers", "1", "--mode", "persistent"});
-    const int port = rill_test::start_rill_echo(echo);
+    rill_test::rill_echo echo({"127.0.0.1:0", "--workers", "1", "--mode", "persistent"});
+    const int port = echo.port();
     ASSERT_NE(port, 0);
     rill_test::raw_client neighbour(port);
     rill_test::raw_client c(port);

@@ -3,7 +3,6 @@
 // The clients beyond the resources are dropped or wait in the backlog, the ones it has keep
 // being served, the server survives and serves again once the others close, and what it rode
 // out shows (its stderr, or rill::counters_snapshot in the process).
-#include <fcntl.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -11,7 +10,6 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
-#include <filesystem>
 #include <memory>
 #include <string>
 #include <vector>
@@ -23,16 +21,14 @@
 #include "support/child_limits.hpp"
 #include "support/child_process.hpp"
 #include "support/loopback.hpp"
+#include "support/process_limits.hpp"
 #include "support/rill_tool.hpp"
 #include "support/wait.hpp"
 
 namespace {
 
 using namespace std::chrono_literals;
-using rill_test::child_process;
 using rill_test::raw_client;
-using rill_test::rill_tool;
-using rill_test::start_rill_echo;
 using testing::HasSubstr;
 
 using clients = std::vector<std::unique_ptr<raw_client>>;
@@ -71,9 +67,8 @@ constexpr int clients_filling_first_slab = 15;
 TEST(ResourceExhaustion, AddressSpaceLimitDropsNewClientsOnly) {
     if (rill_test::under_asan || rill_test::under_tsan)
         GTEST_SKIP() << "a sanitized rill reserves address space an RLIMIT_AS cannot allow";
-    child_process echo(
-        {rill_tool, "echo", "127.0.0.1:0", "--workers", "1", "--mode", "persistent"});
-    const int port = start_rill_echo(echo);
+    rill_test::rill_echo echo({"127.0.0.1:0", "--workers", "1", "--mode", "persistent"});
+    const int port = echo.port();
     ASSERT_GT(port, 0);
     // rill reports a detached task's failure from a thread it starts at the first report (and
     // that cannot start under the limit): a client whose line is too long ends its task with
@@ -118,9 +113,8 @@ TEST(ResourceExhaustion, AddressSpaceLimitDropsNewClientsOnly) {
 }
 
 TEST(ResourceExhaustion, DescriptorLimitKeepsNewClientsWaiting) {
-    child_process echo(
-        {rill_tool, "echo", "127.0.0.1:0", "--workers", "2", "--mode", "persistent"});
-    const int port = start_rill_echo(echo);
+    rill_test::rill_echo echo({"127.0.0.1:0", "--workers", "2", "--mode", "persistent"});
+    const int port = echo.port();
     ASSERT_GT(port, 0);
     const int held = rill_test::open_fds_of(echo.pid());
     ASSERT_GT(held, 0);
@@ -162,34 +156,14 @@ TEST(ResourceExhaustion, AcceptRetriesOutOfDescriptorsAreCounted) {
     timeval tv{10, 0};
     setsockopt(newcomer, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     const auto before = rill::counters_snapshot();
-    rlimit saved{};
-    getrlimit(RLIMIT_NOFILE, &saved);
-    std::vector<int> placeholders;
-    {
-        int highest = -1;
-        for (const auto& e : std::filesystem::directory_iterator("/proc/self/fd"))
-            highest = std::max(highest, std::stoi(e.path().filename().string()));
-        const int limit = highest + 1;
-        for (int i = 0; i < limit; ++i) {
-            int fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
-            if (fd < 0) break;
-            if (fd >= limit) {
-                ::close(fd);
-                break;
-            }
-            placeholders.push_back(fd);
-        }
-        rlimit lowered = saved;
-        lowered.rlim_cur = static_cast<rlim_t>(limit);
-        ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &lowered), 0);
-    }
+    rill_test::descriptor_starvation starvation;
+    ASSERT_TRUE(starvation.active());
     const rill_test::loopback_sockaddr to(server.port(), false);
     const bool connected = ::connect(newcomer, to.get(), to.length) == 0;
     const bool counted = rill_test::thread_wait_until([&] {
         return rill::counters_snapshot().accept_errors_retried > before.accept_errors_retried;
     });
-    setrlimit(RLIMIT_NOFILE, &saved);
-    for (int fd : placeholders) ::close(fd);
+    starvation.end();
     ASSERT_TRUE(connected);
     EXPECT_TRUE(counted) << "no accept retry was counted out of descriptors";
     ASSERT_EQ(::send(newcomer, "late\n", 5, MSG_NOSIGNAL), 5);

@@ -19,10 +19,7 @@
 namespace {
 
 using namespace std::chrono_literals;
-using rill_test::child_process;
 using rill_test::raw_client;
-using rill_test::rill_tool;
-using rill_test::start_rill_echo;
 
 using crowd = std::vector<std::unique_ptr<raw_client>>;
 
@@ -46,9 +43,8 @@ int shed_count(crowd& c) {
 }
 
 TEST(SilentPeers, AreShedAndTheNextClientIsServed) {
-    child_process echo(
-        {rill_tool, "echo", "127.0.0.1:0", "--mode", "persistent", "--reader-timeout", "200ms"});
-    const int port = start_rill_echo(echo);
+    rill_test::rill_echo echo({"127.0.0.1:0", "--mode", "persistent", "--reader-timeout", "200ms"});
+    const int port = echo.port();
     ASSERT_GT(port, 0);
     constexpr int crowd_size = 50;
     auto silent = silent_crowd(port, crowd_size);
@@ -63,10 +59,9 @@ TEST(SilentPeers, AreShedAndTheNextClientIsServed) {
 // A crowd larger than the server's limits connects and says nothing; a client that connects
 // after them is answered once the timeout has shed the crowd ahead of it.
 void crowd_cannot_lock_the_speaker_out(int max_connections, int free_descriptors) {
-    child_process echo({rill_tool, "echo", "127.0.0.1:0", "--mode", "persistent",
-                        "--reader-timeout", "200ms", "--max-connections",
-                        std::to_string(max_connections)});
-    const int port = start_rill_echo(echo);
+    rill_test::rill_echo echo({"127.0.0.1:0", "--mode", "persistent", "--reader-timeout", "200ms",
+                               "--max-connections", std::to_string(max_connections)});
+    const int port = echo.port();
     ASSERT_GT(port, 0);
     const int held = rill_test::open_fds_of(echo.pid());
     ASSERT_GT(held, 0);

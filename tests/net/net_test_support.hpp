@@ -21,6 +21,7 @@
 
 #include "support/descriptors.hpp"
 #include "support/errors.hpp"
+#include "support/in_process_server.hpp"
 #include "support/loopback.hpp"
 
 namespace rill_test {
@@ -66,8 +67,8 @@ inline int unused_loopback_port() {
 }
 
 // The seed's echo server (a task per client; one line, or every line when persistent) run by
-// rill on its own thread. The destructor stops it: it raises a flag and connects once to wake
-// the accept, then joins the thread; an exception that ended the server fails the test.
+// rill on its own thread (support/in_process_server.hpp). The destructor stops it; an
+// exception that ended the server fails the test.
 struct echo_server_settings {
     rill::server_options server;  // the server is on 127.0.0.1, port picked by the kernel
     rill::runtime_options runtime;
@@ -78,81 +79,21 @@ class echo_server_thread {
 public:
     using settings = echo_server_settings;
 
-    explicit echo_server_thread(settings s = {}) {
-        std::promise<int> bound;
-        std::future<int> port = bound.get_future();
-        thread_ = std::thread([this, s = std::move(s), bound = std::move(bound)]() mutable {
-            bool published = false;
-            try {
-                rill::run(
-                    [&] {
-                        rill::tcp_server_stream server("127.0.0.1:0", s.server);
-                        bound.set_value(rill::tcp_server_socket_info(server).port_number);
-                        published = true;
-                        while (auto client = rill::read(server)) {
-                            if (stopping_.load()) break;
-                            clients_served_.fetch_add(1);
-                            rill::spawn(
-                                [c = std::move(*client), persistent = s.persistent]() mutable {
-                                    rill::call_with_stream(c, [&](rill::tcp_client_stream& cs) {
-                                        std::string line;
-                                        while (rill::read_line(cs, line)) {
-                                            rill::showln(cs, line);
-                                            rill::flush_writer(cs);
-                                            if (!persistent) break;
-                                        }
-                                    });
-                                });
-                        }
-                    },
-                    s.runtime);
-            } catch (...) {
-                error_ = std::current_exception();
-                if (!published) bound.set_exception(std::current_exception());
-            }
-        });
-        if (port.wait_for(default_io_limit) != std::future_status::ready) {
-            ADD_FAILURE() << "echo_server_thread: the server did not start";
-            std::terminate();  // a thread we cannot stop
-        }
-        try {
-            port_ = port.get();
-        } catch (...) {
-            thread_.join();
-            throw;
-        }
-    }
-    echo_server_thread(const echo_server_thread&) = delete;
-    echo_server_thread& operator=(const echo_server_thread&) = delete;
-    ~echo_server_thread() { stop(); }
+    explicit echo_server_thread(settings s = {})
+        : server_({.name = "echo server",
+                   .server = std::move(s.server),
+                   .runtime = std::move(s.runtime)},
+                  [persistent = s.persistent](rill::tcp_client_stream& c) {
+                      echo_lines(c, persistent);
+                  }) {}
 
-    int port() const { return port_; }
-    long clients_served() const { return clients_served_.load(); }
+    int port() const { return server_.port(); }
+    long clients_served() const { return server_.accepted(); }
 
-    void stop() {
-        if (!thread_.joinable()) return;
-        stopping_.store(true);
-        try {
-            raw_client wake(port_);
-        } catch (const std::exception& e) {
-            ADD_FAILURE() << "echo_server_thread: cannot wake the server: " << e.what();
-        }
-        thread_.join();
-        if (error_) {
-            try {
-                std::rethrow_exception(error_);
-            } catch (const std::exception& e) {
-                ADD_FAILURE() << "echo server ended with: " << e.what();
-            }
-        }
-    }
+    void stop() { server_.stop(); }
 
 private:
-    std::thread thread_;
-    int port_ = 0;
-    std::atomic<bool> stopping_{false};
-    std::atomic<long> clients_served_{0};
-    std::exception_ptr error_;
+    in_process_server server_;
 };
 
 }  // namespace rill_test

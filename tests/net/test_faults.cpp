@@ -1,7 +1,6 @@
 // Faults the echo server must ride out: clients that reset instead of closing, and a process
 // out of descriptors (accept fails with EMFILE) — the clients it has keep being served, the
 // server does not spin, and new clients get in once descriptors are freed.
-#include <fcntl.h>
 #include <sys/resource.h>
 #include <sys/time.h>
 
@@ -10,7 +9,6 @@
 #include <chrono>
 #include <cstdio>
 #include <exception>
-#include <filesystem>
 #include <memory>
 #include <string>
 #include <vector>
@@ -18,6 +16,7 @@
 #include <rill/rill.hpp>
 
 #include "net/net_test_support.hpp"
+#include "support/process_limits.hpp"
 
 namespace {
 
@@ -48,53 +47,6 @@ TEST(NetFaults, ClientResetsBeforeReadingItsEcho) {
         EXPECT_EQ(polite.receive_line(), "hello\r\n");
     }
 }
-
-// One more than the highest descriptor open now: with RLIMIT_NOFILE at this value and every
-// lower number taken, the process cannot open anything.
-int highest_open_fd() {
-    int highest = -1;
-    std::error_code ec;
-    for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd", ec))
-        highest = std::max(highest, std::stoi(entry.path().filename().string()));
-    return highest;
-}
-
-// Takes every free descriptor number below the limit it then sets, so that the process is
-// out of descriptors; the destructor gives them back and restores the limit.
-class descriptor_starvation {
-public:
-    descriptor_starvation() {
-        getrlimit(RLIMIT_NOFILE, &saved_);
-        const int limit = highest_open_fd() + 1;
-        for (int i = 0; i < limit; ++i) {
-            int fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
-            if (fd < 0) break;
-            if (fd >= limit) {
-                ::close(fd);
-                break;
-            }
-            placeholders_.push_back(fd);
-        }
-        rlimit lowered = saved_;
-        lowered.rlim_cur = static_cast<rlim_t>(limit);
-        active_ = setrlimit(RLIMIT_NOFILE, &lowered) == 0;
-    }
-    descriptor_starvation(const descriptor_starvation&) = delete;
-    descriptor_starvation& operator=(const descriptor_starvation&) = delete;
-    ~descriptor_starvation() { end(); }
-    bool active() const { return active_; }
-    void end() {
-        if (active_) setrlimit(RLIMIT_NOFILE, &saved_);
-        active_ = false;
-        for (int fd : placeholders_) ::close(fd);
-        placeholders_.clear();
-    }
-
-private:
-    rlimit saved_{};
-    std::vector<int> placeholders_;
-    bool active_ = false;
-};
 
 double cpu_seconds_of_process() {
     rusage u{};
@@ -131,7 +83,7 @@ TEST(NetFaults, OutOfDescriptorsKeepsServingAndRecovers) {
         }
     } close_newcomers{newcomers};
 
-    descriptor_starvation starvation;
+    rill_test::descriptor_starvation starvation;
     ASSERT_TRUE(starvation.active());
     ASSERT_LT(::dup(0), 0) << "the process should be out of descriptors";
     const rill_test::loopback_sockaddr to(server.port(), false);
@@ -200,7 +152,7 @@ TEST(NetFaults, OpeningStreamsOutOfDescriptorsNamesTheStep) {
         // call tests memory through a pipe, and reports a false error when it cannot make one.
         std::exception_ptr client_failure, server_failure;
         {
-            descriptor_starvation starvation;
+            rill_test::descriptor_starvation starvation;
             ASSERT_TRUE(starvation.active());
             try {
                 rill::tcp_client_stream c(port);

@@ -22,8 +22,10 @@
 #include <rill/rill.hpp>
 
 #include "net/net_test_support.hpp"
+#include "support/clean_end.hpp"
 #include "support/descriptors.hpp"
 #include "support/errors.hpp"
+#include "support/in_process_server.hpp"
 #include "support/wait.hpp"
 
 namespace {
@@ -105,13 +107,7 @@ public:
             << "run did not return";
         if (!returned()) rill::end_drain();
         thread_.join();
-        if (error_) {
-            try {
-                std::rethrow_exception(error_);
-            } catch (const std::exception& e) {
-                ADD_FAILURE() << "run ended with: " << e.what();
-            }
-        }
+        rill_test::expect_run_ended_cleanly(error_, "run");
         return std::chrono::duration_cast<std::chrono::milliseconds>(returned_at_ - since);
     }
 
@@ -123,14 +119,6 @@ private:
     clock_type::time_point returned_at_{};
     std::exception_ptr error_;
 };
-
-// The peer closed in order (FIN, no reset) with nothing more to read.
-void expect_clean_end(rill_test::raw_client& c, const char* who) {
-    char byte;
-    const ssize_t n = rill_test::retry_interrupted([&] { return ::recv(c.fd(), &byte, 1, 0); });
-    EXPECT_EQ(n, 0) << who << ": expected end of stream, got "
-                    << (n < 0 ? std::strerror(errno) : "a byte");
-}
 
 bool connect_refused(int port) {
     try {
@@ -165,16 +153,16 @@ void idle_clients_end_and_requests_in_flight_are_answered(int workers) {
 
         requested = clock_type::now();
         rill::request_shutdown();
-        expect_clean_end(idle, "the idle client");
+        rill_test::expect_clean_end(idle, "the idle client");
         ASSERT_TRUE(rill_test::thread_wait_until([&] { return server.accept_loop_ended(); }))
             << "read(server) did not return empty";
         EXPECT_TRUE(connect_refused(server.port())) << "the server still accepts";
         EXPECT_EQ(unread.receive_line(), "queued 1\r\n");
         EXPECT_EQ(unread.receive_line(), "queued 2\r\n");
-        expect_clean_end(unread, "the client whose lines were queued");
+        rill_test::expect_clean_end(unread, "the client whose lines were queued");
         mid_line.send(" and rest\n");
         EXPECT_EQ(mid_line.receive_line(), "part and rest\r\n");
-        expect_clean_end(mid_line, "the mid-line client");
+        rill_test::expect_clean_end(mid_line, "the mid-line client");
         const std::string answer = mid_write.receive_all();
         EXPECT_EQ(answer.size(), big_answer_bytes + 2);
         EXPECT_EQ(answer.find_first_not_of('x'), big_answer_bytes);
@@ -264,7 +252,7 @@ TEST(GracefulShutdown, SignalsStartTheShutdownThenEndTheDrain) {
         never_reads.send("big\n");
         ASSERT_FALSE(never_reads.quiet_for(2000ms));
         ASSERT_EQ(::kill(::getpid(), SIGUSR2), 0);
-        expect_clean_end(idle, "the idle client");
+        rill_test::expect_clean_end(idle, "the idle client");
         ASSERT_TRUE(rill_test::thread_wait_until([&] { return server.accept_loop_ended(); }));
         EXPECT_FALSE(server.returned()) << "the drain ended without the second signal";
         const auto second = clock_type::now();

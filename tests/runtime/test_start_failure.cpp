@@ -3,11 +3,11 @@
 // body is destroyed at once, a joiner gets the error, a dropped handle reports it, and the
 // failure is counted. Once memory is back, tasks start again.
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <gtest/gtest.h>
 
 #include <atomic>
-#include <fstream>
 #include <mutex>
 #include <new>
 #include <string>
@@ -17,42 +17,20 @@
 #include <rill/rill.hpp>
 
 #include "runtime/runtime_test_support.hpp"
+#include "support/child_limits.hpp"
+#include "support/process_limits.hpp"
 
 namespace {
 
 using namespace std::chrono_literals;
 
-// Bytes of address space this process has mapped now (VmSize).
-rlim_t mapped_bytes() {
-    std::ifstream status("/proc/self/status");
-    for (std::string line; std::getline(status, line);)
-        if (line.rfind("VmSize:", 0) == 0) return std::stoull(line.substr(7)) * 1024;
-    return 0;
-}
-
 // RLIMIT_AS lowered to what is mapped now, plus `slack_bytes`, for the scope: a new slab of
 // task stacks (16 stacks of 68 KiB) cannot be mapped, small allocations from the heap's free
 // room still can.
-class address_space_limit {
+class address_space_limit : public rill_test::lowered_soft_limit {
 public:
-    explicit address_space_limit(rlim_t slack_bytes) {
-        getrlimit(RLIMIT_AS, &saved_);
-        rlimit lowered = saved_;
-        lowered.rlim_cur = mapped_bytes() + slack_bytes;
-        active_ = setrlimit(RLIMIT_AS, &lowered) == 0;
-    }
-    address_space_limit(const address_space_limit&) = delete;
-    address_space_limit& operator=(const address_space_limit&) = delete;
-    ~address_space_limit() { end(); }
-    bool active() const { return active_; }
-    void end() {
-        if (active_) setrlimit(RLIMIT_AS, &saved_);
-        active_ = false;
-    }
-
-private:
-    rlimit saved_{};
-    bool active_ = false;
+    explicit address_space_limit(rlim_t slack_bytes)
+        : lowered_soft_limit(RLIMIT_AS, rill_test::mapped_bytes_of(::getpid()) + slack_bytes) {}
 };
 
 // What the error that ended a task says ("" when it ended normally).

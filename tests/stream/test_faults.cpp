@@ -7,6 +7,7 @@
 #include <rill/rill.hpp>
 
 #include "stream/stream_test_support.hpp"
+#include "support/in_process_server.hpp"
 
 namespace {
 
@@ -25,13 +26,7 @@ struct bystander {
         echo_task = rill::spawn([this] {
             auto c = rill::read(server);
             ASSERT_TRUE(c);
-            rill::call_with_stream(*c, [](rill::tcp_client_stream& s) {
-                std::string line;
-                while (rill::read_line(s, line)) {
-                    rill::showln(s, line);
-                    rill::flush_writer(s);
-                }
-            });
+            rill_test::echo_lines(*c);
         });
         client_task = rill::spawn([this, port, rounds] {
             rill::tcp_client_stream c(port);

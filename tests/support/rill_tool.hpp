@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <string>
+#include <vector>
 
 #include "support/child_process.hpp"
 #include "support/files.hpp"
@@ -28,5 +29,44 @@ inline int start_rill_echo(child_process& echo) {
     if (first->rfind(':') == std::string::npos) return 0;
     return std::stoi(first->substr(first->rfind(':') + 1));
 }
+
+// `rill ARGS...`: the command's argv, and the command line as a test's trace shows it.
+inline std::vector<std::string> rill_argv(const std::vector<std::string>& args) {
+    std::vector<std::string> argv{rill_tool};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return argv;
+}
+inline std::string rill_command_line(const std::vector<std::string>& args) {
+    std::string shown = "rill";
+    for (const auto& a : args) shown += " " + a;
+    return shown;
+}
+
+// Runs `rill ARGS...` to its end (killed past `limit`): what it printed and its exit status.
+inline child_process::outcome run_rill(const std::vector<std::string>& args,
+                                       std::chrono::milliseconds limit) {
+    child_process rill(rill_argv(args));
+    return rill.wait(limit);
+}
+
+// `rill echo ARGS...` started as a child process, and the port it listens on (read by
+// start_rill_echo: 0, with a test failure, when it printed no address). ARGS must make it
+// listen on 127.0.0.1 (e.g. "127.0.0.1:0"). The child is stopped when this ends.
+class rill_echo : public child_process {
+public:
+    explicit rill_echo(const std::vector<std::string>& args)
+        : child_process(rill_echo_argv(args)), port_(start_rill_echo(*this)) {}
+
+    int port() const { return port_; }
+
+private:
+    static std::vector<std::string> rill_echo_argv(const std::vector<std::string>& args) {
+        std::vector<std::string> argv{"echo"};
+        argv.insert(argv.end(), args.begin(), args.end());
+        return rill_argv(argv);
+    }
+
+    int port_;
+};
 
 }  // namespace rill_test

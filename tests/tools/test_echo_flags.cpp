@@ -21,9 +21,6 @@
 namespace {
 
 using namespace std::chrono_literals;
-using rill_test::child_process;
-using rill_test::rill_tool;
-using rill_test::start_rill_echo;
 using testing::HasSubstr;
 
 constexpr auto run_limit = 10s;
@@ -56,11 +53,10 @@ TEST(EchoFlags, BadValuesAreRefusedWithOneLineNamingFlagAndValue) {
         {{"--reader-timeout"}, "--reader-timeout needs a value"},
     };
     for (const auto& c : cases) {
-        std::vector<std::string> argv = {rill_tool, "echo", "127.0.0.1:0"};
-        argv.insert(argv.end(), c.args.begin(), c.args.end());
+        std::vector<std::string> args = {"echo", "127.0.0.1:0"};
+        args.insert(args.end(), c.args.begin(), c.args.end());
         SCOPED_TRACE(testing::PrintToString(c.args));
-        child_process echo(argv);
-        auto o = echo.wait(run_limit);
+        auto o = rill_test::run_rill(args, run_limit);
         EXPECT_EQ(o.exit_status, 2);
         EXPECT_EQ(o.out, "") << "no server was started";
         EXPECT_THAT(o.err, HasSubstr(c.names));
@@ -69,8 +65,7 @@ TEST(EchoFlags, BadValuesAreRefusedWithOneLineNamingFlagAndValue) {
 }
 
 TEST(EchoFlags, UsageNamesTheFlags) {
-    child_process help({rill_tool, "--help"});
-    auto o = help.wait(run_limit);
+    auto o = rill_test::run_rill({"--help"}, run_limit);
     EXPECT_EQ(o.exit_status, 0);
     EXPECT_THAT(o.out, HasSubstr("--reader-timeout D"));
     EXPECT_THAT(o.out, HasSubstr("--writer-timeout D"));
@@ -80,9 +75,9 @@ TEST(EchoFlags, UsageNamesTheFlags) {
 TEST(EchoFlags, GoodValuesStartTheServer) {
     for (const char* d : {"500ms", "30s", "2m", "1h"}) {
         SCOPED_TRACE(d);
-        child_process echo({rill_tool, "echo", "127.0.0.1:0", "--reader-timeout", d,
-                            "--writer-timeout", d, "--max-connections", "10"});
-        const int port = start_rill_echo(echo);
+        rill_test::rill_echo echo({"127.0.0.1:0", "--reader-timeout", d, "--writer-timeout", d,
+                                   "--max-connections", "10"});
+        const int port = echo.port();
         ASSERT_GT(port, 0);
         rill_test::raw_client c(port);
         c.send("hi\n");
@@ -91,9 +86,8 @@ TEST(EchoFlags, GoodValuesStartTheServer) {
 }
 
 TEST(EchoFlags, ReaderTimeoutClosesASilentClient) {
-    child_process echo(
-        {rill_tool, "echo", "127.0.0.1:0", "--mode", "persistent", "--reader-timeout", "200ms"});
-    const int port = start_rill_echo(echo);
+    rill_test::rill_echo echo({"127.0.0.1:0", "--mode", "persistent", "--reader-timeout", "200ms"});
+    const int port = echo.port();
     ASSERT_GT(port, 0);
     rill_test::raw_client talkative(port);
     talkative.send("one\n");
@@ -107,9 +101,8 @@ TEST(EchoFlags, ReaderTimeoutClosesASilentClient) {
 }
 
 TEST(EchoFlags, WriterTimeoutClosesAClientThatDoesNotRead) {
-    child_process echo(
-        {rill_tool, "echo", "127.0.0.1:0", "--mode", "persistent", "--writer-timeout", "300ms"});
-    const int port = start_rill_echo(echo);
+    rill_test::rill_echo echo({"127.0.0.1:0", "--mode", "persistent", "--writer-timeout", "300ms"});
+    const int port = echo.port();
     ASSERT_GT(port, 0);
     // A client that sends and never reads: the echoes fill its receive buffer and the server's
     // send buffer, the server's write waits, and past 300 ms the server drops the client.
@@ -153,9 +146,8 @@ TEST(EchoFlags, WriterTimeoutClosesAClientThatDoesNotRead) {
 }
 
 TEST(EchoFlags, MaxConnectionsHoldsTheNextClientBack) {
-    child_process echo(
-        {rill_tool, "echo", "127.0.0.1:0", "--mode", "persistent", "--max-connections", "2"});
-    const int port = start_rill_echo(echo);
+    rill_test::rill_echo echo({"127.0.0.1:0", "--mode", "persistent", "--max-connections", "2"});
+    const int port = echo.port();
     ASSERT_GT(port, 0);
     std::vector<std::unique_ptr<rill_test::raw_client>> open;
     for (int i = 0; i < 2; ++i) {

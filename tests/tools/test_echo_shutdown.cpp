@@ -18,6 +18,7 @@
 #include <string>
 
 #include "support/child_process.hpp"
+#include "support/clean_end.hpp"
 #include "support/files.hpp"
 #include "support/loopback.hpp"
 #include "support/rill_tool.hpp"
@@ -52,17 +53,10 @@ struct scratch_directory {
     }
 };
 
-void expect_clean_end(rill_test::raw_client& c, const char* who) {
-    char byte;
-    const ssize_t n = rill_test::retry_interrupted([&] { return ::recv(c.fd(), &byte, 1, 0); });
-    EXPECT_EQ(n, 0) << who << ": expected end of stream, got "
-                    << (n < 0 ? std::strerror(errno) : "a byte");
-}
-
 void drain_ends_with_a_summary(int signal_number) {
-    child_process echo({rill_tool, "echo", "127.0.0.1:0", "--mode", "persistent", "--workers", "2",
-                        "--drain-timeout", "20s"});
-    const int port = start_rill_echo(echo);
+    rill_test::rill_echo echo(
+        {"127.0.0.1:0", "--mode", "persistent", "--workers", "2", "--drain-timeout", "20s"});
+    const int port = echo.port();
     ASSERT_GT(port, 0);
     rill_test::raw_client idle(port);
     idle.send("one\n");
@@ -72,10 +66,10 @@ void drain_ends_with_a_summary(int signal_number) {
     ASSERT_EQ(mid_line.receive_line(), "two\r\n");  // so "par" has been read too
 
     ASSERT_EQ(::kill(echo.pid(), signal_number), 0);
-    expect_clean_end(idle, "the idle client");
+    rill_test::expect_clean_end(idle, "the idle client");
     mid_line.send("tial\n");
     EXPECT_EQ(mid_line.receive_line(), "partial\r\n");
-    expect_clean_end(mid_line, "the mid-line client");
+    rill_test::expect_clean_end(mid_line, "the mid-line client");
 
     const auto o = echo.wait(run_limit);
     EXPECT_EQ(o.exit_status, 0) << o.err;
@@ -89,9 +83,9 @@ TEST(EchoShutdown, SigtermDrainsAndPrintsASummary) { drain_ends_with_a_summary(S
 TEST(EchoShutdown, SigintDrainsAndPrintsASummary) { drain_ends_with_a_summary(SIGINT); }
 
 TEST(EchoShutdown, ASecondSignalEndsTheDrain) {
-    child_process echo({rill_tool, "echo", "127.0.0.1:0", "--mode", "persistent", "--workers", "1",
-                        "--drain-timeout", "60s"});
-    const int port = start_rill_echo(echo);
+    rill_test::rill_echo echo(
+        {"127.0.0.1:0", "--mode", "persistent", "--workers", "1", "--drain-timeout", "60s"});
+    const int port = echo.port();
     ASSERT_GT(port, 0);
     // Lines until the server's answers fill its socket and it stops reading: it is then in the
     // middle of a write that never ends.

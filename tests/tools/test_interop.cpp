@@ -26,7 +26,6 @@ namespace {
 using namespace std::chrono_literals;
 using rill_test::child_process;
 using rill_test::rill_tool;
-using rill_test::start_rill_echo;
 using testing::HasSubstr;
 using testing::MatchesRegex;
 
@@ -121,8 +120,8 @@ TEST(Interop, RillEchoDefaultsToTheSeedPort) {
 
 TEST(Interop, NetcatAgainstRillEcho) {
     if (!rill_test::program_available("nc")) GTEST_SKIP() << "nc (netcat-openbsd) is not installed";
-    child_process echo({rill_tool, "echo", "127.0.0.1:0"});
-    const int port = start_rill_echo(echo);
+    rill_test::rill_echo echo({"127.0.0.1:0"});
+    const int port = echo.port();
     ASSERT_GT(port, 0);
     // -N: shut the socket down for writing at end of input, so nc ends once the server closes.
     child_process nc({"nc", "-N", "-w", "5", "127.0.0.1", std::to_string(port)});
@@ -134,8 +133,8 @@ TEST(Interop, NetcatAgainstRillEcho) {
 
 TEST(Interop, RillEchoModes) {
     {
-        child_process echo({rill_tool, "echo", "127.0.0.1:0", "--mode", "persistent"});
-        const int port = start_rill_echo(echo);
+        rill_test::rill_echo echo({"127.0.0.1:0", "--mode", "persistent"});
+        const int port = echo.port();
         ASSERT_GT(port, 0);
         rill_test::raw_client c(port);
         c.send("one\ntwo\r\nthree\n");
@@ -149,8 +148,8 @@ TEST(Interop, RillEchoModes) {
         EXPECT_EQ(c.receive_all(), "");
     }
     {
-        child_process echo({rill_tool, "echo", "--mode", "once", "127.0.0.1:0"});
-        const int port = start_rill_echo(echo);
+        rill_test::rill_echo echo({"--mode", "once", "127.0.0.1:0"});
+        const int port = echo.port();
         ASSERT_GT(port, 0);
         rill_test::raw_client c(port);
         c.send("one\ntwo\n");
@@ -158,10 +157,10 @@ TEST(Interop, RillEchoModes) {
     }
     {
         // Every server option is taken; the address can come from --port-number.
-        child_process echo({rill_tool, "echo", "127.0.0.1", "--port-number", "0", "--backlog", "16",
-                            "--no-reuse-address", "--transcoder", "utf_8,lf", "--workers", "2",
-                            "--defer-accept", "5"});
-        const int port = start_rill_echo(echo);
+        rill_test::rill_echo echo({"127.0.0.1", "--port-number", "0", "--backlog", "16",
+                                   "--no-reuse-address", "--transcoder", "utf_8,lf", "--workers",
+                                   "2", "--defer-accept", "5"});
+        const int port = echo.port();
         ASSERT_GT(port, 0);
         rill_test::raw_client c(port);
         c.send("caf\xc3\xa9\n");
@@ -170,8 +169,8 @@ TEST(Interop, RillEchoModes) {
 }
 
 TEST(Interop, RillSendAgainstRillEcho) {
-    child_process echo({rill_tool, "echo", "127.0.0.1:0", "--mode", "persistent"});
-    const int port = start_rill_echo(echo);
+    rill_test::rill_echo echo({"127.0.0.1:0", "--mode", "persistent"});
+    const int port = echo.port();
     ASSERT_GT(port, 0);
     const std::string where = "127.0.0.1:" + std::to_string(port);
     {
@@ -200,13 +199,8 @@ TEST(Interop, RillSendAgainstRillEcho) {
 
 // Runs `rill ARGS...` and expects a failure reported as one line on stderr.
 void expect_one_line_error(const std::vector<std::string>& args, const std::string& expected_part) {
-    std::vector<std::string> argv{rill_tool};
-    argv.insert(argv.end(), args.begin(), args.end());
-    std::string shown;
-    for (const auto& a : args) shown += " " + a;
-    SCOPED_TRACE("rill" + shown);
-    child_process rill(argv);
-    auto o = rill.wait(run_limit);
+    SCOPED_TRACE(rill_test::rill_command_line(args));
+    auto o = rill_test::run_rill(args, run_limit);
     EXPECT_NE(o.exit_status, 0);
     EXPECT_GT(o.exit_status, 0) << "ended by a signal or did not end";
     EXPECT_EQ(o.out, "");
@@ -254,8 +248,7 @@ TEST(Interop, RillCommandErrorsAreOneLine) {
 }
 
 TEST(Interop, RillHelp) {
-    child_process rill({rill_tool, "--help"});
-    auto o = rill.wait(run_limit);
+    auto o = rill_test::run_rill({"--help"}, run_limit);
     EXPECT_EQ(o.exit_status, 0);
     EXPECT_THAT(o.out, HasSubstr("rill echo [ADDRESS]"));
     EXPECT_THAT(o.out, HasSubstr("rill send ADDRESS"));
@@ -263,8 +256,8 @@ TEST(Interop, RillHelp) {
 }
 
 TEST(Interop, RillSendToAOnceServerReportsTheClose) {
-    child_process echo({rill_tool, "echo", "127.0.0.1:0"});
-    const int port = start_rill_echo(echo);
+    rill_test::rill_echo echo({"127.0.0.1:0"});
+    const int port = echo.port();
     ASSERT_GT(port, 0);
     child_process send({rill_tool, "send", "127.0.0.1:" + std::to_string(port), "first", "second"});
     auto o = send.wait(run_limit);
@@ -276,8 +269,8 @@ TEST(Interop, RillSendToAOnceServerReportsTheClose) {
 TEST(Interop, GambitClientAgainstRillEcho) {
     if (!rill_test::program_available("gsi"))
         GTEST_SKIP() << "gsi (Gambit Scheme, package gambc) is not installed";
-    child_process echo({rill_tool, "echo", "127.0.0.1:0"});
-    const int port = start_rill_echo(echo);
+    rill_test::rill_echo echo({"127.0.0.1:0"});
+    const int port = echo.port();
     ASSERT_GT(port, 0);
     // rill writes a line end as CR LF (the reference's default for TCP streams); a Gambit port
     // reads that as one line end under eol-encoding cr-lf (its default, lf, would keep the CR).

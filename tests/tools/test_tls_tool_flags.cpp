@@ -27,7 +27,6 @@ namespace {
 
 using namespace std::chrono_literals;
 using rill_test::child_process;
-using rill_test::rill_tool;
 using testing::HasSubstr;
 using testing::MatchesRegex;
 
@@ -35,13 +34,8 @@ using testing::MatchesRegex;
 // containing `expected_part`.
 void expect_one_line_error(const std::vector<std::string>& args, const std::string& expected_part,
                            int exit_status) {
-    std::vector<std::string> argv{rill_tool};
-    argv.insert(argv.end(), args.begin(), args.end());
-    std::string shown;
-    for (const auto& a : args) shown += " " + a;
-    SCOPED_TRACE("rill" + shown);
-    child_process rill(argv);
-    auto o = rill.wait(10s);
+    SCOPED_TRACE(rill_test::rill_command_line(args));
+    auto o = rill_test::run_rill(args, 10s);
     EXPECT_EQ(o.exit_status, exit_status) << o.err;
     EXPECT_EQ(o.out, "") << "nothing listened: no address printed";
     EXPECT_THAT(o.err, MatchesRegex("rill (echo|send): [^\n]*\n")) << "one line";
@@ -115,8 +109,7 @@ TEST(TlsToolFlags, SendMisuseIsOneLine) {
 }
 
 TEST(TlsToolFlags, HelpShowsTheFlags) {
-    child_process rill({rill_tool, "--help"});
-    auto o = rill.wait(10s);
+    auto o = rill_test::run_rill({"--help"}, 10s);
     EXPECT_EQ(o.exit_status, 0);
     for (const char* flag : {"--tls-cert FILE --tls-key FILE", "--tls-handshake-timeout D",
                              "--tls [--tls-ca FILE] [--insecure] [--server-name NAME]"})
