@@ -566,9 +566,11 @@ private:
             if (got > 0) continue;
             if (got == 0)
                 return handshake_failed("the peer closed the connection during the handshake");
-            if (got == -ETIMEDOUT && own_deadline_first)
+            if (got == -ETIMEDOUT && own_deadline_first) {
+                count_event(&worker_counters::timeouts);  // a timeout, as stream_totals says
                 return handshake_failed("no handshake within " + std::to_string(limit.count()) +
                                         " ms");
+            }
             return got;  // the caller's deadline, cancellation, a reset
         }
     }

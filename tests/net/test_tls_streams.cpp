@@ -375,6 +375,7 @@ bool raw_peer_is_closed_after(int port, Act act) {
 }
 
 TEST(TlsStreams, TheHandshakeTimeoutEndsSilentAndDribblingPeersWhileOthersAreServed) {
+    const rill::stream_totals before = rill::runtime_stats_snapshot().streams;
     rill::tls_options so = server_tls_options();
     so.handshake_timeout = 300ms;
     std::atomic<int> port{0};
@@ -438,6 +439,11 @@ TEST(TlsStreams, TheHandshakeTimeoutEndsSilentAndDribblingPeersWhileOthersAreSer
     EXPECT_EQ(failures.load(), 2);
     EXPECT_TRUE(contains(last_failure, "read_line: tls handshake with 127.0.0.1:")) << last_failure;
     EXPECT_TRUE(contains(last_failure, ": no handshake within 300 ms")) << last_failure;
+    // The stats: two handshake timeouts, failed handshakes both; the good client's two ends.
+    const rill::stream_totals after = rill::runtime_stats_snapshot().streams;
+    EXPECT_EQ(after.timeouts - before.timeouts, 2u);
+    EXPECT_EQ(after.tls_handshake_failures - before.tls_handshake_failures, 2u);
+    EXPECT_EQ(after.tls_handshakes - before.tls_handshakes, 2u);
 }
 
 TEST(TlsStreams, ReaderAndWriterTimeoutsWorkAfterTheHandshake) {
