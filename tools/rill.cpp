@@ -51,11 +51,13 @@ const char* const usage_text =
     "      errors) at http://ADDRESS/metrics in the Prometheus text format; prints that bound\n"
     "      address on its second line.\n"
     "  rill send ADDRESS [LINE ...] [--keep-alive] [--no-coalesce] [--transcoder ...]\n"
-    "            [--tls [--tls-ca FILE] [--insecure] [--server-name NAME]]\n"
+    "            [--tls [--tls-ca FILE] [--insecure] [--server-name NAME]\n"
+    "                   [--tls-cert FILE --tls-key FILE]]\n"
     "      The seed's client: sends each LINE (or each line of standard input) and prints the\n"
     "      reply to it. --tls: speak TLS, verifying the server's certificate against the\n"
     "      system's CAs, or only those in --tls-ca FILE (PEM), and its name against\n"
-    "      --server-name (default: the host in ADDRESS); --insecure: verify nothing.\n"
+    "      --server-name (default: the host in ADDRESS); --insecure: verify nothing;\n"
+    "      --tls-cert FILE --tls-key FILE: present this client certificate (PEM) and key.\n"
     "  rill bench SCENARIO [OPTIONS]   (rill bench --help)\n";
 
 struct usage_error : std::runtime_error {
@@ -314,6 +316,10 @@ int send_command(int argc, char** argv) {
             insecure = true;
         else if (a == "--server-name")
             tls.server_name = args.value(a);
+        else if (a == "--tls-cert")
+            tls.certificate_file = args.value(a);
+        else if (a == "--tls-key")
+            tls.private_key_file = args.value(a);
         else if (a == "--keep-alive")
             options.keep_alive = true;
         else if (a == "--no-coalesce")
@@ -332,8 +338,18 @@ int send_command(int argc, char** argv) {
         if (!tls.ca_file.empty()) throw usage_error("--tls-ca needs --tls");
         if (insecure) throw usage_error("--insecure needs --tls");
         if (!tls.server_name.empty()) throw usage_error("--server-name needs --tls");
+        if (!tls.certificate_file.empty()) throw usage_error("--tls-cert needs --tls");
+        if (!tls.private_key_file.empty()) throw usage_error("--tls-key needs --tls");
     } else {
         require_tls("--tls");
+        if (tls.certificate_file.empty() != tls.private_key_file.empty())
+            throw usage_error(tls.certificate_file.empty()
+                                  ? "--tls-key needs --tls-cert (the certificate it is the key of)"
+                                  : "--tls-cert needs --tls-key (the certificate's private key)");
+        if (!tls.certificate_file.empty()) {
+            require_readable_file("--tls-cert", tls.certificate_file);
+            require_readable_file("--tls-key", tls.private_key_file);
+        }
         if (insecure && !tls.ca_file.empty())
             throw usage_error("--insecure verifies nothing: --tls-ca has no use with it");
         if (!tls.ca_file.empty()) require_readable_file("--tls-ca", tls.ca_file);

@@ -62,6 +62,9 @@ struct tls_options {
     std::vector<std::string> alpn;
     // The oldest version accepted; TLS 1.3 is used whenever both sides have it.
     tls_version min_version = tls_version::tls1_2;
+    // The newest version offered (client) or accepted (server); none: TLS 1.3. A peer limited
+    // to versions outside [min_version, max_version] fails the handshake with tls_error.
+    std::optional<tls_version> max_version;
     // Session resumption: a server issues tickets; a client offers the last session it got
     // from the same server (name and port) on its next connection, which then skips the
     // certificate exchange.

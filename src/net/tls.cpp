@@ -215,6 +215,8 @@ tls_context::tls_context(const tls_options& o)
         if (p.empty() || p.size() > 255)
             throw argument_error("tls_context: an alpn protocol must be 1..255 bytes, got \"" + p +
                                  "\"");
+    if (o.max_version && *o.max_version < o.min_version)
+        throw argument_error("tls_context: max_version TLS 1.2 is below min_version TLS 1.3");
     tls_context_state& st = *state_;
     st.options = o;
     ERR_clear_error();
@@ -223,6 +225,8 @@ tls_context::tls_context(const tls_options& o)
     SSL_CTX* ctx = st.ctx.get();
     SSL_CTX_set_min_proto_version(ctx, o.min_version == tls_version::tls1_3 ? TLS1_3_VERSION
                                                                             : TLS1_2_VERSION);
+    SSL_CTX_set_max_proto_version(ctx, o.max_version == tls_version::tls1_2 ? TLS1_2_VERSION
+                                                                            : TLS1_3_VERSION);
     // OpenSSL's read and write buffers go back whenever they are empty: an idle connection
     // holds only the SSL object itself.
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);

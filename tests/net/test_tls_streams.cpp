@@ -159,6 +159,39 @@ TEST(TlsStreams, MinimumVersionAndAlpnAreNegotiated) {
     });
 }
 
+TEST(TlsStreams, MaximumVersionLimitsWhatIsNegotiated) {
+    rill::run([] {
+        rill::tls_options so = server_tls_options();
+        so.max_version = rill::tls_version::tls1_2;
+        echo_server echo({.tls = rill::tls_context(so)});
+        rill::tcp_client_stream c(at(echo.port), {.tls = client_tls()});
+        rill::showln(c, "over 1.2");
+        rill::flush_writer(c);
+        EXPECT_EQ(rill::read_line(c), "over 1.2");
+        EXPECT_EQ(rill::tcp_client_tls_info(c)->version, "TLSv1.2");
+        // A client that takes TLS 1.3 only: a tls_error on that connection, and the server
+        // goes on serving the first.
+        rill::tcp_client_stream d(at(echo.port),
+                                  {.tls = client_tls({.min_version = rill::tls_version::tls1_3})});
+        const std::string m = rill_test::message_of<rill::tls_error>([&] {
+            rill::showln(d, "x");
+            rill::flush_writer(d);
+            (void)rill::read_line(d);  // the handshake has failed by then at the latest
+        });
+        EXPECT_TRUE(contains(m, "tls handshake with ")) << m;
+        EXPECT_TRUE(contains(m, "protocol version") || contains(m, "unsupported protocol")) << m;
+        rill::showln(c, "still");
+        rill::flush_writer(c);
+        EXPECT_EQ(rill::read_line(c), "still");
+        rill::close_stream(c);
+    });
+    const std::string m = rill_test::message_of<rill::argument_error>([] {
+        rill::tls_context(
+            {.min_version = rill::tls_version::tls1_3, .max_version = rill::tls_version::tls1_2});
+    });
+    EXPECT_TRUE(contains(m, "max_version TLS 1.2 is below min_version TLS 1.3")) << m;
+}
+
 TEST(TlsStreams, AClientResumesItsSessionOnItsNextConnection) {
     rill::run([] {
         echo_server echo({.tls = server_tls()});

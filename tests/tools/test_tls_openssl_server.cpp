@@ -34,6 +34,20 @@ int s_server_port(child_process& server) {
     return 0;
 }
 
+// The command line of `openssl s_server` on 127.0.0.1 (a free port) serving `served`: it answers
+// each line reversed (-rev) and ends after one connection; `extra` flags go last.
+std::vector<std::string> s_server_argv(const rill_test::certificate_and_key& served,
+                                       const std::vector<std::string>& extra = {}) {
+    std::vector<std::string> argv = {"openssl",  "s_server",
+                                     "-accept",  "127.0.0.1:0",
+                                     "-cert",    served.certificate.path.string(),
+                                     "-key",     served.private_key.path.string(),
+                                     "-naccept", "1",
+                                     "-rev"};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    return argv;
+}
+
 struct s_server_case {
     std::string version_flag;  // the only version s_server accepts
     std::string expected_version;  // as s_server prints it
@@ -48,10 +62,7 @@ TEST(TlsOpensslServer, RillSendVerifiesAndTalksTls13AndTls12) {
          {s_server_case{"-tls1_3", "TLSv1.3", {}}, s_server_case{"-tls1_2", "TLSv1.2", {}},
           s_server_case{"-tls1_3", "TLSv1.3", {"--server-name", "localhost"}}}) {
         SCOPED_TRACE(c.version_flag + (c.name.empty() ? "" : " --server-name"));
-        child_process server({"openssl", "s_server", "-accept", "127.0.0.1:0", "-cert",
-                              certs.server.certificate.path.string(), "-key",
-                              certs.server.private_key.path.string(), "-naccept", "1", "-rev",
-                              c.version_flag});
+        child_process server(s_server_argv(certs.server, {c.version_flag}));
         const int port = s_server_port(server);
         ASSERT_GT(port, 0);
         std::vector<std::string> argv = {rill_tool,
@@ -96,9 +107,7 @@ TEST(TlsOpensslServer, RillSendRefusesAServerItCannotVerify) {
                  &certs.wrong_host, {"--tls-ca", certs.ca.path.string()}, "IP address mismatch"},
          }) {
         SCOPED_TRACE(r.reason);
-        child_process server({"openssl", "s_server", "-accept", "127.0.0.1:0", "-cert",
-                              r.served->certificate.path.string(), "-key",
-                              r.served->private_key.path.string(), "-naccept", "1", "-rev"});
+        child_process server(s_server_argv(*r.served));
         const int port = s_server_port(server);
         ASSERT_GT(port, 0);
         const std::string where = "127.0.0.1:" + std::to_string(port);
@@ -121,9 +130,7 @@ TEST(TlsOpensslServer, InsecureConnectsAndSaysSo) {
     if (!rill_test::built_with_tls) GTEST_SKIP() << rill_test::without_tls_reason;
     if (!rill_test::program_available("openssl")) GTEST_SKIP() << "openssl is not installed";
     rill_test::tls_test_certificates certs;
-    child_process server({"openssl", "s_server", "-accept", "127.0.0.1:0", "-cert",
-                          certs.self_signed.certificate.path.string(), "-key",
-                          certs.self_signed.private_key.path.string(), "-naccept", "1", "-rev"});
+    child_process server(s_server_argv(certs.self_signed));
     const int port = s_server_port(server);
     ASSERT_GT(port, 0);
     child_process send(
@@ -132,6 +139,46 @@ TEST(TlsOpensslServer, InsecureConnectsAndSaysSo) {
     EXPECT_EQ(o.out, "cba\n");
     EXPECT_EQ(o.exit_status, 0);
     EXPECT_EQ(o.err, "rill send: --insecure: the server's certificate and name are not verified\n");
+}
+
+// s_server -Verify 1 requires a client certificate signed by its -CAfile: rill send presents
+// one with --tls-cert/--tls-key and is answered; without, the server refuses the handshake.
+TEST(TlsOpensslServer, RillSendPresentsAClientCertificate) {
+    if (!rill_test::built_with_tls) GTEST_SKIP() << rill_test::without_tls_reason;
+    if (!rill_test::program_available("openssl")) GTEST_SKIP() << "openssl is not installed";
+    rill_test::tls_test_certificates certs;
+    for (const bool presented : {true, false}) {
+        SCOPED_TRACE(presented ? "with the client certificate" : "without");
+        child_process server(s_server_argv(certs.server, {"-CAfile", certs.ca.path.string(),
+                                                          "-Verify", "1", "-verify_return_error"}));
+        const int port = s_server_port(server);
+        ASSERT_GT(port, 0);
+        std::vector<std::string> argv = {rill_tool,
+                                         "send",
+                                         "127.0.0.1:" + std::to_string(port),
+                                         "mutual",
+                                         "--tls",
+                                         "--tls-ca",
+                                         certs.ca.path.string()};
+        if (presented) {
+            argv.insert(argv.end(), {"--tls-cert", certs.client.certificate.path.string(),
+                                     "--tls-key", certs.client.private_key.path.string()});
+        }
+        child_process send(argv);
+        auto o = send.wait(rill_test::tls_peer_run_limit);
+        auto s = server.wait(rill_test::tls_peer_run_limit);
+        if (presented) {
+            EXPECT_EQ(o.out, "lautum\n");
+            EXPECT_EQ(o.err, "");
+            EXPECT_EQ(o.exit_status, 0);
+            EXPECT_THAT(s.err, HasSubstr("CN = rill-test-client")) << s.err;
+        } else {
+            EXPECT_EQ(o.out, "");
+            EXPECT_EQ(o.exit_status, 1);
+            EXPECT_THAT(o.err, HasSubstr("tls ")) << o.err;
+            EXPECT_THAT(o.err, HasSubstr("certificate required")) << o.err;
+        }
+    }
 }
 
 }  // namespace

@@ -106,6 +106,17 @@ TEST(TlsToolFlags, SendMisuseIsOneLine) {
                           "--insecure verifies nothing", usage_exit);
     expect_one_line_error({"send", "127.0.0.1:1", "x", "--tls", "--tls-ca", missing},
                           "--tls-ca " + missing + ": No such file or directory", failure_exit);
+    const std::string cert = certs.client.certificate.path.string();
+    const std::string key = certs.client.private_key.path.string();
+    expect_one_line_error({"send", "127.0.0.1:1", "x", "--tls-cert", cert, "--tls-key", key},
+                          "--tls-cert needs --tls", usage_exit);
+    expect_one_line_error({"send", "127.0.0.1:1", "x", "--tls", "--tls-cert", cert},
+                          "--tls-cert needs --tls-key", usage_exit);
+    expect_one_line_error({"send", "127.0.0.1:1", "x", "--tls", "--tls-key", key},
+                          "--tls-key needs --tls-cert", usage_exit);
+    expect_one_line_error(
+        {"send", "127.0.0.1:1", "x", "--tls", "--tls-cert", missing, "--tls-key", key},
+        "--tls-cert " + missing + ": No such file or directory", failure_exit);
 }
 
 TEST(TlsToolFlags, HelpShowsTheFlags) {
