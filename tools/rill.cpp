@@ -64,6 +64,9 @@ struct usage_error : std::runtime_error {
     using std::runtime_error::runtime_error;
 };
 
+constexpr const char* key_needs_certificate =
+    "--tls-key needs --tls-cert (the certificate it is the key of)";
+
 int parse_int(std::string_view option, const std::string& value) {
     std::size_t used = 0;
     int n = 0;
@@ -151,6 +154,18 @@ void require_tls(std::string_view option) {
                                  ": this rill was built without TLS (RILL_WITH_TLS=OFF)");
 }
 
+// --tls-cert and --tls-key (rill echo's certificate, rill send's client certificate): both or
+// neither, and both readable.
+void check_certificate_flags(const rill::tls_options& tls) {
+    if (tls.certificate_file.empty() != tls.private_key_file.empty())
+        throw usage_error(tls.certificate_file.empty()
+                              ? key_needs_certificate
+                              : "--tls-cert needs --tls-key (the certificate's private key)");
+    if (tls.certificate_file.empty()) return;
+    require_readable_file("--tls-cert", tls.certificate_file);
+    require_readable_file("--tls-key", tls.private_key_file);
+}
+
 // A bare number is a port on the loopback, as tcp_server_stream(2020) takes it; anything else
 // is an address string ("INTF:PORT", "INTF").
 rill::address parse_address(const std::string& text) {
@@ -232,15 +247,12 @@ int echo_command(int argc, char** argv) {
             where = a;
     }
     if (!tls.private_key_file.empty() && tls.certificate_file.empty())
-        throw usage_error("--tls-key needs --tls-cert (the certificate it is the key of)");
+        throw usage_error(key_needs_certificate);
     if (tls_handshake_timeout && tls.certificate_file.empty())
         throw usage_error("--tls-handshake-timeout needs --tls-cert and --tls-key");
     if (!tls.certificate_file.empty()) {
         require_tls("--tls-cert");
-        if (tls.private_key_file.empty())
-            throw usage_error("--tls-cert needs --tls-key (the certificate's private key)");
-        require_readable_file("--tls-cert", tls.certificate_file);
-        require_readable_file("--tls-key", tls.private_key_file);
+        check_certificate_flags(tls);
         if (tls_handshake_timeout) tls.handshake_timeout = *tls_handshake_timeout;
         options.tls = rill::tls_context(tls);
     }
@@ -342,14 +354,7 @@ int send_command(int argc, char** argv) {
         if (!tls.private_key_file.empty()) throw usage_error("--tls-key needs --tls");
     } else {
         require_tls("--tls");
-        if (tls.certificate_file.empty() != tls.private_key_file.empty())
-            throw usage_error(tls.certificate_file.empty()
-                                  ? "--tls-key needs --tls-cert (the certificate it is the key of)"
-                                  : "--tls-cert needs --tls-key (the certificate's private key)");
-        if (!tls.certificate_file.empty()) {
-            require_readable_file("--tls-cert", tls.certificate_file);
-            require_readable_file("--tls-key", tls.private_key_file);
-        }
+        check_certificate_flags(tls);
         if (insecure && !tls.ca_file.empty())
             throw usage_error("--insecure verifies nothing: --tls-ca has no use with it");
         if (!tls.ca_file.empty()) require_readable_file("--tls-ca", tls.ca_file);

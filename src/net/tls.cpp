@@ -455,9 +455,8 @@ public:
     long finish_output(const std::optional<time_point>& deadline) override {
         if (!ssl_ || failed_ || !established_ || (SSL_get_shutdown(ssl_) & SSL_SENT_SHUTDOWN))
             return 0;
-        ERR_clear_error();
         SSL_shutdown(ssl_);  // writes close_notify; the peer's answer is not waited for
-        ERR_clear_error();
+        ERR_clear_error();  // its result is not read: whatever it queued goes
         return send_pending(deadline, true);
     }
 
@@ -547,7 +546,7 @@ private:
         const auto limit = context_->options.handshake_timeout;
         if (!handshake_deadline_) handshake_deadline_ = deadline_after(limit);
         for (;;) {
-            ERR_clear_error();
+            clear_stale_errors();
             const int r = SSL_do_handshake(ssl_);
             if (r == 1) {
                 established_ = true;

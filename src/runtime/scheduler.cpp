@@ -420,23 +420,20 @@ void scheduler::run_loop() {
             if (remote_pending_.load(std::memory_order_seq_cst))
                 timeout = std::chrono::nanoseconds::zero();
         }
-        if (timeout == std::chrono::nanoseconds::zero()) {
-            poller_->wait(timeout);
-            sleeping_.store(false, std::memory_order_relaxed);
-            if (!timers_.empty()) fire_timers(clock::now());
-        } else {
-            // Only a wait that may block is timed (a poll with tasks ready reads no clock),
-            // and the timers are fired with the clock read that ends it.
-            const time_point before = clock::now();
-            poller_->wait(timeout);
-            sleeping_.store(false, std::memory_order_relaxed);
-            const time_point after = clock::now();
+        // Only a wait that may block is timed (a poll with tasks ready reads no clock), and
+        // the timers are fired with the clock read that ends it.
+        const bool may_block = timeout != std::chrono::nanoseconds::zero();
+        const time_point before = may_block ? clock::now() : time_point{};
+        poller_->wait(timeout);
+        sleeping_.store(false, std::memory_order_relaxed);
+        if (!may_block && timers_.empty()) continue;
+        const time_point after = clock::now();
+        if (may_block)
             add_owned(
                 counters_.waiting_ns,
                 static_cast<std::uint64_t>(
                     std::chrono::duration_cast<std::chrono::nanoseconds>(after - before).count()));
-            if (!timers_.empty()) fire_timers(after);
-        }
+        if (!timers_.empty()) fire_timers(after);
     }
 }
 
