@@ -80,6 +80,9 @@ options:
                         to trust
   --tls-resume          --tls, and each connection slot resumes the session (ticket) its
                         last connection received: churn then measures resumed handshakes
+  --before-measure CMD  run CMD (sh -c) after the warmup, with the load paused, and start
+                        the measured time when it ends; a CMD that fails ends the run (exit 2).
+                        The connections are the warmup's: in-flight echoes finish meanwhile
   --json                print one JSON line
 exit status: 0 all echoes matched, 1 mismatch or connection error, 2 usage or setup error
 )";
@@ -139,6 +142,8 @@ bench_options parse_options(int argc, char** argv) {
             o.timeout_s = parse_number(option, value, 0.0, 86400.0);
         else if (option == "--server-pid")
             o.server_pid = parse_number(option, value, 1, 1 << 30);
+        else if (option == "--before-measure")
+            o.before_measure = value;
         else if (option == "--source-addresses")
             o.source_addresses = parse_number(option, value, 0, 250);
         else if (option == "--eol") {

@@ -31,6 +31,9 @@ struct bench_options {
     int source_addresses = -1;  // bind clients to 127.0.0.2..; -1 = scenario default, 0 = no bind
     bool tls = false;  // TLS 1.3 over every connection, the server's certificate not verified
     bool tls_resume = false;  // (implies tls) resume each slot's last session: ticket resumption
+    // Run by `sh -c` between the warmup and the measured time, the load paused meanwhile
+    // (bench/callgrind.sh zeroes the server's counters there); empty: none.
+    std::string before_measure;
 };
 
 // Whether this build has the TLS client (OpenSSL 3 was found when it was configured).

@@ -3,12 +3,15 @@
 
 #include "loadgen/load_generator.hpp"
 
+#include <spawn.h>
 #include <sys/epoll.h>
+#include <sys/wait.h>
 
 #include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstdio>
+#include <stdexcept>
 #include <string>
 #include <system_error>
 
@@ -23,6 +26,26 @@ namespace {
 // idle for a while: a server may reclaim per-connection memory lazily (rill's io_uring
 // backend moves a receive that has waited 1-2 s onto shared provided buffers).
 constexpr double idle_settle_s = 3.0;
+
+// --before-measure: CMD through `sh -c`, waited for; anything but exit status 0 ends the run.
+void run_before_measure(const std::string& command) {
+    const char* argv[] = {"sh", "-c", command.c_str(), nullptr};
+    pid_t pid = 0;
+    // posix_spawn takes char* const[]; it does not change the strings.
+    if (const int e =
+            posix_spawn(&pid, "/bin/sh", nullptr, nullptr, const_cast<char**>(argv), environ);
+        e != 0)
+        throw std::system_error(e, std::generic_category(), "--before-measure: posix_spawn");
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0)
+        if (errno != EINTR) throw std::system_error(errno, std::generic_category(), "waitpid");
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        throw std::runtime_error("--before-measure command failed (" +
+                                 (WIFEXITED(status)
+                                      ? "exit status " + std::to_string(WEXITSTATUS(status))
+                                      : std::string("killed by a signal")) +
+                                 "): " + command);
+}
 
 }  // namespace
 
@@ -219,6 +242,7 @@ int load_generator::run() {
     phase_ = phase::warmup;
     phase_start_ns_ = now_ns();
     run_until(phase_start_ns_ + seconds_to_ns(o_.warmup_s), [] { return false; });
+    if (!o_.before_measure.empty()) run_before_measure(o_.before_measure);
     phase_ = phase::measure;
     phase_start_ns_ = now_ns();
     start_measuring();
