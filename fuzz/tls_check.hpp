@@ -23,7 +23,9 @@
 //   settings   bit 0: the client ends with close_notify (0) or by shutting down TCP only
 //                (truncation between records, read as end of stream); bit 1: the server's
 //                max_line_length is short_max_line_length_bytes instead of the default
-//                (modes 0 and 1); bit 2: mode 2 flips ciphertext instead of injecting bytes.
+//                (modes 0 and 1); bit 2: mode 2 flips ciphertext instead of injecting bytes;
+//                bit 3: the client of modes 1 and 2 offers TLS 1.2 only (records with an
+//                explicit nonce and no inner content type), else TLS 1.3.
 //
 // Checked: no crash or sanitizer report; read_line ends only in end of stream, tls_error or
 // line_too_long (never another exception, never a hang: every run ends within
@@ -31,7 +33,8 @@
 // mode 1 gives exactly the lines a model cuts from the payload, then end of stream; mode 2
 // gives exactly the lines complete before the corruption (the first record changed, or the
 // injected bytes) and then tls_error (or, should injected bytes be ignored, all the lines
-// sent and end of stream); mode 0 never gives a line.
+// sent and end of stream); mode 0 never gives a line; modes 1 and 2 negotiate the version
+// bit 3 asks for.
 #pragma once
 
 #include <openssl/bio.h>
@@ -87,6 +90,7 @@ struct settings {
     mode what = mode::raw;
     bool close_notify = true;  // the client ends with close_notify, else TCP's end only
     bool flip = false;  // mode corrupted: XOR into the records instead of injecting bytes
+    bool tls12 = false;  // modes established and corrupted: the client offers TLS 1.2 only
     std::size_t max_line_length = default_max_line_length_bytes;
     std::uint32_t record_seed = 0;
     std::uint32_t cipher_seed = 0;
@@ -100,6 +104,7 @@ inline settings parse_input(const std::uint8_t* data, std::size_t size) {
     if ((data[1] & 2) != 0 && s.what != mode::corrupted)
         s.max_line_length = short_max_line_length_bytes;
     s.flip = (data[1] & 4) != 0;
+    s.tls12 = (data[1] & 8) != 0;
     s.record_seed = data[2];
     s.cipher_seed = data[3];
     s.payload =
@@ -172,12 +177,17 @@ inline const tls_context& server_context() {
     return context;
 }
 
-inline const tls_context& client_context() {
+inline const tls_context& client_context(bool tls12) {
     static const tls_context context({.verify_peer = false,
                                       .server_name = "localhost",
                                       .session_resumption = false,
                                       .handshake_timeout = handshake_timeout});
-    return context;
+    static const tls_context context12({.verify_peer = false,
+                                        .server_name = "localhost",
+                                        .max_version = tls_version::tls1_2,
+                                        .session_resumption = false,
+                                        .handshake_timeout = handshake_timeout});
+    return tls12 ? context12 : context;
 }
 
 // What the server's reads gave: the lines ("line:..." or "line_too_long") and how they ended.
@@ -364,12 +374,28 @@ struct client_report {
     // The plaintext whose records went out unchanged before the first changed byte: all of it
     // when none was changed, or only the close_notify.
     std::size_t intact_bytes = 0;
+    std::string version;  // negotiated ("TLSv1.3"); empty: no handshake
+    std::size_t record_overhead = 0;  // the ciphertext a record adds (0: no handshake)
 };
 
-// The ciphertext a TLS 1.3 record adds to its plaintext: header 5, content type 1, tag 16.
-inline constexpr std::size_t tls13_record_overhead_bytes = 22;
-// A close_notify record: the alert's 2 bytes and the overhead.
-inline constexpr std::size_t tls13_close_notify_bytes = 2 + tls13_record_overhead_bytes;
+// The ciphertext a record adds to its plaintext. TLS 1.3: header 5, content type 1, tag 16.
+inline constexpr std::size_t tls13_record_overhead_bytes = 5 + 1 + 16;
+// TLS 1.2 with AES-GCM: header 5, explicit nonce 8, tag 16; with ChaCha20-Poly1305: no nonce.
+inline constexpr std::size_t tls12_gcm_record_overhead_bytes = 5 + 8 + 16;
+inline constexpr std::size_t tls12_chacha_record_overhead_bytes = 5 + 16;
+// A close_notify alert's plaintext.
+inline constexpr std::size_t close_notify_bytes = 2;
+
+// The overhead of the records the negotiated version and cipher make; empty for a cipher the
+// check does not know (OpenSSL's defaults with an ECDSA key negotiate only AEAD ciphers).
+inline std::optional<std::size_t> record_overhead_bytes(const tls_info& info) {
+    if (info.version == "TLSv1.3") return tls13_record_overhead_bytes;
+    if (info.version != "TLSv1.2") return std::nullopt;
+    if (info.cipher.find("GCM") != std::string::npos) return tls12_gcm_record_overhead_bytes;
+    if (info.cipher.find("CHACHA20") != std::string::npos)
+        return tls12_chacha_record_overhead_bytes;
+    return std::nullopt;
+}
 
 // Modes established and corrupted: a real TLS client sends `plaintext` in records cut at
 // random, then ends. `corruption` (mode corrupted) goes raw into the ciphertext stream after
@@ -381,26 +407,25 @@ inline server_reads run_established(const settings& in, std::string_view plainte
     auto tap_owner = std::make_unique<corrupting_transport>(std::move(client_lower));
     corrupting_transport* tap = tap_owner.get();  // owned by the client's TLS transport
     std::unique_ptr<detail::transport> client = detail::make_tls_transport(
-        std::move(tap_owner), client_context(), detail::tls_role::client, "localhost", 0);
+        std::move(tap_owner), client_context(in.tls12), detail::tls_role::client, "localhost", 0);
     std::vector<std::string> records = read_line_check::chunks_at(
         plaintext, codec_check::random_cuts(plaintext.size(), in.record_seed));
     std::erase_if(records, [](const std::string& r) { return r.empty(); });
     report.intact_bytes = plaintext.size();
 
     const bool flip = !corruption.empty() && in.flip;
-    std::size_t flip_at = 0;
-    std::string_view masks;
-    if (flip) {
-        std::size_t ciphertext_bytes = in.close_notify ? tls13_close_notify_bytes : 0;
-        for (const std::string& r : records)
-            ciphertext_bytes += r.size() + tls13_record_overhead_bytes;
+    // Where the flips start: an offset into the ciphertext of the records and the close_notify,
+    // whose size the negotiated record overhead gives.
+    const auto arm_flips = [&](std::size_t overhead) {
+        std::size_t ciphertext_bytes = in.close_notify ? close_notify_bytes + overhead : 0;
+        for (const std::string& r : records) ciphertext_bytes += r.size() + overhead;
         const auto byte = [&](std::size_t i) {
             return i < corruption.size() ? static_cast<std::uint8_t>(corruption[i]) : 0u;
         };
         // No record at all (no plaintext, no close_notify): nothing to flip.
-        flip_at = (byte(0) | byte(1) << 8) % std::max<std::size_t>(ciphertext_bytes, 1);
-        masks = corruption.substr(std::min<std::size_t>(2, corruption.size()));
-    }
+        tap->arm((byte(0) | byte(1) << 8) % std::max<std::size_t>(ciphertext_bytes, 1),
+                 corruption.substr(std::min<std::size_t>(2, corruption.size())));
+    };
 
     // clang 14 cannot capture structured bindings: plain pointers.
     detail::transport* const in_side = relay_in.get();
@@ -414,7 +439,18 @@ inline server_reads run_established(const settings& in, std::string_view plainte
             client->shutdown_writer();
             return;
         }
-        if (flip) tap->arm(flip_at, masks);
+        const std::optional<tls_info> info = detail::tls_info_of(*client, std::nullopt, "check");
+        if (info) report.version = info->version;
+        const std::optional<std::size_t> overhead =
+            info ? record_overhead_bytes(*info) : std::nullopt;
+        if (!overhead) {
+            report.failure = "unknown record overhead: " +
+                             (info ? info->version + " " + info->cipher : std::string("no TLS"));
+            client->shutdown_writer();
+            return;
+        }
+        report.record_overhead = *overhead;
+        if (flip) arm_flips(*overhead);
         std::vector<std::size_t> record_ends;  // ciphertext sent after each record
         for (const std::string& record : records) {
             report.failure = send_all(*client, record, "client send");
@@ -508,6 +544,9 @@ inline std::string check_tls_input(const std::uint8_t* data, std::size_t size) {
     if (r.end.find("no handshake within") != std::string::npos)
         return "the handshake hung (all input was given): " + describe(r);
     if (!end_repeats(r)) return "the end does not repeat: " + describe(r);
+    if (in.what != mode::raw && client.version != (in.tls12 ? "TLSv1.2" : "TLSv1.3"))
+        return "negotiated [" + client.version + "], not the version asked for (" + client.failure +
+               "): " + describe(r);
     switch (in.what) {
     case mode::raw:
         // Raw bytes cannot complete a handshake (they would need the server's key share).
