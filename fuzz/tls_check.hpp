@@ -177,16 +177,18 @@ inline const tls_context& server_context() {
     return context;
 }
 
+// The client's context, capped at `max_version` when given (settings bit 3: TLS 1.2).
+inline tls_context make_client_context(std::optional<tls_version> max_version) {
+    return tls_context({.verify_peer = false,
+                        .server_name = "localhost",
+                        .max_version = max_version,
+                        .session_resumption = false,
+                        .handshake_timeout = handshake_timeout});
+}
+
 inline const tls_context& client_context(bool tls12) {
-    static const tls_context context({.verify_peer = false,
-                                      .server_name = "localhost",
-                                      .session_resumption = false,
-                                      .handshake_timeout = handshake_timeout});
-    static const tls_context context12({.verify_peer = false,
-                                        .server_name = "localhost",
-                                        .max_version = tls_version::tls1_2,
-                                        .session_resumption = false,
-                                        .handshake_timeout = handshake_timeout});
+    static const tls_context context = make_client_context(std::nullopt);
+    static const tls_context context12 = make_client_context(tls_version::tls1_2);
     return tls12 ? context12 : context;
 }
 
