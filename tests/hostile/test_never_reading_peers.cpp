@@ -46,13 +46,7 @@ std::vector<stuck_peer> never_reading_peers(int port, int count) {
         peers.push_back(std::move(p));
     }
     const std::string line = tagged_line("never reads", long_line_bytes) + "\n";
-    // A peer counts as stuck once its sends have found no room for 500 ms. With the default
-    // 100 ms a peer could be taken for stuck while its server task was only held up (one
-    // worker serves four floods, and the kernel may still be growing the server's send
-    // buffer, to 4 MiB): the task then wrote every answer into the socket without waiting,
-    // so no writer timeout was due and the peer stayed connected (seen on a KVM VM, epoll,
-    // in 2 of 6 runs; 500 ms: none in 24).
-    EXPECT_TRUE(send_until_stuck(fds, line, flood_limit_bytes, 500ms))
+    EXPECT_TRUE(send_until_stuck(fds, line, flood_limit_bytes))
         << "the server never stopped taking a peer's lines";
     return peers;
 }
